@@ -1,0 +1,32 @@
+# Two commands set everything up on a fresh machine: `make run` and `make test`.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# torch first, pinned: a CPU build of 2.13.0 lies on this machine's disk (any other spec downloads GBs).
+TORCH ?= torch==2.13.0
+RUN ?= runs/quickstart
+
+.PHONY: install run test bench clean
+
+$(BIN)/animevae: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q "$(TORCH)"
+	$(BIN)/pip install -q -e ".[test]"
+	touch $@
+
+install: $(BIN)/animevae
+
+# The main job on the built-in offline faces: train a few epochs, then write 100 faces and their grid.
+run: install
+	$(BIN)/animevae train --data builtin --epochs 6 --out $(RUN) --overwrite
+	$(BIN)/animevae generate --run $(RUN) --n 100 --out $(RUN)/generated
+
+test: install
+	$(BIN)/python -m pytest -q
+
+bench: install
+	$(BIN)/python benchmarks/train_speed.py
+
+clean:
+	rm -rf $(VENV) runs

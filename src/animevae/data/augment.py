@@ -1,0 +1,48 @@
+"""The seed's augmentation (flip p=0.5, then rotation uniform in [-r, r]) as one batched warp on the device.
+
+torchvision applies these per image with PIL on the CPU; here a whole uint8 batch is converted to
+floats and warped by a single ``grid_sample`` wherever the model runs. Same distribution: each image
+gets its own flip and angle; rotation is counter-clockwise about the centre like ``PIL.Image.rotate``,
+and by default uses nearest-neighbour sampling and black corners like ``RandomRotation``'s defaults.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+
+def affine_matrices(flip: torch.Tensor, angle_deg: torch.Tensor) -> torch.Tensor:
+    """N x 2 x 3 sampling matrices (output -> input coordinates) for ``affine_grid``."""
+    a = angle_deg * (math.pi / 180)
+    cos, sin = torch.cos(a), torch.sin(a)
+    sx = 1 - 2 * flip.to(a.dtype)  # -1 mirrors x
+    zero = torch.zeros_like(a)
+    # input = Flip @ Rot(-angle) @ output, in normalised coordinates with y pointing down
+    row0 = torch.stack([sx * cos, -sx * sin, zero], dim=-1)
+    row1 = torch.stack([sin, cos, zero], dim=-1)
+    return torch.stack([row0, row1], dim=1)
+
+
+def augment(
+    images: torch.Tensor,
+    generator: torch.Generator | None = None,
+    hflip: bool = True,
+    rotation: float = 10.0,
+    fill: str = "zeros",
+    interpolation: str = "nearest",
+) -> torch.Tensor:
+    """uint8 N x C x H x W (on any device) -> float32 in [0, 1], flipped and rotated per image."""
+    x = images.float().div_(255)
+    n = x.shape[0]
+    if n == 0 or (not hflip and rotation == 0):
+        return x
+    dev = x.device
+    flip = torch.rand(n, device=dev, generator=generator) < 0.5 if hflip else torch.zeros(n, dtype=torch.bool, device=dev)
+    if rotation == 0:
+        return torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
+    angle = (torch.rand(n, device=dev, generator=generator) * 2 - 1) * rotation
+    grid = F.affine_grid(affine_matrices(flip, angle), list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode=interpolation, padding_mode=fill, align_corners=False)

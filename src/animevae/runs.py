@@ -1,0 +1,184 @@
+"""The run folder: what a run writes, written atomically, and how a run (local or on the Hub) is read back.
+
+    runs/NAME/
+      config.json           model fields at top level (a from_pretrained target) + train, data, data_stats
+      model.safetensors     the latest weights
+      latents.safetensors   mu, logvar (N x latent) and row_id (N) of every training image
+      metrics.jsonl         one line per epoch
+      samples/epoch_001.png a sample grid per epoch
+      epochs/epoch_001/     per-epoch copies of weights + latents (the last --keep-last)
+
+Every file goes to a temporary name, is flushed and fsynced, then renamed over the old one, so a
+crash at any instant leaves either the old or the new file, never half of one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from .errors import UserError
+
+WEIGHTS = "model.safetensors"
+LATENTS = "latents.safetensors"
+CONFIG = "config.json"
+METRICS = "metrics.jsonl"
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: str | os.PathLike, write) -> None:
+    """Call ``write(tmp_path)``, fsync the result, then rename it over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def write_bytes(path, data: bytes) -> None:
+    atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
+
+
+def write_json(path, obj) -> None:
+    write_bytes(path, (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode())
+
+
+def append_line(path, line: str) -> None:
+    """Append by rewriting atomically: metrics files are small, and a torn last line is never left."""
+    path = Path(path)
+    old = path.read_bytes() if path.exists() else b""
+    write_bytes(path, old + line.rstrip("\n").encode() + b"\n")
+
+
+def save_tensors(tensors: dict[str, torch.Tensor], path, metadata: dict[str, str] | None = None) -> None:
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
+    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+
+
+def load_tensors(path, device: str = "cpu") -> dict[str, torch.Tensor]:
+    """safetensors only: a file of tensors can never run code when read."""
+    try:
+        return load_file(str(path), device=device)
+    except (SafetensorError, OSError, ValueError) as e:
+        raise UserError(f"{path}: not a readable safetensors file ({str(e).splitlines()[0][:120]}); it may be damaged or not an animevae file") from None
+
+
+def read_json(path) -> dict:
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise UserError(f"{path}: cannot read JSON ({e})") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected a JSON object")
+    return data
+
+
+def resolve_file(folder_or_repo: str, filename: str, revision: str | None = None, token=None) -> str:
+    """Path of ``filename`` in a local folder, or downloaded from a Hub model repo (pinned to ``revision``)."""
+    local = Path(folder_or_repo).expanduser()
+    if local.is_dir():
+        path = local / filename
+        if not path.is_file():
+            raise UserError(f"{local}: no {filename} here; is this a finished animevae run folder?")
+        return str(path)
+    if local.exists() or folder_or_repo.count("/") != 1 or folder_or_repo.startswith((".", "/", "~")):
+        raise UserError(f"{folder_or_repo}: no such run folder (and not a Hub repo id of the form USER/NAME)")
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError
+
+    try:
+        return hf_hub_download(folder_or_repo, filename, revision=revision, token=token)
+    except EntryNotFoundError:
+        raise UserError(f"Hub repo {folder_or_repo} has no {filename}; is it an animevae model?") from None
+    except RepositoryNotFoundError:
+        raise UserError(f"Hub repo {folder_or_repo} not found (or private: log in with `hf auth login`)") from None
+    except (LocalEntryNotFoundError, HfHubHTTPError, OSError) as e:
+        raise UserError(
+            f"cannot download {filename} from the Hub repo {folder_or_repo} ({type(e).__name__}); "
+            "check your connection, or pass a local run folder"
+        ) from None
+
+
+@dataclass
+class Latents:
+    """The learned latents of every training image, row-aligned with the dataset."""
+
+    mu: torch.Tensor
+    logvar: torch.Tensor
+    row_id: torch.Tensor
+
+    def save(self, path) -> None:
+        save_tensors({"mu": self.mu, "logvar": self.logvar, "row_id": self.row_id}, path)
+
+    @classmethod
+    def load(cls, path) -> "Latents":
+        t = load_tensors(path)
+        if not {"mu", "logvar", "row_id"} <= set(t):
+            raise UserError(f"{path}: expected tensors mu, logvar, row_id; found {', '.join(sorted(t))}")
+        if not (t["mu"].ndim == 2 and t["mu"].shape == t["logvar"].shape and t["row_id"].shape == t["mu"].shape[:1]):
+            raise UserError(f"{path}: mu, logvar and row_id do not line up")
+        return cls(t["mu"].float(), t["logvar"].float(), t["row_id"])
+
+
+def load_latents(run: str, revision: str | None = None) -> Latents:
+    return Latents.load(resolve_file(run, LATENTS, revision=revision))
+
+
+def load_run_config(run: str, revision: str | None = None) -> dict:
+    return read_json(resolve_file(run, CONFIG, revision=revision))
+
+
+def prepare_out_dir(out: Path, overwrite: bool) -> None:
+    """Refuse to write over another run, and fail before training if the folder can't be written."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out}: exists and is not a folder; choose another path")
+    if out.is_dir() and (out / CONFIG).exists() and not overwrite:
+        raise UserError(f"--out {out}: already holds a run; pass --resume {out} to continue it, --overwrite to replace it, or pick a new --out")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.write_bytes(b"x")
+        probe.unlink()
+    except OSError as e:
+        raise UserError(f"--out {out}: cannot write there ({e.strerror}); choose a writable folder") from None
+
+
+def keep_epoch_copy(out: Path, epoch: int, keep_last: int) -> None:
+    """Copy this epoch's weights and latents to epochs/epoch_NNN and drop copies older than keep_last."""
+    epochs = out / "epochs"
+    if keep_last > 0:
+        dest = epochs / f"epoch_{epoch:03d}"
+        for name in (WEIGHTS, LATENTS):
+            atomic_write(dest / name, lambda tmp, name=name: shutil.copyfile(out / name, tmp))
+    if epochs.is_dir():
+        old = sorted(p for p in epochs.iterdir() if p.name.startswith("epoch_"))
+        for p in old[: max(0, len(old) - keep_last)]:
+            shutil.rmtree(p, ignore_errors=True)

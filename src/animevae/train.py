@@ -1,0 +1,318 @@
+"""The training loop: decoded faces -> on-device augmentation -> VAE -> loss -> Adam, and the run folder per epoch.
+
+Read top to bottom: ``setup`` picks device and precision, ``train`` is the loop. Single process by
+default; under ``torchrun`` every rank trains on its shard with DistributedDataParallel and rank 0
+alone writes files (the per-epoch latents are gathered from all ranks first).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from tqdm.auto import tqdm
+
+from . import runs
+from .config import DataConfig, ModelConfig, TrainConfig
+from .data.augment import augment
+from .data.cache import ImageSet, load_images
+from .errors import UserError
+from .images import save_grid, save_loss_curve
+from .loss import vae_loss
+from .model import VAE, load_weights
+from .samplers import MixSampler
+
+FINETUNE_LR = 1e-4  # default lr when starting from trained weights
+
+
+# -- setup -------------------------------------------------------------------------------------
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UserError(f"--device {name}: not a device name (try cpu, cuda, cuda:1, mps)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"--device {name}: CUDA is not available on this machine; use --device cpu")
+    return device
+
+
+def cpu_has_bf16() -> bool:
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def pick_precision(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype (None = fp32). auto: bf16 where the hardware has it, fp16 on older GPUs."""
+    if precision == "auto":
+        if device.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.bfloat16 if device.type == "cpu" and cpu_has_bf16() else None
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+def split_rows(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A seeded held-out split of positions 0..n-1 (the same for every run with that seed)."""
+    perm = np.random.default_rng([seed, 7]).permutation(n)
+    n_val = int(round(n * val_fraction)) if n > 1 else 0
+    n_val = min(n_val, n - 1)
+    return np.sort(perm[n_val:]), np.sort(perm[:n_val])
+
+
+class DeviceImages:
+    """The uint8 images, fetched by index: from the memmap on CPU, or held whole on a GPU (1.7 GB for 63k faces)."""
+
+    def __init__(self, images: np.ndarray, device: torch.device):
+        self.device = device
+        self.on_device = device.type == "cuda"
+        self.images = torch.from_numpy(np.ascontiguousarray(images)).to(device) if self.on_device else images
+
+    def __getitem__(self, idx: np.ndarray) -> torch.Tensor:
+        if self.on_device:
+            return self.images[torch.as_tensor(idx, device=self.device)]
+        return torch.from_numpy(self.images[idx])
+
+
+# -- evaluation passes ---------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def encode_rows(model: VAE, data: DeviceImages, positions: np.ndarray, batch: int, amp) -> tuple[torch.Tensor, torch.Tensor]:
+    """Latent mean and log-variance of every image at ``positions`` (eval mode, no augmentation)."""
+    mus, logvars = [], []
+    for s in range(0, len(positions), batch):
+        x = data[positions[s : s + batch]].float().div_(255).contiguous(memory_format=torch.channels_last)
+        with torch.autocast(data.device.type, dtype=amp or torch.float32, enabled=amp is not None):
+            enc = model.encode(x)
+        mus.append(enc.mu.float().cpu())
+        logvars.append(enc.logvar.float().cpu())
+    d = model.config.latent_dim
+    return (torch.cat(mus) if mus else torch.zeros(0, d)), (torch.cat(logvars) if logvars else torch.zeros(0, d))
+
+
+@torch.no_grad()
+def heldout_loss(model: VAE, data: DeviceImages, positions: np.ndarray, batch: int, amp, beta: float, seed: int) -> dict:
+    """Mean recon and KL per image on held-out images, one fixed-seed z sample each (comparable across epochs)."""
+    gen = torch.Generator(device=data.device).manual_seed(seed)
+    recon = kl = 0.0
+    for s in range(0, len(positions), batch):
+        x = data[positions[s : s + batch]].float().div_(255).contiguous(memory_format=torch.channels_last)
+        with torch.autocast(data.device.type, dtype=amp or torch.float32, enabled=amp is not None):
+            enc = model.encode(x)
+            eps = torch.randn(enc.mu.shape, generator=gen, device=data.device)
+            logits = model.decode(enc.mu + torch.exp(enc.logvar.float() / 2) * eps)
+        out = vae_loss(logits, x, enc.mu, enc.logvar, beta)
+        recon += out.recon.sum().item()
+        kl += out.kl.sum().item()
+    n = max(1, len(positions))
+    return {"recon": recon / n, "kl": kl / n, "loss": (recon + beta * kl) / n}
+
+
+# -- distributed helpers ---------------------------------------------------------------------------
+
+
+def dist_setup(device_name: str) -> tuple[int, int, torch.device]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        device = pick_device(device_name)
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        return dist.get_rank(), world, device
+    return 0, 1, pick_device(device_name)
+
+
+def gather_rows(tensors: list[torch.Tensor], world: int) -> list[torch.Tensor]:
+    """Concatenate each rank's rows on every rank (ranks may hold different counts)."""
+    if world == 1:
+        return tensors
+    out = []
+    for t in tensors:
+        size = torch.tensor([len(t)])
+        sizes = [torch.zeros_like(size) for _ in range(world)]
+        dist.all_gather(sizes, size)
+        biggest = int(max(s.item() for s in sizes))
+        padded = torch.zeros((biggest, *t.shape[1:]), dtype=t.dtype)
+        padded[: len(t)] = t
+        parts = [torch.zeros_like(padded) for _ in range(world)]
+        dist.all_gather(parts, padded)
+        out.append(torch.cat([p[: int(s.item())] for p, s in zip(parts, sizes)]))
+    return out
+
+
+# -- the loop --------------------------------------------------------------------------------------
+
+
+def build_model(model_cfg: ModelConfig, train_cfg: TrainConfig) -> tuple[VAE, ModelConfig]:
+    """A fresh model, or (fine-tuning) the weights and model config of ``init_from``."""
+    if train_cfg.init_from is None:
+        return VAE(model_cfg), model_cfg
+    model = VAE.from_pretrained(train_cfg.init_from)
+    if train_cfg.freeze == "encoder":
+        for m in (model.encoder, model.fc_mu, model.fc_logvar):
+            m.requires_grad_(False)
+    elif train_cfg.freeze == "decoder":
+        for m in (model.fc_decode, model.decoder):
+            m.requires_grad_(False)
+    return model, model.config
+
+
+def train(
+    model_cfg: ModelConfig,
+    train_cfg: TrainConfig,
+    data_cfg: DataConfig,
+    out: str | Path,
+    overwrite: bool = False,
+    progress: bool = True,
+    command: str | None = None,
+) -> Path:
+    """Train a VAE and write the run folder ``out``; returns its path."""
+    rank, world, device = dist_setup(train_cfg.device)
+    out = Path(out)
+    if rank == 0:
+        runs.prepare_out_dir(out, overwrite)
+    torch.manual_seed(train_cfg.seed)
+    model, model_cfg = build_model(model_cfg, train_cfg)
+    show = progress and rank == 0
+
+    faces: ImageSet = load_images(data_cfg, model_cfg.image_size, progress=show) if rank == 0 or world == 1 else None
+    if world > 1:  # rank 0 builds the cache, the others then read it
+        dist.barrier()
+        if rank != 0:
+            faces = load_images(data_cfg, model_cfg.image_size, progress=False)
+    train_pos, val_pos = split_rows(len(faces), train_cfg.val_fraction, train_cfg.seed)
+    if len(train_pos) < world:
+        raise UserError(f"--data {data_cfg.source}: {len(train_pos)} training image(s) for {world} processes; use more data")
+    if show:
+        counts = faces.stats["counts"]
+        print(
+            f"data: {faces.stats['source']['name']}: kept {counts['kept']}, skipped non-RGB {counts['skipped_not_rgb']}, "
+            f"undecodable {counts['skipped_undecodable']}, too small {counts['skipped_too_small']}, too large {counts['skipped_too_large']}"
+            f" | train {len(train_pos)}, held out {len(val_pos)}",
+            file=sys.stderr,
+        )
+
+    amp = pick_precision(train_cfg.precision, device)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp is torch.float16)
+    memory_format = torch.channels_last if train_cfg.channels_last else torch.contiguous_format
+    model = model.to(device, memory_format=memory_format)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(params, lr=train_cfg.lr)
+    step_model = model
+    if world > 1:
+        step_model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    if train_cfg.compile:
+        step_model = torch.compile(step_model)
+    data = DeviceImages(faces.images, device)
+    aug_gen = torch.Generator(device=device).manual_seed(train_cfg.seed * 1000 + rank)
+
+    config = {
+        **asdict(model_cfg),
+        "model": asdict(model_cfg),
+        "train": asdict(train_cfg),
+        "data": asdict(data_cfg),
+        "data_stats": faces.stats,
+        "split": {"train": len(train_pos), "heldout": len(val_pos)},
+        "world_size": world,
+        "command": command,
+    }
+    if rank == 0:
+        runs.write_json(out / runs.CONFIG, config)
+
+    my_train = train_pos[rank::world]  # this rank's shard, for the latents pass
+    steps_per_epoch = len(train_pos) // (train_cfg.batch_size * world) or 1
+    history: list[dict] = []
+    step = 0
+    for epoch in range(1, train_cfg.epochs + 1):
+        model.train()
+        order = train_pos[np.random.default_rng([train_cfg.seed, epoch]).permutation(len(train_pos))]
+        shard = order[rank::world]
+        t0, seen = time.perf_counter(), 0
+        sums = torch.zeros(3, device=device)  # recon, kl, count: read every log_every steps, not every step
+        bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch}/{train_cfg.epochs}", unit="step", disable=not show, dynamic_ncols=True, leave=False)
+        for i in range(steps_per_epoch):
+            idx = shard[i * train_cfg.batch_size : (i + 1) * train_cfg.batch_size]
+            if len(idx) == 0:
+                idx = shard[: train_cfg.batch_size]
+            x = augment(data[idx], aug_gen, train_cfg.hflip, train_cfg.rotation, train_cfg.rotation_fill, train_cfg.interpolation)
+            x = x.contiguous(memory_format=memory_format)
+            with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
+                outp = step_model(x)
+            loss = vae_loss(outp.logits, x, outp.mu, outp.logvar, train_cfg.beta)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss.loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            sums += torch.stack([loss.recon.detach().sum(), loss.kl.detach().sum(), torch.tensor(float(len(idx)), device=device)])
+            seen += len(idx)
+            step += 1
+            bar.update(1)
+            if show and (i + 1) % train_cfg.log_every == 0:
+                r, k, c = sums.tolist()
+                bar.set_postfix(loss=f"{(r + train_cfg.beta * k) / c:.1f}", recon=f"{r / c:.1f}", kl=f"{k / c:.1f}", img_s=f"{seen * world / (time.perf_counter() - t0):.0f}")
+        bar.close()
+        if world > 1:
+            dist.all_reduce(sums)
+        r, k, c = sums.tolist()
+        if not all(math.isfinite(v) for v in (r, k)):
+            raise UserError(f"epoch {epoch}: the loss became {r + k}; lower --lr (now {train_cfg.lr}) or use --precision fp32")
+        seconds = time.perf_counter() - t0
+
+        # end of epoch: held-out loss, every training image's latents, then the files
+        model.eval()
+        val = heldout_loss(model, data, val_pos, 256, amp, train_cfg.beta, train_cfg.seed) if len(val_pos) and rank == 0 else None
+        mu, logvar = encode_rows(model, data, my_train, 256, amp)
+        rows = torch.from_numpy(faces.row_ids[my_train])
+        mu, logvar, rows = gather_rows([mu, logvar, rows], world)
+        pixels = model_cfg.in_channels * model_cfg.image_size**2
+        line = {
+            "epoch": epoch,
+            "step": step,
+            "loss": (r + train_cfg.beta * k) / c,
+            "recon": r / c,
+            "kl": k / c,
+            "recon_per_dim": r / c / pixels,
+            "kl_per_dim": k / c / model_cfg.latent_dim,
+            "heldout_loss": val["loss"] if val else None,
+            "heldout_recon": val["recon"] if val else None,
+            "heldout_kl": val["kl"] if val else None,
+            "images_per_s": seen * world / seconds,
+            "seconds": seconds,
+        }
+        history.append(line)
+        if rank == 0:
+            order_rows = torch.argsort(rows)
+            latents = runs.Latents(mu[order_rows], logvar[order_rows], rows[order_rows])
+            runs.save_tensors({k2: v for k2, v in model.state_dict().items()}, out / runs.WEIGHTS)
+            latents.save(out / runs.LATENTS)
+            runs.append_line(out / runs.METRICS, json.dumps(line))
+            z = MixSampler(latents.mu, k=4).sample(train_cfg.sample_count, torch.Generator().manual_seed(0))
+            save_grid(model.generate(z.to(device)).cpu(), out / "samples" / f"epoch_{epoch:03d}.png")
+            save_loss_curve(history, out / "loss.png")
+            runs.keep_epoch_copy(out, epoch, train_cfg.keep_last)
+            if show:
+                held = f", held-out {val['loss']:.1f}" if val else ""
+                tqdm.write(
+                    f"epoch {epoch}: loss {line['loss']:.1f} (recon {line['recon']:.1f} + kl {line['kl']:.1f}){held}, "
+                    f"{line['images_per_s']:.0f} img/s, {seconds:.0f}s",
+                    file=sys.stderr,
+                )
+    if world > 1:
+        dist.barrier()
+    return out
