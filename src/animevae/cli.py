@@ -4,60 +4,120 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import shlex
 import sys
 
-from .errors import UserError
+from .errors import Interrupted, UserError
 
 DEFAULT_HUB_DATASET = "DrishtiSharma/Anime-Face-Dataset"
 
 
-def _add_data_args(p: argparse.ArgumentParser) -> None:
+S = argparse.SUPPRESS  # train flags default to "not given", so a --config file can supply them
+
+
+def _add_data_args(p: argparse.ArgumentParser, defaults: bool = True) -> None:
+    d = (lambda v: v) if defaults else (lambda v: S)
     g = p.add_argument_group("data")
-    g.add_argument("--data", default=DEFAULT_HUB_DATASET, help="Hub dataset id, parquet file/glob/folder, image folder, or 'builtin' (default: %(default)s)")
-    g.add_argument("--split", default="train", help="Hub dataset split (default: train)")
-    g.add_argument("--revision", help="Hub dataset revision to pin (branch, tag or commit)")
-    g.add_argument("--image-column", help="column holding the images (default: image, img, or the first Image feature)")
-    g.add_argument("--limit", type=int, help="use only the first N images")
-    g.add_argument("--convert-to-rgb", action="store_true", help="convert grayscale/RGBA/palette/CMYK images instead of skipping them (the seed skips)")
-    g.add_argument("--builtin-count", type=int, default=4000, help="how many procedural faces --data builtin makes (default: 4000)")
-    g.add_argument("--no-cache", action="store_true", help="decode into memory instead of the on-disk cache")
-    g.add_argument("--cache-dir", help="where decoded images are cached (default: $ANIMEVAE_CACHE or ~/.cache/animevae)")
-    g.add_argument("--workers", type=int, help="decode processes (default: all cores)")
+    g.add_argument("--data", dest="source", default=d(DEFAULT_HUB_DATASET), help=f"Hub dataset id, parquet file/glob/folder, image folder, or 'builtin' (default: {DEFAULT_HUB_DATASET})")
+    g.add_argument("--split", default=d("train"), help="Hub dataset split (default: train)")
+    g.add_argument("--revision", default=d(None), help="Hub dataset revision to pin (branch, tag or commit)")
+    g.add_argument("--image-column", default=d(None), help="column holding the images (default: image, img, or the first Image feature)")
+    g.add_argument("--limit", type=int, default=d(None), help="use only the first N images")
+    g.add_argument("--convert-to-rgb", action="store_true", default=d(False), help="convert grayscale/RGBA/palette/CMYK images instead of skipping them (the seed skips)")
+    g.add_argument("--builtin-count", type=int, default=d(4000), help="how many procedural faces --data builtin makes (default: 4000)")
+    g.add_argument("--no-cache", dest="cache", action="store_false", default=d(True), help="decode into memory instead of the on-disk cache")
+    g.add_argument("--cache-dir", default=d(None), help="where decoded images are cached (default: $ANIMEVAE_CACHE or ~/.cache/animevae)")
+    g.add_argument("--workers", type=int, default=d(None), help="decode processes (default: all cores)")
 
 
-def _data_config(a):
-    from .config import DataConfig
+def _pick(a, cls) -> dict:
+    return {f: getattr(a, f) for f in cls.__dataclass_fields__ if hasattr(a, f)}
 
-    return DataConfig(
-        source=a.data, split=a.split, revision=a.revision, image_column=a.image_column, limit=a.limit,
-        convert_to_rgb=a.convert_to_rgb, builtin_count=a.builtin_count, cache=not a.no_cache,
-        cache_dir=a.cache_dir, workers=a.workers,
-    )
+
+def _read_config_file(path: str) -> dict:
+    """A TOML (or JSON) file with [model], [train] and [data] tables, or flat keys of any of them."""
+    import json
+    import tomllib
+
+    from .config import DataConfig, ModelConfig, TrainConfig
+
+    try:
+        raw = open(path, "rb").read()
+        data = json.loads(raw) if path.endswith(".json") else tomllib.loads(raw.decode())
+    except FileNotFoundError:
+        raise UserError(f"--config {path}: no such file") from None
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise UserError(f"--config {path}: cannot parse it ({str(e).splitlines()[0]})") from None
+    sections = {"model": {}, "train": {}, "data": {}}
+    owners = {"model": ModelConfig, "train": TrainConfig, "data": DataConfig}
+    for key, value in data.items():
+        if key in sections and isinstance(value, dict):
+            sections[key].update(value)
+            continue
+        owner = next((name for name, cls in owners.items() if key in cls.__dataclass_fields__), None)
+        if owner is None:
+            raise UserError(f"--config {path}: unknown setting '{key}'")
+        sections[owner][key] = value
+    for name, cls in owners.items():
+        unknown = sorted(set(sections[name]) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise UserError(f"--config {path}: unknown setting(s) in [{name}]: {', '.join(unknown)}")
+    return sections
+
+
+def _configs(a):
+    """Defaults <- --config file <- command-line flags, validated field by field."""
+    from .config import DataConfig, ModelConfig, TrainConfig, from_dict
+    from .train import FINETUNE_LR
+
+    sections = _read_config_file(a.config) if getattr(a, "config", None) else {"model": {}, "train": {}, "data": {}}
+    model = {**sections["model"], **_pick(a, ModelConfig)}
+    train = {**sections["train"], **_pick(a, TrainConfig)}
+    data = {**sections["data"], **_pick(a, DataConfig)}
+    if "image_size" in model and "num_layers" not in model and isinstance(model["image_size"], int) and model["image_size"] > 0:
+        k = math.log2(model["image_size"] / 3)
+        model["num_layers"] = int(k) if k == int(k) and k >= 1 else 5
+    if "lr" not in train and train.get("init_from"):
+        train["lr"] = FINETUNE_LR
+    if train.get("freeze") and not train.get("init_from"):
+        raise UserError("--freeze only makes sense with --init-from (freezing a random network)")
+    where = f"--config {a.config}" if getattr(a, "config", None) else "settings"
+    return from_dict(ModelConfig, model, where), from_dict(TrainConfig, train, where), from_dict(DataConfig, data, where)
+
+
+def _resumed_configs(a):
+    """--resume: the run's own saved configs; only --epochs may change (to train longer)."""
+    from .config import DataConfig, ModelConfig, TrainConfig, from_dict
+    from .runs import read_json
+
+    path = os.path.join(a.resume, "config.json")
+    if not os.path.isfile(path):
+        raise UserError(f"--resume {a.resume}: no config.json there; is it an animevae run folder?")
+    saved = read_json(path)
+    given = {k for k, v in vars(a).items() if k not in ("func", "command", "resume", "quiet", "epochs") and not (k == "config" and v is None)}
+    if given:
+        raise UserError(f"--resume continues a run exactly as configured; only --epochs can change (got --{sorted(given)[0].replace('_', '-')})")
+    train = dict(saved["train"])
+    if hasattr(a, "epochs"):
+        train["epochs"] = a.epochs
+    return from_dict(ModelConfig, saved["model"], path), from_dict(TrainConfig, train, path), from_dict(DataConfig, saved["data"], path), saved.get("command")
 
 
 def cmd_train(a) -> None:
-    from .config import ModelConfig, TrainConfig
-    from .train import FINETUNE_LR, train
+    from .train import train
 
-    image_size = a.image_size or 96
-    layers = a.num_layers
-    if layers is None:
-        k = math.log2(image_size / 3) if image_size > 0 else 0
-        layers = int(k) if k == int(k) and k >= 1 else 5
-    model_cfg = ModelConfig(image_size=image_size, latent_dim=a.latent_dim, base_channels=a.base_channels, num_layers=layers)
-    lr = a.lr if a.lr is not None else (FINETUNE_LR if a.init_from else 1e-3)
-    train_cfg = TrainConfig(
-        epochs=a.epochs, batch_size=a.batch_size, lr=lr, beta=a.beta, seed=a.seed, val_fraction=a.val_fraction,
-        precision=a.precision, compile=a.compile, device=a.device, hflip=not a.no_flip, rotation=a.rotation,
-        rotation_fill=a.rotation_fill, interpolation=a.interpolation, init_from=a.init_from, freeze=a.freeze,
-        keep_last=a.keep_last,
-    )
-    if a.freeze and not a.init_from:
-        raise UserError("--freeze only makes sense with --init-from (freezing a random network)")
-    out = train(model_cfg, train_cfg, _data_config(a), a.out, overwrite=a.overwrite, progress=not a.quiet,
-                command="animevae " + shlex.join(sys.argv[1:]))
-    print(f"run written to {out}  (generate faces: animevae generate --run {shlex.quote(str(out))})")
+    command = "animevae " + shlex.join(sys.argv[1:])
+    if a.resume:
+        model_cfg, train_cfg, data_cfg, command = _resumed_configs(a)
+        out = a.resume
+    else:
+        model_cfg, train_cfg, data_cfg = _configs(a)
+        out = getattr(a, "out", "runs/anime")
+    out = train(model_cfg, train_cfg, data_cfg, out, overwrite=getattr(a, "overwrite", False), progress=not a.quiet,
+                command=command, resume=bool(a.resume))
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"run written to {out}  (generate faces: animevae generate --run {shlex.quote(str(out))})")
 
 
 def cmd_generate(a) -> None:
@@ -68,11 +128,12 @@ def cmd_generate(a) -> None:
 
 
 def cmd_cache(a) -> None:
+    from .config import DataConfig
     from .data.cache import load_images
 
-    if a.no_cache:
+    if not a.cache:
         raise UserError("`animevae cache` builds the cache; --no-cache contradicts it")
-    faces = load_images(_data_config(a), a.image_size)
+    faces = load_images(DataConfig(**_pick(a, DataConfig)), a.image_size)
     c = faces.stats["counts"]
     print(f"{faces.path}: {c['kept']} images kept; skipped: non-RGB {c['skipped_not_rgb']}, undecodable {c['skipped_undecodable']}, "
           f"too small {c['skipped_too_small']}, too large {c['skipped_too_large']}")
@@ -82,35 +143,46 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="animevae", description="Train a VAE on anime faces, generate new ones, fine-tune on your own.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    t = sub.add_parser("train", help="train (or fine-tune) a VAE; writes a run folder every epoch")
-    _add_data_args(t)
+    t = sub.add_parser("train", help="train (or fine-tune) a VAE; writes a run folder every epoch",
+                       description="Flags override --config, which overrides the defaults (the seed's settings).")
+    t.add_argument("--config", help="TOML (or JSON) file of settings: [model], [train], [data] tables or flat keys")
+    t.add_argument("--resume", help="continue this run folder from its last complete checkpoint")
+    _add_data_args(t, defaults=False)
     g = t.add_argument_group("model")
-    g.add_argument("--image-size", type=int, help="3*2^k pixels (default 96: the seed's)")
-    g.add_argument("--num-layers", type=int, help="conv layers (default: fits --image-size; 5 for 96)")
-    g.add_argument("--latent-dim", type=int, default=256)
-    g.add_argument("--base-channels", type=int, default=32)
+    g.add_argument("--image-size", type=int, default=S, help="3*2^k pixels (default 96: the seed's)")
+    g.add_argument("--num-layers", type=int, default=S, help="conv layers (default: fits --image-size; 5 for 96)")
+    g.add_argument("--latent-dim", type=int, default=S, help="default 256")
+    g.add_argument("--base-channels", type=int, default=S, help="default 32")
     g = t.add_argument_group("training")
-    g.add_argument("--out", default="runs/anime", help="run folder (default: %(default)s)")
-    g.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
-    g.add_argument("--epochs", type=int, default=100)
-    g.add_argument("--batch-size", type=int, default=64)
-    g.add_argument("--lr", type=float, help="Adam learning rate (default 1e-3; 1e-4 with --init-from)")
-    g.add_argument("--beta", type=float, default=1.0, help="weight of the KL term (default 1: the seed's)")
-    g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--val-fraction", type=float, default=0.05, help="held-out share evaluated every epoch (default 0.05)")
-    g.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
-    g.add_argument("--compile", action="store_true", help="torch.compile the model")
-    g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N, mps")
-    g.add_argument("--keep-last", type=int, default=3, help="per-epoch copies of weights+latents to keep (default 3)")
+    g.add_argument("--out", default=S, help="run folder (default: runs/anime)")
+    g.add_argument("--overwrite", action="store_true", default=S, help="replace a run already in --out")
+    g.add_argument("--epochs", type=int, default=S, help="default 100 (the seed's)")
+    g.add_argument("--batch-size", type=int, default=S, help="default 64")
+    g.add_argument("--lr", type=float, default=S, help="Adam learning rate (default 1e-3; 1e-4 with --init-from)")
+    g.add_argument("--beta", type=float, default=S, help="weight of the KL term (default 1: the seed's)")
+    g.add_argument("--seed", type=int, default=S, help="default 0")
+    g.add_argument("--val-fraction", type=float, default=S, help="held-out share evaluated every epoch (default 0.05)")
+    g.add_argument("--precision", default=S, choices=["auto", "fp32", "bf16", "fp16"], help="default auto")
+    g.add_argument("--compile", action="store_true", default=S, help="torch.compile the model")
+    g.add_argument("--device", default=S, help="auto (default), cpu, cuda, cuda:N, mps")
+    g.add_argument("--keep-last", type=int, default=S, help="per-epoch copies of weights+latents to keep (default 3)")
     g.add_argument("--quiet", action="store_true", help="no progress bars")
+    g = t.add_argument_group("checkpoints (exact resume)")
+    g.add_argument("--save-every-steps", type=int, default=S, help="mid-epoch checkpoint every N steps (default off)")
+    g.add_argument("--save-every-minutes", type=float, default=S, help="... and at least every M minutes (default 10); always at epoch ends")
+    g.add_argument("--max-bad-steps", type=int, default=S, help="non-finite losses in a row before stopping (default 20)")
     g = t.add_argument_group("augmentation (the seed's: flip p=0.5, rotation +-10 deg)")
-    g.add_argument("--no-flip", action="store_true")
-    g.add_argument("--rotation", type=float, default=10.0, help="max degrees; 0 turns rotation off")
-    g.add_argument("--rotation-fill", default="zeros", choices=["zeros", "border", "reflection"], help="corner fill (zeros: the seed's black)")
-    g.add_argument("--interpolation", default="nearest", choices=["nearest", "bilinear"])
+    g.add_argument("--no-flip", dest="hflip", action="store_false", default=S)
+    g.add_argument("--rotation", type=float, default=S, help="max degrees; 0 turns rotation off (default 10)")
+    g.add_argument("--rotation-fill", default=S, choices=["zeros", "border", "reflection"], help="corner fill (zeros: the seed's black)")
+    g.add_argument("--interpolation", default=S, choices=["nearest", "bilinear"], help="default nearest (torchvision's)")
+    g = t.add_argument_group("beyond the seed (all off by default)")
+    g.add_argument("--kl-warmup-epochs", type=float, default=S, help="ramp beta from 0 over this many epochs")
+    g.add_argument("--free-bits", type=float, default=S, help="nats per latent dimension not penalised")
+    g.add_argument("--ema", type=float, default=S, help="EMA decay of the weights, e.g. 0.999 (saved weights are the EMA)")
     g = t.add_argument_group("fine-tuning")
-    g.add_argument("--init-from", help="start from a trained run folder or Hub repo id")
-    g.add_argument("--freeze", choices=["encoder", "decoder"], help="keep this half fixed while fine-tuning")
+    g.add_argument("--init-from", default=S, help="start from a trained run folder or Hub repo id")
+    g.add_argument("--freeze", default=S, choices=["encoder", "decoder"], help="keep this half fixed while fine-tuning")
     t.set_defaults(func=cmd_train)
 
     gen = sub.add_parser("generate", help="generate new faces from a trained run")
@@ -139,6 +211,9 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         print(f"animevae: error: {e}", file=sys.stderr)
         return 2
+    except Interrupted as e:
+        print(f"animevae: {e}", file=sys.stderr)
+        return e.exit_code
     except KeyboardInterrupt:
         print("animevae: interrupted", file=sys.stderr)
         return 130

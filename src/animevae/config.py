@@ -129,12 +129,19 @@ class TrainConfig:
     rotation: float = 10.0  # degrees; 0 turns it off
     rotation_fill: str = "zeros"  # zeros (the seed's black corners) | border | reflection
     interpolation: str = "nearest"  # nearest (torchvision's RandomRotation default) | bilinear
+    # Beyond the seed (off by default, so the seed's results stay reproducible)
+    kl_warmup_epochs: float = 0.0  # beta ramps linearly from 0 to --beta over this many epochs
+    free_bits: float = 0.0  # nats per latent dimension below which KL is not penalised
+    ema: float = 0.0  # decay of an exponential moving average of the weights (e.g. 0.999); 0 = off
     # Fine-tuning
     init_from: str | None = None  # run folder or Hub repo id to start from
     freeze: str | None = None  # encoder | decoder
     # Run folder
     keep_last: int = 3  # per-epoch copies kept (0 = none)
     log_every: int = 20  # read the loss from the device every N steps (no per-step host sync)
+    save_every_steps: int = 0  # mid-epoch checkpoint every N steps (0 = off)
+    save_every_minutes: float = 10.0  # ... and at least this often (0 = off); always at every epoch end
+    max_bad_steps: int = 20  # non-finite losses in a row before the run stops
     sample_count: int = 64  # faces in each epoch's sample grid
 
     def __post_init__(self):
@@ -150,6 +157,13 @@ class TrainConfig:
             raise UserError(f"--val-fraction must be in [0, 1), got {self.val_fraction}")
         if self.keep_last < 0:
             raise UserError(f"--keep-last must be 0 or more, got {self.keep_last}")
+        for name in ("kl_warmup_epochs", "free_bits", "save_every_minutes"):
+            if not (getattr(self, name) >= 0 and math.isfinite(getattr(self, name))):
+                raise UserError(f"--{name.replace('_', '-')} must be 0 or more, got {getattr(self, name)}")
+        if not 0 <= self.ema < 1:
+            raise UserError(f"--ema must be in [0, 1), got {self.ema}")
+        if self.save_every_steps < 0 or self.max_bad_steps < 1:
+            raise UserError("--save-every-steps must be 0 or more and --max-bad-steps at least 1")
         if not 0 <= self.rotation <= 180:
             raise UserError(f"--rotation must be between 0 and 180 degrees, got {self.rotation}")
         _choice("precision", self.precision, ("auto", "fp32", "bf16", "fp16"))

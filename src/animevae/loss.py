@@ -20,8 +20,17 @@ def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     return -0.5 * (1 + logvar - mu.pow(2) - logvar.exp())
 
 
-def vae_loss(logits: torch.Tensor, target: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, beta: float = 1.0) -> LossOutput:
-    """Computed in fp32 even under autocast: sums over 27,648 pixels lose precision in bf16."""
+def vae_loss(
+    logits: torch.Tensor, target: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, beta: float = 1.0, free_bits: float = 0.0
+) -> LossOutput:
+    """Computed in fp32 even under autocast: sums over 27,648 pixels lose precision in bf16.
+
+    ``free_bits`` > 0 (Kingma et al. 2016): each latent dimension's batch-mean KL below that many nats
+    is not penalised, so the encoder keeps using dimensions instead of collapsing them to the prior.
+    The reported ``kl`` is always the true KL.
+    """
     recon = F.binary_cross_entropy_with_logits(logits.float(), target.float(), reduction="none").flatten(1).sum(1)
-    kl = kl_divergence(mu.float(), logvar.float()).sum(1)
-    return LossOutput((recon + beta * kl).mean(), recon, kl)
+    kl_dims = kl_divergence(mu.float(), logvar.float())
+    kl = kl_dims.sum(1)
+    penalty = kl.mean() if free_bits <= 0 else kl_dims.mean(0).clamp(min=free_bits).sum()
+    return LossOutput(recon.mean() + beta * penalty, recon, kl)

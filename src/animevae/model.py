@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
 
@@ -34,6 +35,36 @@ class VAEOutput:
     z: torch.Tensor
 
 
+class BottleneckConv2d(nn.Conv2d):
+    """A Conv2d that, on the CPU, computes a tiny output map (the 3x3 bottleneck) as unfold + one matmul.
+
+    oneDNN's conv kernels run this shape at a third of the CPU's matmul rate (measured: 30 ms vs
+    18 ms forward+backward at batch 64 in bf16). Same parameters, same result up to rounding.
+    """
+
+    def forward(self, x):
+        if x.device.type != "cpu":
+            return super().forward(x)
+        n, _, h, w = x.shape
+        (k, _), (s, _), (p, _) = self.kernel_size, self.stride, self.padding
+        cols = F.unfold(x, k, padding=p, stride=s)  # N x (Cin*k*k) x L
+        y = cols.transpose(1, 2) @ self.weight.flatten(1).t() + self.bias  # N x L x Cout
+        return y.transpose(1, 2).reshape(n, -1, (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1)
+
+
+class BottleneckConvTranspose2d(nn.ConvTranspose2d):
+    """The decoder's first transposed conv (3x3 in), on the CPU as one matmul + fold; see BottleneckConv2d."""
+
+    def forward(self, x):
+        if x.device.type != "cpu":
+            return super().forward(x)
+        n, _, h, w = x.shape
+        (k, _), (s, _), (p, _) = self.kernel_size, self.stride, self.padding
+        cols = x.flatten(2).transpose(1, 2) @ self.weight.flatten(1)  # N x HW x (Cout*k*k)
+        y = F.fold(cols.transpose(1, 2), ((h - 1) * s - 2 * p + k, (w - 1) * s - 2 * p + k), k, padding=p, stride=s)
+        return y + self.bias.view(1, -1, 1, 1)
+
+
 def _block(conv: nn.Module, channels: int, slope: float) -> nn.Sequential:
     return nn.Sequential(conv, nn.BatchNorm2d(channels), nn.LeakyReLU(slope))
 
@@ -53,8 +84,10 @@ class VAE(
         self.config = config = config or ModelConfig()
         widths = [config.base_channels * 2**i for i in range(config.num_layers)]  # 32, 64, 128, 256, 512
         chans = [config.in_channels] + widths
+        last = config.num_layers - 1
         self.encoder = nn.Sequential(
-            *[_block(nn.Conv2d(chans[i], chans[i + 1], 4, 2, 1), chans[i + 1], config.negative_slope) for i in range(config.num_layers)]
+            *[_block((BottleneckConv2d if i == last else nn.Conv2d)(chans[i], chans[i + 1], 4, 2, 1), chans[i + 1], config.negative_slope)
+              for i in range(config.num_layers)]
         )
         self.bottom = (widths[-1], config.image_size // 2**config.num_layers, config.image_size // 2**config.num_layers)
         flat = widths[-1] * self.bottom[1] * self.bottom[2]  # 512 * 3 * 3 = 4608
@@ -62,7 +95,7 @@ class VAE(
         self.fc_logvar = nn.Linear(flat, config.latent_dim)
         self.fc_decode = nn.Linear(config.latent_dim, flat)
         up = [
-            _block(nn.ConvTranspose2d(chans[i + 1], chans[i], 4, 2, 1), chans[i], config.negative_slope)
+            _block((BottleneckConvTranspose2d if i == last else nn.ConvTranspose2d)(chans[i + 1], chans[i], 4, 2, 1), chans[i], config.negative_slope)
             for i in range(config.num_layers - 1, 0, -1)
         ]
         self.decoder = nn.Sequential(*up, nn.ConvTranspose2d(chans[1], chans[0], 4, 2, 1))

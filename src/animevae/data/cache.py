@@ -47,56 +47,71 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("ANIMEVAE_CACHE") or Path.home() / ".cache" / "animevae")
 
 
-# Decode workers inherit the source by fork; under spawn they rebuild it from the config.
-_worker_source: Source | None = None
-_worker_args: tuple = ()
+# Decode workers inherit the source by fork (under spawn they rebuild it from the config) and write
+# each kept image straight into the shared output file at its row's position: no image crosses a pipe.
+_worker: dict = {}
 
 
-def _init_worker(cfg: DataConfig | None, image_size: int, source: Source | None) -> None:
-    global _worker_source, _worker_args
-    _worker_source = source if source is not None else open_source(cfg, image_size)
-    _worker_args = (image_size, cfg.convert_to_rgb if cfg else False)
+def _init_worker(cfg: DataConfig, image_size: int, source: Source | None, out_path: str, num_rows: int) -> None:
+    _worker["source"] = source if source is not None else open_source(cfg, image_size)
+    _worker["args"] = (image_size, cfg.convert_to_rgb)
+    _worker["out"] = np.memmap(out_path, np.uint8, "r+", shape=(num_rows, 3, image_size, image_size))
 
 
 def _decode_chunk(bounds: tuple[int, int]):
     start, stop = bounds
-    size, convert = _worker_args
-    kept, rows, reasons = [], [], Counter()
-    for offset, data in enumerate(_worker_source.read(start, stop)):
+    size, convert = _worker["args"]
+    out = _worker["out"]
+    kept, reasons = np.zeros(stop - start, bool), Counter()
+    for offset, data in enumerate(_worker["source"].read(start, stop)):
         arr, reason = decode_mod.decode_image(data, size, convert)
         reasons[reason] += 1
         if arr is not None:
-            kept.append(arr)
-            rows.append(start + offset)
-    images = np.stack(kept) if kept else np.zeros((0, 3, size, size), np.uint8)
-    return images, np.asarray(rows, np.int64), reasons
+            out[start + offset] = arr
+            kept[offset] = True
+    return start, kept, reasons
 
 
-def _decode_all(source: Source, cfg: DataConfig, image_size: int, sink, progress: bool) -> Counter:
-    """Decode every row in order, handing (images, rows) chunks to ``sink``; returns counts per reason."""
-    chunks = [(s, min(s + CHUNK, source.num_rows)) for s in range(0, source.num_rows, CHUNK)]
+def _decode_into(source: Source, cfg: DataConfig, image_size: int, out_path: Path, progress: bool) -> tuple[np.ndarray, Counter]:
+    """Decode every row of ``source`` into ``out_path`` (compacted to the kept rows); returns their row ids."""
+    n = source.num_rows
+    np.memmap(out_path, np.uint8, "w+", shape=(n, 3, image_size, image_size)).flush()
+    chunks = [(s, min(s + CHUNK, n)) for s in range(0, n, CHUNK)]
     workers = max(1, min(cfg.workers or os.cpu_count() or 1, len(chunks)))
-    reasons: Counter = Counter()
-    bar = tqdm(total=source.num_rows, desc=f"decoding {source.kind}", unit="img", disable=not progress, dynamic_ncols=True)
+    kept, reasons = np.zeros(n, bool), Counter()
+    bar = tqdm(total=n, desc=f"decoding {source.kind}", unit="img", disable=not progress, dynamic_ncols=True)
     fork = sys.platform != "win32" and "fork" in mp.get_all_start_methods()
+    init = (cfg, image_size, source if fork or workers == 1 else None, str(out_path), n)
+    pool = None
     if workers == 1:
-        _init_worker(cfg, image_size, source)
+        _init_worker(*init)
         results = map(_decode_chunk, chunks)
-        pool = None
     else:
-        ctx = mp.get_context("fork" if fork else "spawn")
-        pool = ctx.Pool(workers, _init_worker, (cfg, image_size, source if fork else None))
-        results = pool.imap(_decode_chunk, chunks)
+        pool = mp.get_context("fork" if fork else "spawn").Pool(workers, _init_worker, init)
+        results = pool.imap_unordered(_decode_chunk, chunks)
     try:
-        for images, rows, counts in results:
-            sink(images, rows)
+        for start, chunk_kept, counts in results:
+            kept[start : start + len(chunk_kept)] = chunk_kept
             reasons.update(counts)
-            bar.update(sum(counts.values()))
+            bar.update(len(chunk_kept))
     finally:
         bar.close()
+        _worker.clear()
         if pool is not None:
             pool.terminate()
-    return reasons
+    rows = np.flatnonzero(kept).astype(np.int64)
+    if len(rows) < n:  # move kept rows down in place (targets never pass sources), then truncate
+        out = np.memmap(out_path, np.uint8, "r+", shape=(n, 3, image_size, image_size))
+        for dst, src in enumerate(rows):
+            if dst != src:
+                out[dst] = out[src]
+        out.flush()
+        del out
+        with open(out_path, "r+b") as f:
+            f.truncate(len(rows) * 3 * image_size * image_size)
+    with open(out_path, "rb+") as f:
+        os.fsync(f.fileno())
+    return rows, reasons
 
 
 def _stats(source: Source, reasons: Counter) -> dict:
@@ -125,12 +140,13 @@ def _open_cached(folder: Path) -> ImageSet:
 def load_images(cfg: DataConfig, image_size: int, progress: bool = True, source: Source | None = None) -> ImageSet:
     """The decoded, filtered, resized faces of ``cfg.source``: from the cache, or decoded now (and cached)."""
     source = source or open_source(cfg, image_size)
-    if not cfg.cache:
-        parts: list[tuple[np.ndarray, np.ndarray]] = []
-        reasons = _decode_all(source, cfg, image_size, lambda im, rows: parts.append((im, rows)), progress)
-        stats = _stats(source, reasons)
-        _check_nonempty(stats, source)
-        return ImageSet(np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]), stats)
+    if not cfg.cache:  # decode through a temporary file, keep the result in memory only
+        with tempfile.TemporaryDirectory(prefix="animevae-") as tmp:
+            rows, reasons = _decode_into(source, cfg, image_size, Path(tmp) / "images.u8", progress)
+            stats = _stats(source, reasons)
+            _check_nonempty(stats, source)
+            images = np.fromfile(Path(tmp) / "images.u8", np.uint8).reshape(len(rows), 3, image_size, image_size)
+        return ImageSet(images, rows, stats)
 
     root = Path(cfg.cache_dir).expanduser() if cfg.cache_dir else default_cache_dir()
     folder = root / cache_key(source, cfg, image_size)
@@ -147,20 +163,10 @@ def load_images(cfg: DataConfig, image_size: int, progress: bool = True, source:
     except OSError as e:
         raise UserError(f"cache folder {root}: cannot write there ({e.strerror}); set --cache-dir or pass --no-cache") from None
     try:
-        rows_all: list[np.ndarray] = []
-        with open(tmp / "images.u8", "wb") as f:
-
-            def sink(images, rows):
-                f.write(images.tobytes())
-                rows_all.append(rows)
-
-            reasons = _decode_all(source, cfg, image_size, sink, progress)
-            f.flush()
-            os.fsync(f.fileno())
-        row_ids = np.concatenate(rows_all) if rows_all else np.zeros(0, np.int64)
+        rows, reasons = _decode_into(source, cfg, image_size, tmp / "images.u8", progress)
         stats = _stats(source, reasons)
-        np.save(tmp / "row_ids.npy", row_ids)
-        meta = {"version": CACHE_VERSION, "shape": [len(row_ids), 3, image_size, image_size], "stats": stats}
+        np.save(tmp / "row_ids.npy", rows)
+        meta = {"version": CACHE_VERSION, "shape": [len(rows), 3, image_size, image_size], "stats": stats}
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
         if folder.exists():
             shutil.rmtree(folder, ignore_errors=True)

@@ -1,0 +1,185 @@
+"""Training speed: the seed notebook's way against animevae's default path, on the same data, in one run.
+
+    python benchmarks/train_speed.py                 # `make bench`
+    python benchmarks/train_speed.py --limit 4000 --epochs 3 --rounds 2 [--memory]
+
+Baseline (the seed's way): a torch DataLoader over the dataset that decodes every JPEG with PIL each
+time, per-image PIL resize / flip p=0.5 / rotation +-10 deg (torchvision's defaults: nearest, black
+fill), ToTensor, fp32, eager, batch 64, Adam, the seed model. Project: ``animevae train`` with its
+defaults. Both run as separate processes (so peak memory is each one's own), alternating, for the
+same epochs over the same training rows from the same initial weights; then both final models are
+scored on the same held-out rows with the same fp32 evaluation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data" / "anime-faces-96"
+
+
+def baseline_worker(a) -> None:
+    """The notebook's loop, written the way the seed describes it."""
+    from PIL import Image
+
+    from animevae.config import DataConfig
+    from animevae.data.sources import open_source
+    from animevae.loss import vae_loss
+    from animevae.model import VAE
+    from animevae.runs import save_tensors
+    from animevae.train import split_rows
+
+    torch.manual_seed(0)
+    random.seed(0)
+    source = open_source(DataConfig(source=a.data, limit=a.limit))
+    train_rows, _ = split_rows(source.num_rows, 0.05, 0)
+
+    class NotebookDataset(torch.utils.data.Dataset):
+        def __len__(self):
+            return len(train_rows)
+
+        def __getitem__(self, i):
+            row = int(train_rows[i])
+            data = source.read(row, row + 1)[0]
+            img = Image.fromarray(data) if isinstance(data, np.ndarray) else Image.open(io.BytesIO(data))
+            img = img.resize((96, 96), Image.BILINEAR)  # Resize
+            if random.random() < 0.5:  # RandomHorizontalFlip
+                img = img.transpose(Image.FLIP_LEFT_RIGHT)
+            img = img.rotate(random.uniform(-10, 10), Image.NEAREST)  # RandomRotation(10)
+            return torch.from_numpy(np.asarray(img, dtype=np.float32) / 255).permute(2, 0, 1)  # ToTensor
+
+    loader = torch.utils.data.DataLoader(NotebookDataset(), batch_size=64, shuffle=True, drop_last=True)
+    model = VAE()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    windows, start, t0 = [], time.perf_counter(), time.perf_counter()
+    for _ in range(a.epochs):
+        for i, x in enumerate(loader, 1):
+            out = model(x)
+            loss = vae_loss(out.logits, x, out.mu, out.logvar)
+            opt.zero_grad()
+            loss.loss.backward()
+            opt.step()
+            if i % 5 == 0:
+                now = time.perf_counter()
+                windows.append(5 * 64 / (now - t0))
+                t0 = now
+        t0 = time.perf_counter()
+    save_tensors(model.state_dict(), Path(a.out) / "model.safetensors")
+    seen = a.epochs * (len(train_rows) // 64) * 64
+    (Path(a.out) / "result.json").write_text(json.dumps({"windows": windows[1:] or windows, "seen": seen, "loop_seconds": time.perf_counter() - start}))
+
+
+def timed(cmd: list[str], env=None) -> tuple[float, int]:
+    """Run a command; return wall seconds and its peak resident memory (MB)."""
+    t = time.perf_counter()
+    proc = subprocess.Popen(cmd, env={**os.environ, **(env or {})})
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"benchmark step failed ({proc.returncode}): {' '.join(cmd)}")
+    return time.perf_counter() - t, usage.ru_maxrss // 1024
+
+
+def heldout(run_weights: Path, data: str, limit: int, cache_dir: str) -> float:
+    from animevae.config import DataConfig
+    from animevae.data.cache import load_images
+    from animevae.model import VAE, load_weights
+    from animevae.train import DeviceImages, heldout_loss, split_rows
+
+    faces = load_images(DataConfig(source=data, limit=limit, cache_dir=cache_dir), 96, progress=False)
+    _, val = split_rows(len(faces), 0.05, 0)
+    model = VAE()
+    load_weights(model, run_weights)
+    model.eval()
+    return heldout_loss(model, DeviceImages(faces.images, torch.device("cpu")), val, 256, None, 1.0, 0)["loss"]
+
+
+def cache_speed(data: str) -> float:
+    from animevae.config import DataConfig
+    from animevae.data.cache import load_images
+    from animevae.data.sources import open_source
+
+    cfg = DataConfig(source=data, cache_dir=tempfile.mkdtemp(prefix="bench-cache-"))
+    source = open_source(cfg)
+    t = time.perf_counter()
+    load_images(cfg, 96, progress=False, source=source)
+    return source.num_rows / (time.perf_counter() - t)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--data", default=str(SHARED) if SHARED.is_dir() else "builtin")
+    p.add_argument("--limit", type=int, default=4000)
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--memory", action="store_true", help="also train 1 epoch on 63,565 faces and report peak memory")
+    p.add_argument("--worker", help=argparse.SUPPRESS)
+    p.add_argument("--out", help=argparse.SUPPRESS)
+    a = p.parse_args()
+    if a.worker == "baseline":
+        return baseline_worker(a)
+
+    py = sys.executable
+    work = Path(tempfile.mkdtemp(prefix="animevae-bench-"))
+    cache_dir = str(work / "cache")
+    env = {"ANIMEVAE_CACHE": cache_dir}
+    print(f"data: {a.data} (first {a.limit}), {a.epochs} epochs x {a.rounds} rounds, torch {torch.__version__}, "
+          f"{os.cpu_count()} cores, {torch.get_num_threads()} threads", flush=True)
+    print(f"cache build: {cache_speed(a.data):,.0f} images/s (decode + filter + resize, {os.cpu_count()} processes)", flush=True)
+
+    base, proj = {"win": [], "wall": [], "mem": [], "loss": []}, {"win": [], "wall": [], "mem": [], "loss": []}
+    seen = 0
+    for r in range(a.rounds):
+        out = work / f"baseline{r}"
+        out.mkdir()
+        wall, mem = timed([py, __file__, "--worker", "baseline", "--data", a.data, "--limit", str(a.limit), "--epochs", str(a.epochs), "--out", str(out)], env)
+        res = json.loads((out / "result.json").read_text())
+        seen = res["seen"]
+        base["win"] += res["windows"]
+        base["wall"].append(seen / wall)
+        base["mem"].append(mem)
+        base["loss"].append(heldout(out / "model.safetensors", a.data, a.limit, cache_dir))
+        print(f"round {r + 1} baseline: {statistics.median(res['windows']):.0f} img/s, held-out {base['loss'][-1]:.1f}, peak {mem} MB", flush=True)
+
+        run = work / f"project{r}"
+        wall, mem = timed([py, "-m", "animevae", "train", "--data", a.data, "--limit", str(a.limit), "--epochs", str(a.epochs),
+                           "--out", str(run), "--quiet", "--keep-last", "0"], env)
+        lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+        proj["win"] += [x["images_per_s"] for x in lines[1:]] or [lines[0]["images_per_s"]]
+        proj["wall"].append(lines[-1]["step"] * 64 / wall)
+        proj["mem"].append(mem)
+        proj["loss"].append(heldout(run / "model.safetensors", a.data, a.limit, cache_dir))
+        print(f"round {r + 1} project:  {statistics.median(proj['win'][-max(1, a.epochs - 1):]):.0f} img/s, held-out {proj['loss'][-1]:.1f}, peak {mem} MB", flush=True)
+
+    b, q = statistics.median(base["win"]), statistics.median(proj["win"])
+    bl, ql = statistics.mean(base["loss"]), statistics.mean(proj["loss"])
+    print("\n| path | training images/s (median window) | end-to-end images/s (wall, incl. start-up and per-epoch saves) | held-out loss after "
+          f"{seen:,} images (fp32 eval) | peak memory |")
+    print("|---|---|---|---|---|")
+    print(f"| baseline (seed's way) | {b:.0f} | {statistics.median(base['wall']):.0f} | {bl:.1f} | {max(base['mem'])} MB |")
+    print(f"| animevae defaults | {q:.0f} | {statistics.median(proj['wall']):.0f} | {ql:.1f} | {max(proj['mem'])} MB |")
+    print(f"\nspeed-up: {q / b:.2f}x training, {statistics.median(proj['wall']) / statistics.median(base['wall']):.2f}x end to end; "
+          f"held-out loss difference {100 * (ql - bl) / bl:+.2f}%")
+
+    if a.memory:
+        wall, mem = timed([py, "-m", "animevae", "train", "--data", "builtin", "--builtin-count", "63565", "--epochs", "1",
+                           "--out", str(work / "memory"), "--quiet", "--keep-last", "0"], env)
+        print(f"memory: 1 epoch over 63,565 faces: peak {mem} MB resident, {wall:.0f} s wall")
+
+
+if __name__ == "__main__":
+    main()

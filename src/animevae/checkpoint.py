@@ -1,0 +1,122 @@
+"""Checkpoints for exact resume: everything needed to continue a run as if it had never stopped.
+
+    runs/NAME/checkpoints/step_000001234/
+      state.safetensors   weights, optimizer moments, the EMA copy, RNG states, the epoch's running sums
+      state.json          epoch, step, optimizer hyper-parameters, grad-scaler state, metrics so far
+      manifest.json       sha256 of both files, written last: no manifest = an incomplete checkpoint
+
+Only safetensors and JSON: loading a checkpoint can never run code. On resume the newest checkpoint
+whose manifest and hashes check out is used; a damaged one is skipped with a warning.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import runs
+from .errors import UserError
+
+KEEP = 2  # checkpoints kept: the newest may be the one a crash interrupted
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], list[dict]]:
+    """Flatten an optimizer's state into named tensors + JSON-able param groups."""
+    sd = optimizer.state_dict()
+    tensors = {f"optim.{i}.{k}": v for i, st in sd["state"].items() for k, v in st.items() if isinstance(v, torch.Tensor)}
+    return tensors, sd["param_groups"]
+
+
+def load_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], groups: list[dict]) -> None:
+    state: dict[int, dict] = {}
+    for key, value in tensors.items():
+        if key.startswith("optim."):
+            _, i, name = key.split(".", 2)
+            state.setdefault(int(i), {})[name] = value
+    optimizer.load_state_dict({"state": state, "param_groups": groups})
+    # Moments must share their parameter's memory layout (channels_last): fused kernels walk raw storage.
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            for name, value in optimizer.state.get(p, {}).items():
+                if isinstance(value, torch.Tensor) and value.shape == p.shape:
+                    optimizer.state[p][name] = torch.empty_like(p).copy_(value)
+
+
+def rng_state() -> tuple[dict[str, torch.Tensor], dict]:
+    tensors = {"rng.torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        tensors["rng.cuda"] = torch.cuda.get_rng_state()
+    np_state = np.random.get_state()
+    py = random.getstate()
+    return tensors, {"python": [py[0], list(py[1]), py[2]], "numpy": [np_state[0], np_state[1].tolist(), *np_state[2:]]}
+
+
+def set_rng_state(tensors: dict[str, torch.Tensor], meta: dict) -> None:
+    torch.set_rng_state(tensors["rng.torch"])
+    if "rng.cuda" in tensors and torch.cuda.is_available():
+        torch.cuda.set_rng_state(tensors["rng.cuda"])
+    py = meta["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
+    npst = meta["numpy"]
+    np.random.set_state((npst[0], np.asarray(npst[1], dtype=np.uint32), *npst[2:]))
+
+
+def save(folder: Path, step: int, tensors: dict[str, torch.Tensor], meta: dict) -> Path:
+    """Write checkpoint ``step`` (tensors + JSON, then the manifest) and drop all but the newest KEEP."""
+    root = folder / "checkpoints"
+    dest = root / f"step_{step:09d}"
+    if dest.exists():
+        shutil.rmtree(dest)
+    runs.save_tensors(tensors, dest / "state.safetensors")
+    runs.write_json(dest / "state.json", meta)
+    manifest = {name: _sha256(dest / name) for name in ("state.safetensors", "state.json")}
+    runs.write_json(dest / "manifest.json", manifest)
+    for old in sorted(p for p in root.iterdir() if p.name.startswith("step_"))[:-KEEP]:
+        shutil.rmtree(old, ignore_errors=True)
+    return dest
+
+
+def _verify(dest: Path) -> str | None:
+    """None if the checkpoint is complete and undamaged, else what is wrong."""
+    manifest = dest / "manifest.json"
+    if not manifest.is_file():
+        return "incomplete (no manifest)"
+    try:
+        expected = json.loads(manifest.read_text())
+    except (OSError, json.JSONDecodeError):
+        return "unreadable manifest"
+    for name, digest in expected.items():
+        path = dest / name
+        if not path.is_file() or _sha256(path) != digest:
+            return f"{name} damaged or missing"
+    return None
+
+
+def load_latest(folder: Path) -> tuple[dict[str, torch.Tensor], dict, Path]:
+    """The newest valid checkpoint of a run: (tensors, meta, path); warns about each damaged one skipped."""
+    root = folder / "checkpoints"
+    candidates = sorted((p for p in root.iterdir() if p.name.startswith("step_")), reverse=True) if root.is_dir() else []
+    for dest in candidates:
+        problem = _verify(dest)
+        if problem is None:
+            try:
+                return runs.load_tensors(dest / "state.safetensors"), runs.read_json(dest / "state.json"), dest
+            except UserError as e:
+                problem = str(e)
+        print(f"animevae: warning: checkpoint {dest.name} skipped: {problem}; trying the previous one", file=sys.stderr)
+    raise UserError(f"--resume {folder}: no usable checkpoint in {root} (the run may not have finished a step yet); start it again with --overwrite")

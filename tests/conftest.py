@@ -1,0 +1,53 @@
+"""Shared fixtures: the real shared faces (skipped when absent), a private cache folder, a CLI runner, a tiny run."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SHARED_FACES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "anime-faces-96"
+
+
+@pytest.fixture(scope="session")
+def shared_faces() -> Path:
+    if not SHARED_FACES.is_dir():
+        pytest.skip(f"the shared faces are not at {SHARED_FACES} (CI has ../shared beside the checkout)")
+    return SHARED_FACES
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_cache(tmp_path_factory) -> Path:
+    """Every test's decoded-image cache goes to a temporary folder, never ~/.cache."""
+    path = tmp_path_factory.mktemp("animevae-cache")
+    os.environ["ANIMEVAE_CACHE"] = str(path)
+    os.environ.setdefault("HF_DATASETS_CACHE", str(tmp_path_factory.mktemp("hf-datasets")))
+    return path
+
+
+def run_cli(*args, check: bool = True, timeout: float = 600, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run the real CLI in a subprocess (``python -m animevae``)."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "animevae", *map(str, args)],
+        capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})},
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"animevae {' '.join(map(str, args))} exited {proc.returncode}\n{proc.stderr[-3000:]}")
+    return proc
+
+
+@pytest.fixture(scope="session")
+def cli():
+    return run_cli
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    """A seed-preset model trained 2 epochs on 320 built-in faces: enough to test everything downstream."""
+    out = tmp_path_factory.mktemp("runs") / "tiny"
+    run_cli("train", "--data", "builtin", "--builtin-count", "320", "--epochs", "2", "--batch-size", "32",
+            "--out", out, "--quiet", "--seed", "1")
+    return out
