@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import sys
 import threading
@@ -196,6 +197,16 @@ def build_model(model_cfg: ModelConfig, train_cfg: TrainConfig) -> tuple[VAE, Mo
     return model, model.config
 
 
+def check_disk_space(out: Path, model: VAE, n_train: int, cfg: TrainConfig) -> None:
+    """Fail before training, not after hours, when the run folder's disk cannot hold what the run writes."""
+    weights = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+    latents = n_train * model.config.latent_dim * 2 * 4
+    need = weights * (1 + cfg.keep_last + 3 * checkpoint.KEEP + (checkpoint.KEEP if cfg.ema else 0)) + latents * (1 + cfg.keep_last) + (20 << 20)
+    free = shutil.disk_usage(out).free
+    if free < need:
+        raise UserError(f"--out {out}: the run needs about {need >> 20} MB on disk and only {free >> 20} MB are free; free some space or pick another --out")
+
+
 class StopSignal:
     """SIGINT/SIGTERM set a flag; the loop checkpoints at the next step and exits with a resume hint."""
 
@@ -293,6 +304,9 @@ def train(
     aug_gen = torch.Generator(device=device).manual_seed(train_cfg.seed * 1000 + rank)
     fused = optimizer.defaults.get("fused") and scaler.is_enabled() is False  # skip bad steps on the device, no sync
 
+    if rank == 0:
+        check_disk_space(out, model, len(train_pos), train_cfg)
+
     config = {
         **asdict(model_cfg),
         "model": asdict(model_cfg),
@@ -354,7 +368,8 @@ def train(
             t0 = time.perf_counter() - elapsed
             bar = tqdm(total=steps_per_epoch, initial=start_i if epoch == start_epoch else 0, desc=f"epoch {epoch}/{train_cfg.epochs}",
                        unit="step", disable=not show, dynamic_ncols=True, leave=False)
-            bad_flag = torch.zeros((), device=device)
+            bad_flag = torch.zeros((), device=device)  # length of the current run of bad steps
+            bad_count = torch.zeros((), device=device)
             for i in range(start_i if epoch == start_epoch else 0, steps_per_epoch):
                 idx = shard[i * train_cfg.batch_size : (i + 1) * train_cfg.batch_size]
                 if len(idx) == 0:
@@ -380,14 +395,16 @@ def train(
                     ema.update_parameters(model)
                 good = (~bad).float()
                 sums += torch.stack([torch.nan_to_num(loss.recon.detach().sum()) * good, torch.nan_to_num(loss.kl.detach().sum()) * good, good * len(idx)])
-                bad_flag = (bad_flag + 1) * bad.float()  # length of the current run of bad steps, on the device
+                bad_flag = (bad_flag + 1) * bad.float()
+                bad_count += bad.float()
                 seen += len(idx)
                 step += 1
                 bar.update(1)
                 if (i + 1) % train_cfg.log_every == 0 or i + 1 == steps_per_epoch:
                     r, k, c = sums.tolist()
                     run_now = int(bad_flag.item())
-                    bad_total += 0 if run_now == 0 else 1
+                    bad_total += int(bad_count.item())
+                    bad_count.zero_()
                     if run_now >= train_cfg.max_bad_steps:
                         raise UserError(
                             f"epoch {epoch}, step {step}: {run_now} non-finite losses in a row; the last good checkpoint is in {out / 'checkpoints'}. "

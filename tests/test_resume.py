@@ -1,0 +1,158 @@
+"""Never lose a run: exact resume after SIGKILL at random moments, SIGINT/SIGTERM, damaged checkpoints, NaN losses."""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from animevae import checkpoint
+from animevae.runs import load_tensors
+
+# A small model (48 px, 4 layers) so a step and a checkpoint take milliseconds; one thread for determinism.
+BASE = ["--data", "builtin", "--builtin-count", "96", "--image-size", "48", "--base-channels", "16", "--latent-dim", "32",
+        "--batch-size", "16", "--keep-last", "1", "--quiet", "--seed", "5"]
+SMALL = BASE + ["--epochs", "3"]
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def train_proc(*args) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "animevae", "train", *map(str, args)], env=ENV,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finish(proc: subprocess.Popen, timeout: float = 300) -> tuple[int, str]:
+    _, err = proc.communicate(timeout=timeout)
+    return proc.returncode, err
+
+
+def complete_checkpoints_verify(out: Path) -> list[str]:
+    """Every checkpoint that has a manifest must verify; returns the problems found."""
+    root = out / "checkpoints"
+    problems = []
+    for d in sorted(root.iterdir()) if root.is_dir() else []:
+        if (d / "manifest.json").exists() and checkpoint._verify(d) is not None:
+            problems.append(f"{d.name}: {checkpoint._verify(d)}")
+    return problems
+
+
+def wait_mid_write(out: Path, proc: subprocess.Popen, limit: float) -> bool:
+    """Poll until a checkpoint folder exists without its manifest (a write in progress)."""
+    end = time.monotonic() + limit
+    root = out / "checkpoints"
+    while time.monotonic() < end and proc.poll() is None:
+        if root.is_dir():
+            for d in root.iterdir():
+                if d.name.startswith("step_") and not (d / "manifest.json").exists():
+                    return True
+        time.sleep(0.0005)
+    return False
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("resume") / "reference"
+    code, err = finish(train_proc(*SMALL, "--out", out))
+    assert code == 0, err
+    return out
+
+
+def test_sigkill_at_random_moments_then_resume_is_bit_identical(reference, tmp_path):
+    out = tmp_path / "killed"
+    rng = random.Random(1234)
+    kills, mid_write, problems = 0, 0, []
+    proc = train_proc(*SMALL, "--out", out, "--save-every-steps", "1")
+    while True:
+        if kills < 6:
+            if kills % 2 == 1:  # every other kill aims at a checkpoint write in progress
+                hit = wait_mid_write(out, proc, limit=30.0)
+                mid_write += hit
+            else:
+                time.sleep(rng.uniform(0.5, 3.0))
+            if proc.poll() is None:
+                proc.kill()  # SIGKILL: no handler runs, no cleanup happens
+                proc.wait()
+                kills += 1
+                problems += complete_checkpoints_verify(out)
+                has_ckpt = any((d / "manifest.json").exists() for d in (out / "checkpoints").glob("step_*"))
+                proc = train_proc("--resume", out) if has_ckpt else train_proc(*SMALL, "--out", out, "--save-every-steps", "1", "--overwrite")
+                continue
+        code, err = finish(proc)
+        assert code == 0, err
+        break
+    assert kills >= 5, f"the run finished before {kills} kills could land; make it longer"
+    assert problems == [], problems
+    assert mid_write >= 1, "no kill landed during a checkpoint write"
+    ref = load_tensors(reference / "model.safetensors")
+    got = load_tensors(out / "model.safetensors")
+    assert ref.keys() == got.keys()
+    for k in ref:
+        assert torch.equal(ref[k], got[k]), f"{k} differs after {kills} kills and resumes"
+    assert (reference / "latents.safetensors").read_bytes() == (out / "latents.safetensors").read_bytes()
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == 3
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signal_saves_checkpoint_and_says_how_to_resume(reference, tmp_path, sig, code):
+    out = tmp_path / "signalled"
+    proc = train_proc(*SMALL, "--out", out)
+    assert wait_for(lambda: (out / "config.json").exists(), proc, 60)
+    time.sleep(1.0)
+    proc.send_signal(sig)
+    rc, err = finish(proc)
+    if rc == 0:
+        pytest.skip("the run finished before the signal arrived")
+    assert rc == code, err
+    assert f"--resume {out}" in err and "Traceback" not in err
+    assert checkpoint.load_latest(out)[1]["step"] >= 1
+    rc, err = finish(train_proc("--resume", out))
+    assert rc == 0, err
+    assert (reference / "model.safetensors").read_bytes() == (out / "model.safetensors").read_bytes()
+
+
+def wait_for(cond, proc, limit) -> bool:
+    end = time.monotonic() + limit
+    while time.monotonic() < end and proc.poll() is None:
+        if cond():
+            return True
+        time.sleep(0.05)
+    return cond()
+
+
+def test_damaged_newest_checkpoint_falls_back_with_warning(reference, tmp_path, capsys):
+    out = tmp_path / "run"
+    shutil.copytree(reference, out)
+    ckpts = sorted((out / "checkpoints").glob("step_*"))
+    assert len(ckpts) == checkpoint.KEEP
+    newest = ckpts[-1]
+    data = bytearray((newest / "state.safetensors").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (newest / "state.safetensors").write_bytes(bytes(data))
+    _, meta, used = checkpoint.load_latest(out)
+    assert used == ckpts[-2]
+    assert "skipped" in capsys.readouterr().err
+    (ckpts[-2] / "manifest.json").unlink()  # an incomplete one is skipped too
+    with pytest.raises(Exception, match="no usable checkpoint"):
+        checkpoint.load_latest(out)
+
+
+def test_resume_refuses_changed_settings_and_missing_run(tmp_path, cli):
+    proc = cli("train", "--resume", tmp_path / "nothing", check=False)
+    assert proc.returncode == 2 and "animevae: error:" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_nonfinite_losses_stop_the_run_with_checkpoint_intact(tmp_path):
+    out = tmp_path / "nan"
+    rc, err = finish(train_proc(*BASE, "--epochs", "2", "--out", out, "--lr", "1e12", "--max-bad-steps", "3",
+                                "--precision", "fp32", "--save-every-steps", "1"))
+    assert rc == 2, err
+    assert "non-finite" in err and "Traceback" not in err
+    assert checkpoint.load_latest(out) is not None
