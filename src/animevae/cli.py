@@ -123,7 +123,8 @@ def cmd_train(a) -> None:
 def cmd_generate(a) -> None:
     from .sample import generate
 
-    out = generate(a.run, n=a.n, out=a.out, sampler=a.sampler, mix_k=a.mix_k, temperature=a.temperature, seed=a.seed, device=a.device, revision=a.revision)
+    out = generate(a.run, n=a.n, out=a.out, sampler=a.sampler, mix_k=a.mix_k, temperature=a.temperature, seed=a.seed, device=a.device, revision=a.revision,
+                   gmm_components=a.gmm_components, gmm_covariance=a.gmm_covariance)
     print(f"{a.n} faces written to {out} (grid: {out / 'grid.png'})")
 
 
@@ -137,6 +138,70 @@ def cmd_cache(a) -> None:
     c = faces.stats["counts"]
     print(f"{faces.path}: {c['kept']} images kept; skipped: non-RGB {c['skipped_not_rgb']}, undecodable {c['skipped_undecodable']}, "
           f"too small {c['skipped_too_small']}, too large {c['skipped_too_large']}")
+
+
+def cmd_push(a) -> None:
+    from .hub import push
+
+    url = push(a.run, a.repo_id, private=a.private, token=a.token, revision=a.revision)
+    print(f"pushed {a.run} to {a.repo_id}: {url}  (anyone can now run: animevae generate --run {a.repo_id})")
+
+
+def cmd_demo(a) -> None:
+    from .demo import launch
+
+    launch(a.run, host=a.host, port=a.port, share=a.share)
+
+
+def cmd_info(a) -> None:
+    from .info import summarize
+
+    print(summarize(a.run))
+
+
+def _data_config(a, limit=True):
+    from .config import DataConfig
+
+    fields = _pick(a, DataConfig)
+    if not limit:
+        fields["limit"] = None
+    return DataConfig(**fields)
+
+
+def cmd_reconstruct(a) -> None:
+    from .explore import reconstruct
+
+    out = reconstruct(a.run, _data_config(a), n=a.n, out=a.out, device=a.device)
+    print(f"inputs and reconstructions written to {out}")
+
+
+def cmd_interpolate(a) -> None:
+    from .explore import interpolate
+
+    out = interpolate(a.run, out=a.out, a=a.a, b=a.b, seed=a.seed, steps=a.steps, mode=a.mode, device=a.device)
+    print(f"interpolation written to {out} (interpolation.png, interpolation_*.gif)")
+
+
+def cmd_traverse(a) -> None:
+    from .explore import traverse
+
+    out = traverse(a.run, out=a.out, dim=a.dim, pc=a.pc, span=a.range, steps=a.steps, images=a.image, rows=a.rows, seed=a.seed, device=a.device)
+    print(f"traversal written to {out}")
+
+
+def cmd_evaluate(a) -> None:
+    from .evaluate import evaluate
+
+    _, out = evaluate(a.run, _data_config(a, limit=False), out=a.out, limit=a.limit, k=a.k, n_samples=a.n_samples, features=a.features,
+                      inception_weights=a.inception_weights, seed=a.seed, device=a.device, gmm_components=a.gmm_components,
+                      gmm_covariance=a.gmm_covariance)
+    print(f"metrics written to {out}")
+
+
+def _require_data(p: argparse.ArgumentParser, help_text: str) -> None:
+    for action in p._actions:
+        if action.dest == "source":
+            action.required, action.default, action.help = True, None, help_text
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -167,6 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--device", default=S, help="auto (default), cpu, cuda, cuda:N, mps")
     g.add_argument("--keep-last", type=int, default=S, help="per-epoch copies of weights+latents to keep (default 3)")
     g.add_argument("--quiet", action="store_true", help="no progress bars")
+    g.add_argument("--tensorboard", action="store_true", default=S, help="also log losses, images/s and sample grids to RUN/tensorboard")
     g = t.add_argument_group("checkpoints (exact resume)")
     g.add_argument("--save-every-steps", type=int, default=S, help="mid-epoch checkpoint every N steps (default off)")
     g.add_argument("--save-every-minutes", type=float, default=S, help="... and at least every M minutes (default 10); always at epoch ends")
@@ -191,9 +257,12 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--n", type=int, default=100)
     gen.add_argument("--out", help="output folder (default: RUN/generated)")
     gen.add_argument("--seed", type=int, default=0)
-    gen.add_argument("--sampler", default="mix", choices=["mix", "prior"], help="mix: the seed's latent averaging; prior: z ~ N(0, I)")
+    gen.add_argument("--sampler", default="mix", choices=["mix", "prior", "gmm"],
+                     help="mix: the seed's latent averaging; prior: z ~ N(0, I); gmm: a Gaussian mixture fitted to the stored latents")
     gen.add_argument("--mix-k", default="4", help="stored latents one mix draws on, or 'all' (default 4)")
     gen.add_argument("--temperature", type=float, default=1.0, help="prior sampler's scale")
+    gen.add_argument("--gmm-components", type=int, default=10, help="gmm sampler's mixture components (default 10)")
+    gen.add_argument("--gmm-covariance", default="full", choices=["full", "diag"], help="gmm sampler's covariance per component (default full)")
     gen.add_argument("--device", default="cpu")
     gen.set_defaults(func=cmd_generate)
 
@@ -201,6 +270,76 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_args(c)
     c.add_argument("--image-size", type=int, default=96)
     c.set_defaults(func=cmd_cache)
+
+    p = sub.add_parser("push", help="upload a run (weights, latents, metrics, a model card) to a Hugging Face Hub model repo")
+    p.add_argument("--run", required=True, help="local run folder")
+    p.add_argument("--repo-id", required=True, help="Hub model repo USER/NAME (created if missing)")
+    p.add_argument("--private", action="store_true", help="create the repo private")
+    p.add_argument("--revision", "--branch", dest="revision", help="branch to push to (created if missing; default: main)")
+    p.add_argument("--token", help="Hub token with write access (default: the one `hf auth login` saved, or $HF_TOKEN)")
+    p.set_defaults(func=cmd_push)
+
+    d = sub.add_parser("demo", help="a web demo of a run (Gradio): generate, explore the latent space, reconstruct uploads")
+    d.add_argument("--run", required=True, help="run folder or Hub repo id")
+    d.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for the network)")
+    d.add_argument("--port", type=int, default=7860)
+    d.add_argument("--share", action="store_true", help="also open a public gradio.live link")
+    d.set_defaults(func=cmd_demo)
+
+    i = sub.add_parser("info", help="summarize a run folder: model, data, training, losses, files, checkpoints")
+    i.add_argument("--run", required=True, help="local run folder")
+    i.set_defaults(func=cmd_info)
+
+    r = sub.add_parser("reconstruct", help="inputs beside their reconstructions (decode of the encoder mean), as one grid")
+    r.add_argument("--run", required=True, help="run folder or Hub repo id")
+    _add_data_args(r)
+    _require_data(r, "images to reconstruct: Hub dataset id, parquet file/glob/folder, image folder, or 'builtin'")
+    r.add_argument("--n", type=int, default=16, help="how many images (default 16)")
+    r.add_argument("--out", help="PNG to write (default: RUN/reconstructions.png); rows alternate input / reconstruction")
+    r.add_argument("--device", default="cpu")
+    r.set_defaults(func=cmd_reconstruct)
+
+    ip = sub.add_parser("interpolate", help="decode a path between two latents: of two images, or two random prior draws")
+    ip.add_argument("--run", required=True, help="run folder or Hub repo id")
+    ip.add_argument("--a", help="first image file (with --b)")
+    ip.add_argument("--b", help="second image file (with --a)")
+    ip.add_argument("--seed", type=int, default=0, help="without --a/--b: seed of the two prior latents (default 0)")
+    ip.add_argument("--steps", type=int, default=10, help="faces along the path, ends included (default 10)")
+    ip.add_argument("--mode", default="both", choices=["lerp", "slerp", "both"], help="straight line, great circle, or both (default)")
+    ip.add_argument("--out", help="folder for interpolation.png and interpolation_<mode>.gif (default: RUN/interpolation)")
+    ip.add_argument("--device", default="cpu")
+    ip.set_defaults(func=cmd_interpolate)
+
+    tr = sub.add_parser("traverse", help="move latents along one dimension or principal direction of the stored latents")
+    tr.add_argument("--run", required=True, help="run folder or Hub repo id")
+    tr.add_argument("--dim", type=int, help="latent dimension to move along (0-based)")
+    tr.add_argument("--pc", type=int, help="principal direction of the stored latent means (1 = most variance; the default)")
+    tr.add_argument("--range", type=float, default=3.0, help="offsets from -R to +R standard deviations of the stored latents along it (default 3)")
+    tr.add_argument("--steps", type=int, default=9, help="faces per row (default 9)")
+    tr.add_argument("--image", action="append", help="base face from this image file (repeatable; default: the mean latent and --rows - 1 stored ones)")
+    tr.add_argument("--rows", type=int, default=4, help="base latents without --image: the mean plus rows - 1 stored latents (default 4)")
+    tr.add_argument("--seed", type=int, default=0, help="which stored latents are picked as bases (default 0)")
+    tr.add_argument("--out", help="PNG to write (default: RUN/traverse_pcK.png or RUN/traverse_dimD.png)")
+    tr.add_argument("--device", default="cpu")
+    tr.set_defaults(func=cmd_traverse)
+
+    ev = sub.add_parser("evaluate", help="likelihood bounds, reconstruction quality, active units, and every sampler's diversity, memorisation, FID/KID",
+                        description="Evaluates on the run's own held-out split when --data is its training source, else on all of --data. "
+                                    "--limit caps the number of images evaluated.")
+    ev.add_argument("--run", required=True, help="run folder or Hub repo id")
+    _add_data_args(ev)
+    _require_data(ev, "held-out images: the run's training source (its held-out split is used), or any other data source (all of it)")
+    ev.add_argument("--k", type=int, default=16, help="importance samples per image for the IWAE bound (default 16)")
+    ev.add_argument("--n-samples", type=int, default=500, help="faces drawn from each sampler (default 500)")
+    ev.add_argument("--features", help="FID/KID features: package.module:callable returning an nn.Module (images -> N x D); "
+                                       "animevae.evaluate:pixel_features works offline but is not comparable to published FID")
+    ev.add_argument("--inception-weights", help="local Inception-v3 weights for the standard FID extractor (torch-fidelity)")
+    ev.add_argument("--gmm-components", type=int, default=10, help="the gmm sampler's components (default 10)")
+    ev.add_argument("--gmm-covariance", default="full", choices=["full", "diag"], help="the gmm sampler's covariance (default full)")
+    ev.add_argument("--seed", type=int, default=0, help="seed of the importance samples and the sampler draws (default 0)")
+    ev.add_argument("--out", help="JSON file to write (default: RUN/evaluation.json)")
+    ev.add_argument("--device", default="cpu")
+    ev.set_defaults(func=cmd_evaluate)
     return parser
 
 

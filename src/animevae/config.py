@@ -143,6 +143,7 @@ class TrainConfig:
     save_every_minutes: float = 10.0  # ... and at least this often (0 = off); always at every epoch end
     max_bad_steps: int = 20  # non-finite losses in a row before the run stops
     sample_count: int = 64  # faces in each epoch's sample grid
+    tensorboard: bool = False  # also log to runs/NAME/tensorboard
 
     def __post_init__(self):
         _check_types(self)

@@ -27,7 +27,7 @@ from .config import DataConfig, ModelConfig, TrainConfig
 from .data.augment import augment
 from .data.cache import ImageSet, load_images
 from .errors import Interrupted, UserError
-from .images import save_grid, save_loss_curve
+from .images import make_grid, save_grid, save_loss_curve
 from .loss import vae_loss
 from .model import VAE, load_weights
 from .samplers import MixSampler
@@ -207,6 +207,14 @@ def check_disk_space(out: Path, model: VAE, n_train: int, cfg: TrainConfig) -> N
         raise UserError(f"--out {out}: the run needs about {need >> 20} MB on disk and only {free >> 20} MB are free; free some space or pick another --out")
 
 
+def open_tensorboard(out: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise UserError("--tensorboard needs the tensorboard package: pip install 'animevae[tensorboard]'") from None
+    return SummaryWriter(str(out / "tensorboard"))
+
+
 class StopSignal:
     """SIGINT/SIGTERM set a flag; the loop checkpoints at the next step and exits with a resume hint."""
 
@@ -320,6 +328,7 @@ def train(
     if rank == 0:
         runs.write_json(out / runs.CONFIG, config)
 
+    board = open_tensorboard(out) if train_cfg.tensorboard and rank == 0 else None
     steps_per_epoch = len(train_pos) // (train_cfg.batch_size * world) or 1
     history: list[dict] = []
     start_epoch, start_i, step, bad_run, bad_total = 1, 0, 0, 0, 0
@@ -410,6 +419,9 @@ def train(
                             f"epoch {epoch}, step {step}: {run_now} non-finite losses in a row; the last good checkpoint is in {out / 'checkpoints'}. "
                             f"Lower --lr (now {train_cfg.lr}) or use --precision fp32, then --resume {out}"
                         )
+                    if board is not None and c:
+                        board.add_scalars("loss/train_per_image", {"recon": r / c, "kl": k / c}, step)
+                        board.add_scalar("images_per_s", seen * world / (time.perf_counter() - t0), step)
                     if show and c:
                         bar.set_postfix(loss=f"{(r + beta * k) / c:.1f}", recon=f"{r / c:.1f}", kl=f"{k / c:.1f}",
                                         img_s=f"{seen * world / (time.perf_counter() - t0):.0f}")
@@ -459,7 +471,14 @@ def train(
                 latents.save(out / runs.LATENTS)
                 runs.append_line(out / runs.METRICS, json.dumps(line))
                 z = MixSampler(latents.mu, k=4).sample(train_cfg.sample_count, torch.Generator().manual_seed(0))
-                save_grid(final.generate(z.to(device)).cpu(), out / "samples" / f"epoch_{epoch:03d}.png")
+                grid = final.generate(z.to(device)).cpu()
+                save_grid(grid, out / "samples" / f"epoch_{epoch:03d}.png")
+                if board is not None:
+                    board.add_scalar("loss/epoch_train", line["loss"], epoch)
+                    if val:
+                        board.add_scalar("loss/epoch_heldout", val["loss"], epoch)
+                    board.add_image("samples", make_grid(grid), epoch, dataformats="HWC")
+                    board.flush()
                 save_loss_curve(history, out / "loss.png")
                 runs.keep_epoch_copy(out, epoch, train_cfg.keep_last)
                 if show:
@@ -471,6 +490,8 @@ def train(
             save_checkpoint(epoch + 1, 0)
             last_save = time.monotonic()
             start_i = 0
+    if board is not None:
+        board.close()
     if world > 1:
         dist.barrier()
         dist.destroy_process_group()
