@@ -82,6 +82,7 @@ class VAE(
     def __init__(self, config: ModelConfig | None = None):
         super().__init__()
         self.config = config = config or ModelConfig()
+        self._hub_mixin_config = config  # the mixin recorded the argument (maybe None) before this default
         widths = [config.base_channels * 2**i for i in range(config.num_layers)]  # 32, 64, 128, 256, 512
         chans = [config.in_channels] + widths
         last = config.num_layers - 1

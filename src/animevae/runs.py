@@ -126,6 +126,11 @@ def resolve_file(folder_or_repo: str, filename: str, revision: str | None = None
 
     try:
         return hf_hub_download(folder_or_repo, filename, revision=revision, token=token)
+    except LocalEntryNotFoundError:  # a subclass of EntryNotFoundError: offline, not a missing file
+        raise UserError(
+            f"cannot download {filename} from the Hub repo {folder_or_repo}: the Hub is unreachable (or HF_HUB_OFFLINE is set); "
+            "check your connection, or pass a local run folder"
+        ) from None
     except EntryNotFoundError:
         raise UserError(f"Hub repo {folder_or_repo} has no {filename}; is it an animevae model?") from None
     except RepositoryNotFoundError:
@@ -166,12 +171,25 @@ def load_run_config(run: str, revision: str | None = None) -> dict:
     return read_json(resolve_file(run, CONFIG, revision=revision))
 
 
+RUN_FILES = (CONFIG, WEIGHTS, LATENTS, METRICS, "loss.png")
+RUN_FOLDERS = ("samples", "epochs", "checkpoints", "tensorboard")
+
+
 def prepare_out_dir(out: Path, overwrite: bool) -> None:
-    """Refuse to write over another run, and fail before training if the folder can't be written."""
+    """Refuse to write over another run, and fail before training if the folder can't be written.
+
+    ``overwrite`` removes the old run's own files and folders (nothing else in the folder), so no
+    stale metrics line, sample grid or checkpoint of the old run mixes with the new one.
+    """
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out}: exists and is not a folder; choose another path")
-    if out.is_dir() and (out / CONFIG).exists() and not overwrite:
-        raise UserError(f"--out {out}: already holds a run; pass --resume {out} to continue it, --overwrite to replace it, or pick a new --out")
+    if out.is_dir() and (out / CONFIG).exists():
+        if not overwrite:
+            raise UserError(f"--out {out}: already holds a run; pass --resume {out} to continue it, --overwrite to replace it, or pick a new --out")
+        for name in RUN_FOLDERS:
+            shutil.rmtree(out / name, ignore_errors=True)
+        for name in RUN_FILES:
+            (out / name).unlink(missing_ok=True)
     try:
         out.mkdir(parents=True, exist_ok=True)
         probe = out / ".write-test"
@@ -189,6 +207,6 @@ def keep_epoch_copy(out: Path, epoch: int, keep_last: int) -> None:
         for name in (WEIGHTS, LATENTS):
             atomic_write(dest / name, lambda tmp, name=name: shutil.copyfile(out / name, tmp))
     if epochs.is_dir():
-        old = sorted(p for p in epochs.iterdir() if p.name.startswith("epoch_"))
+        old = sorted((p for p in epochs.iterdir() if p.name.startswith("epoch_") and p.name[6:].isdigit()), key=lambda p: int(p.name[6:]))
         for p in old[: max(0, len(old) - keep_last)]:
             shutil.rmtree(p, ignore_errors=True)
