@@ -14,15 +14,16 @@ import torch
 import torch.nn.functional as F
 
 
-def affine_matrices(flip: torch.Tensor, angle_deg: torch.Tensor) -> torch.Tensor:
-    """N x 2 x 3 sampling matrices (output -> input coordinates) for ``affine_grid``."""
+def affine_matrices(flip: torch.Tensor, angle_deg: torch.Tensor, aspect: float = 1.0) -> torch.Tensor:
+    """N x 2 x 3 sampling matrices (output -> input coordinates) for ``affine_grid``; ``aspect`` = H / W."""
     a = angle_deg * (math.pi / 180)
     cos, sin = torch.cos(a), torch.sin(a)
     sx = 1 - 2 * flip.to(a.dtype)  # -1 mirrors x
     zero = torch.zeros_like(a)
-    # input = Flip @ Rot(-angle) @ output, in normalised coordinates with y pointing down
-    row0 = torch.stack([sx * cos, -sx * sin, zero], dim=-1)
-    row1 = torch.stack([sin, cos, zero], dim=-1)
+    # input = Flip @ Rot(-angle) @ output in pixel units, written in affine_grid's [-1, 1] coordinates
+    # (x scaled by W/2, y by H/2), y pointing down
+    row0 = torch.stack([sx * cos, -sx * sin * aspect, zero], dim=-1)
+    row1 = torch.stack([sin / aspect, cos, zero], dim=-1)
     return torch.stack([row0, row1], dim=1)
 
 
@@ -44,5 +45,5 @@ def augment(
     if rotation == 0:
         return torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
     angle = (torch.rand(n, device=dev, generator=generator) * 2 - 1) * rotation
-    grid = F.affine_grid(affine_matrices(flip, angle), list(x.shape), align_corners=False)
+    grid = F.affine_grid(affine_matrices(flip, angle, x.shape[-2] / x.shape[-1]), list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, mode=interpolation, padding_mode=fill, align_corners=False)

@@ -50,6 +50,8 @@ def decode_image(data, size: int, convert_to_rgb: bool = False) -> tuple[np.ndar
                     return None, "skipped_too_large"
                 img.load()  # raises on truncated or corrupt data
                 img = ImageOps.exif_transpose(img)
+        except Image.DecompressionBombError:  # Pillow's own limit, raised by open() before our size check
+            return None, "skipped_too_large"
         except Exception:  # PIL raises OSError, SyntaxError, ValueError, struct.error, ... on bad bytes
             return None, "skipped_undecodable"
     if min(img.size) < MIN_SIDE:

@@ -83,10 +83,10 @@ def open_source(cfg: DataConfig, image_size: int = 96) -> Source:
         return Source("builtin", f"builtin ({n} procedural faces)", n, _hash(["builtin-v1", BUILTIN_SEED, n, image_size]), image_size=image_size)
     path = Path(spec).expanduser()
     if path.is_dir():
-        parquet = sorted(glob.glob(str(path / "**" / "*.parquet"), recursive=True))
+        parquet = sorted(glob.glob(os.path.join(glob.escape(str(path)), "**", "*.parquet"), recursive=True))
         return _parquet_source(cfg, parquet, spec) if parquet else _folder_source(cfg, path)
     if path.is_file() or glob.has_magic(spec):
-        files = sorted(glob.glob(str(path), recursive=True)) if glob.has_magic(spec) else [str(path)]
+        files = [str(path)] if path.is_file() else sorted(glob.glob(str(path), recursive=True))
         if not files:
             raise UserError(f"--data {spec}: the pattern matches no files")
         if not all(f.endswith(".parquet") for f in files):
@@ -135,7 +135,7 @@ def _parquet_source(cfg: DataConfig, files: list[str], spec: str) -> Source:
 
     stats = [(f, os.path.getsize(f), os.path.getmtime(f)) for f in files]
     try:
-        ds = datasets.load_dataset("parquet", data_files=files, split="train")
+        ds = datasets.load_dataset("parquet", data_files=[glob.escape(f) for f in files], split="train")
     except Exception as e:  # pyarrow / datasets raise many types for a bad file
         raise UserError(f"--data {spec}: cannot read these parquet files ({type(e).__name__}: {str(e).splitlines()[0][:160]})") from None
     return _as_bytes_dataset(ds, cfg, "parquet", spec, stats)
