@@ -16,10 +16,14 @@ DEFAULT_HUB_DATASET = "DrishtiSharma/Anime-Face-Dataset"
 S = argparse.SUPPRESS  # train flags default to "not given", so a --config file can supply them
 
 
-def _add_data_args(p: argparse.ArgumentParser, defaults: bool = True) -> None:
+def _add_data_args(p: argparse.ArgumentParser, defaults: bool = True, required_help: str | None = None) -> None:
+    """The data-source flags; ``required_help`` makes --data required (no Hub default) with that help."""
     d = (lambda v: v) if defaults else (lambda v: S)
     g = p.add_argument_group("data")
-    g.add_argument("--data", dest="source", default=d(DEFAULT_HUB_DATASET), help=f"Hub dataset id, parquet file/glob/folder, image folder, or 'builtin' (default: {DEFAULT_HUB_DATASET})")
+    if required_help:
+        g.add_argument("--data", dest="source", required=True, help=required_help)
+    else:
+        g.add_argument("--data", dest="source", default=d(DEFAULT_HUB_DATASET), help=f"Hub dataset id, parquet file/glob/folder, image folder, or 'builtin' (default: {DEFAULT_HUB_DATASET})")
     g.add_argument("--split", default=d("train"), help="Hub dataset split (default: train)")
     g.add_argument("--revision", default=d(None), help="Hub dataset revision to pin (branch, tag or commit)")
     g.add_argument("--image-column", default=d(None), help="column holding the images (default: image, img, or the first Image feature)")
@@ -198,12 +202,6 @@ def cmd_evaluate(a) -> None:
     print(f"metrics written to {out}")
 
 
-def _require_data(p: argparse.ArgumentParser, help_text: str) -> None:
-    for action in p._actions:
-        if action.dest == "source":
-            action.required, action.default, action.help = True, None, help_text
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="animevae", description="Train a VAE on anime faces, generate new ones, fine-tune on your own.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -292,8 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("reconstruct", help="inputs beside their reconstructions (decode of the encoder mean), as one grid")
     r.add_argument("--run", required=True, help="run folder or Hub repo id")
-    _add_data_args(r)
-    _require_data(r, "images to reconstruct: Hub dataset id, parquet file/glob/folder, image folder, or 'builtin'")
+    _add_data_args(r, required_help="images to reconstruct: Hub dataset id, parquet file/glob/folder, image folder, or 'builtin'")
     r.add_argument("--n", type=int, default=16, help="how many images (default 16)")
     r.add_argument("--out", help="PNG to write (default: RUN/reconstructions.png); rows alternate input / reconstruction")
     r.add_argument("--device", default="cpu")
@@ -327,8 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Evaluates on the run's own held-out split when --data is its training source, else on all of --data. "
                                     "--limit caps the number of images evaluated.")
     ev.add_argument("--run", required=True, help="run folder or Hub repo id")
-    _add_data_args(ev)
-    _require_data(ev, "held-out images: the run's training source (its held-out split is used), or any other data source (all of it)")
+    _add_data_args(ev, required_help="held-out images: the run's training source (its held-out split is used), or any other data source (all of it)")
     ev.add_argument("--k", type=int, default=16, help="importance samples per image for the IWAE bound (default 16)")
     ev.add_argument("--n-samples", type=int, default=500, help="faces drawn from each sampler (default 500)")
     ev.add_argument("--features", help="FID/KID features: package.module:callable returning an nn.Module (images -> N x D); "

@@ -10,9 +10,10 @@ from . import runs
 from .errors import UserError
 from .images import save_grid, save_images
 from .model import VAE
-from .samplers import MixSampler, PriorSampler, Sampler
+from .samplers import GMMSampler, MixSampler, PriorSampler, Sampler
 
 DEFAULT_MIX_K = 4  # chosen from the diversity table in the README
+DEFAULT_GMM_COMPONENTS = 10
 
 
 def parse_k(value) -> int | None:
@@ -28,12 +29,52 @@ def parse_k(value) -> int | None:
     return k
 
 
-def make_sampler(name: str, model: VAE, run: str, mix_k=DEFAULT_MIX_K, temperature: float = 1.0, revision=None) -> Sampler:
+def gmm_file(run, n_components: int, covariance_type: str) -> Path:
+    return Path(run) / f"gmm_{n_components}_{covariance_type}.safetensors"
+
+
+def load_or_fit_gmm(run: str, n_components: int = DEFAULT_GMM_COMPONENTS, covariance_type: str = "full",
+                    revision: str | None = None, progress: bool = True) -> GMMSampler:
+    """The run's fitted mixture: read from RUN/gmm_<k>_<cov>.safetensors, or fitted now (and saved there).
+
+    A saved mixture older than the run's latents.safetensors is refitted. A run on the Hub (or a
+    read-only folder) is fitted in memory each time.
+    """
+    import sys
+
+    if covariance_type not in GMMSampler.COVARIANCE_TYPES:
+        raise UserError(f"--gmm-covariance {covariance_type}: unknown; choose full or diag")
+    latents_path = Path(runs.resolve_file(run, runs.LATENTS, revision=revision))
+    local = Path(run).expanduser().is_dir()
+    path = gmm_file(Path(run).expanduser(), n_components, covariance_type) if local else None
+    if path is not None and path.is_file() and path.stat().st_mtime >= latents_path.stat().st_mtime:
+        try:
+            return GMMSampler.from_tensors(runs.load_tensors(path), covariance_type)
+        except (UserError, KeyError, ValueError):
+            pass  # damaged or foreign: refit below
+    mu = runs.Latents.load(latents_path).mu
+    if progress:
+        print(f"gmm: fitting {n_components} {covariance_type}-covariance components to {min(len(mu), GMMSampler.MAX_FIT)} latents ...",
+              file=sys.stderr, flush=True)
+    sampler = GMMSampler.fit(mu, n_components, covariance_type)
+    if path is not None:
+        try:
+            runs.save_tensors(sampler.tensors(), path, metadata={"n_components": str(n_components), "covariance_type": covariance_type,
+                                                                 "fitted_on": str(min(len(mu), GMMSampler.MAX_FIT))})
+        except OSError:
+            pass  # a read-only run folder: use the mixture without keeping it
+    return sampler
+
+
+def make_sampler(name: str, model: VAE, run: str, mix_k=DEFAULT_MIX_K, temperature: float = 1.0, revision=None,
+                 gmm_components: int = DEFAULT_GMM_COMPONENTS, gmm_covariance: str = "full") -> Sampler:
     if name == "mix":
         return MixSampler(runs.load_latents(run, revision).mu, parse_k(mix_k))
     if name == "prior":
         return PriorSampler(model.config.latent_dim, temperature)
-    raise UserError(f"--sampler {name}: unknown; choose mix or prior")
+    if name == "gmm":
+        return load_or_fit_gmm(run, gmm_components, gmm_covariance, revision)
+    raise UserError(f"--sampler {name}: unknown; choose mix, prior or gmm")
 
 
 @torch.no_grad()
@@ -48,12 +89,13 @@ def load_model(run: str, device: str = "cpu", revision: str | None = None) -> VA
 
 
 def generate(run: str, n: int = 100, out: str | Path | None = None, sampler: str = "mix", mix_k=DEFAULT_MIX_K,
-             temperature: float = 1.0, seed: int = 0, device: str = "cpu", revision: str | None = None) -> Path:
+             temperature: float = 1.0, seed: int = 0, device: str = "cpu", revision: str | None = None,
+             gmm_components: int = DEFAULT_GMM_COMPONENTS, gmm_covariance: str = "full") -> Path:
     """Write ``n`` generated faces as out/00000.png ... and out/grid.png; returns ``out``."""
     if n < 1:
         raise UserError(f"--n must be at least 1, got {n}")
     model = load_model(run, device, revision)
-    z = make_sampler(sampler, model, run, mix_k, temperature, revision).sample(n, torch.Generator().manual_seed(seed))
+    z = make_sampler(sampler, model, run, mix_k, temperature, revision, gmm_components, gmm_covariance).sample(n, torch.Generator().manual_seed(seed))
     images = decode_latents(model, z)
     out = Path(out) if out is not None else (Path(run) / "generated" if Path(run).is_dir() else Path("generated"))
     save_images(images, out)
