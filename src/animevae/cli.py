@@ -72,12 +72,12 @@ def _read_config_file(path: str) -> dict:
 
 def _configs(a):
     """Defaults <- --config file <- command-line flags, validated field by field."""
-    from .config import DataConfig, ModelConfig, TrainConfig, from_dict
+    from .config import PRESETS, DataConfig, ModelConfig, TrainConfig, from_dict
     from .train import FINETUNE_LR
 
     sections = _read_config_file(a.config) if getattr(a, "config", None) else {"model": {}, "train": {}, "data": {}}
     model = {**sections["model"], **_pick(a, ModelConfig)}
-    train = {**sections["train"], **_pick(a, TrainConfig)}
+    train = {**PRESETS[getattr(a, "preset", "seed")], **sections["train"], **_pick(a, TrainConfig)}
     data = {**sections["data"], **_pick(a, DataConfig)}
     if "image_size" in model and "num_layers" not in model and isinstance(model["image_size"], int) and model["image_size"] > 0:
         k = math.log2(model["image_size"] / 3)
@@ -210,6 +210,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Flags override --config, which overrides the defaults (the seed's settings).")
     t.add_argument("--config", help="TOML (or JSON) file of settings: [model], [train], [data] tables or flat keys")
     t.add_argument("--resume", help="continue this run folder from its last complete checkpoint")
+    t.add_argument("--preset", default=S, choices=["seed", "quality"],
+                   help="seed: the notebook's settings (default); quality: KL warm-up + free bits + EMA + reflect fill (see docs/results.md)")
     _add_data_args(t, defaults=False)
     g = t.add_argument_group("model")
     g.add_argument("--image-size", type=int, default=S, help="3*2^k pixels (default 96: the seed's)")
