@@ -9,6 +9,7 @@ import shlex
 import sys
 
 from .errors import Interrupted, UserError
+from .samplers import DEFAULT_MIX_K
 
 DEFAULT_HUB_DATASET = "DrishtiSharma/Anime-Face-Dataset"
 
@@ -259,7 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--seed", type=int, default=0)
     gen.add_argument("--sampler", default="mix", choices=["mix", "prior", "gmm"],
                      help="mix: the seed's latent averaging; prior: z ~ N(0, I); gmm: a Gaussian mixture fitted to the stored latents")
-    gen.add_argument("--mix-k", default="4", help="stored latents one mix draws on, or 'all' (default 4)")
+    gen.add_argument("--mix-k", default=str(DEFAULT_MIX_K), help=f"stored latents one mix draws on, or 'all' (default {DEFAULT_MIX_K}: see the README's table)")
     gen.add_argument("--temperature", type=float, default=1.0, help="prior sampler's scale")
     gen.add_argument("--gmm-components", type=int, default=10, help="gmm sampler's mixture components (default 10)")
     gen.add_argument("--gmm-covariance", default="full", choices=["full", "diag"], help="gmm sampler's covariance per component (default full)")

@@ -10,9 +10,8 @@ from . import runs
 from .errors import UserError
 from .images import save_grid, save_images
 from .model import VAE
-from .samplers import GMMSampler, MixSampler, PriorSampler, Sampler
+from .samplers import DEFAULT_MIX_K, GMMSampler, MixSampler, PriorSampler, Sampler
 
-DEFAULT_MIX_K = 4  # chosen from the diversity table in the README
 DEFAULT_GMM_COMPONENTS = 10
 
 

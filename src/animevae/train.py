@@ -30,7 +30,7 @@ from .errors import Interrupted, UserError
 from .images import make_grid, save_grid, save_loss_curve
 from .loss import vae_loss
 from .model import VAE, load_weights
-from .samplers import MixSampler
+from .samplers import DEFAULT_MIX_K, MixSampler
 
 FINETUNE_LR = 1e-4  # default lr when starting from trained weights
 
@@ -470,7 +470,7 @@ def train(
                 runs.save_tensors(final.state_dict(), out / runs.WEIGHTS)
                 latents.save(out / runs.LATENTS)
                 runs.append_line(out / runs.METRICS, json.dumps(line))
-                z = MixSampler(latents.mu, k=4).sample(train_cfg.sample_count, torch.Generator().manual_seed(0))
+                z = MixSampler(latents.mu, k=DEFAULT_MIX_K).sample(train_cfg.sample_count, torch.Generator().manual_seed(0))
                 grid = final.generate(z.to(device)).cpu()
                 save_grid(grid, out / "samples" / f"epoch_{epoch:03d}.png")
                 if board is not None:
