@@ -51,3 +51,22 @@ def tiny_run(tmp_path_factory) -> Path:
     run_cli("train", "--data", "builtin", "--builtin-count", "320", "--epochs", "2", "--batch-size", "32",
             "--out", out, "--quiet", "--seed", "1")
     return out
+
+
+@pytest.fixture(scope="module")
+def messy_dir(tmp_path_factory) -> Path:
+    """The messy image set (tests/messy_images.py) written to a folder."""
+    from messy_images import write_messy_set
+
+    folder = tmp_path_factory.mktemp("messy")
+    write_messy_set(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def messy_parquet(tmp_path_factory) -> tuple[Path, list[str]]:
+    """The same set as one Hub-format parquet file, with the names in row order."""
+    from messy_images import write_messy_parquet
+
+    path = tmp_path_factory.mktemp("messy-parquet") / "messy.parquet"
+    return path, write_messy_parquet(path)

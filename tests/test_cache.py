@@ -23,20 +23,9 @@ from animevae.data.decode import REASONS, decode_image
 from animevae.data.toyfaces import render_faces
 from animevae.errors import UserError
 
-from messy_images import CONVERTED, EXPECTED, encode, messy_bytes, write_messy_parquet, write_messy_set, write_parquet
+from messy_images import CONVERTED, EXPECTED, encode, messy_bytes, write_parquet
 
 
-@pytest.fixture(scope="module")
-def messy_dir(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("messy")
-    write_messy_set(folder)
-    return folder
-
-
-@pytest.fixture(scope="module")
-def messy_parquet(tmp_path_factory) -> tuple[Path, list[str]]:
-    path = tmp_path_factory.mktemp("messy-parquet") / "messy.parquet"
-    return path, write_messy_parquet(path)
 
 
 def _counts(reasons) -> dict:

@@ -3,7 +3,6 @@ and generation from a run is reproducible."""
 
 from __future__ import annotations
 
-import json
 import pickle
 import shutil
 from pathlib import Path

@@ -17,20 +17,9 @@ from animevae.data.sources import IMAGE_EXTENSIONS, open_source
 from animevae.data.toyfaces import render_faces
 from animevae.errors import UserError
 
-from messy_images import EXPECTED, NOT_IMAGES, encode, messy_bytes, write_messy_parquet, write_messy_set, write_parquet
+from messy_images import EXPECTED, NOT_IMAGES, encode, messy_bytes, write_messy_set, write_parquet
 
 
-@pytest.fixture(scope="module")
-def messy_dir(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("messy")
-    write_messy_set(folder)
-    return folder
-
-
-@pytest.fixture(scope="module")
-def messy_parquet(tmp_path_factory) -> tuple[Path, list[str]]:
-    path = tmp_path_factory.mktemp("messy-parquet") / "messy.parquet"
-    return path, write_messy_parquet(path)
 
 
 def _src(spec, **kw):

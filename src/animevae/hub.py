@@ -14,7 +14,6 @@ then creates the repo (``HfApi.create_repo``, ``exist_ok``) and uploads the fold
 
 from __future__ import annotations
 
-import json
 import math
 import shutil
 import tempfile
@@ -50,22 +49,6 @@ def _check_repo_id(repo_id: str) -> None:
         repo_id_ok = repo_id.count("/") == 1
     if not repo_id_ok:
         raise UserError(f"--repo-id {repo_id!r}: expected USER/NAME (letters, digits, '-', '_', '.')")
-
-
-def read_metrics(folder: Path) -> list[dict]:
-    """metrics.jsonl as a list of dicts (lines that do not parse are ignored)."""
-    path = Path(folder) / runs.METRICS
-    if not path.is_file():
-        return []
-    out = []
-    for line in path.read_text().splitlines():
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(row, dict):
-            out.append(row)
-    return out
 
 
 def hub_dataset_id(config: dict) -> str | None:
@@ -206,7 +189,7 @@ def write_model_card(run, repo_id: str, out: str | Path | None = None) -> Path:
     parameters = count_parameters(VAE(model_config_from_json(config, folder / runs.CONFIG)))
     _sample_grid(folder, out / GRID)
     path = out / "README.md"
-    runs.write_bytes(path, card_text(config, read_metrics(folder), repo_id, parameters).encode())
+    runs.write_bytes(path, card_text(config, runs.read_metrics(folder), repo_id, parameters).encode())
     return path
 
 

@@ -21,21 +21,6 @@ def _tree_size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
-def _metrics(folder: Path) -> list[dict]:
-    path = folder / runs.METRICS
-    if not path.is_file():
-        return []
-    rows = []
-    for line in path.read_text().splitlines():
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(row, dict):
-            rows.append(row)
-    return rows
-
-
 def _checkpoints(folder: Path) -> list[str]:
     root = folder / "checkpoints"
     if not root.is_dir():
@@ -93,7 +78,7 @@ def summarize(run) -> str:
     source = stats.get("source") or {}
     counts = stats.get("counts") or {}
     split = config.get("split") or {}
-    metrics = _metrics(folder)
+    metrics = runs.read_metrics(folder)
     pixels = model_cfg.in_channels * model_cfg.image_size**2
 
     lines = [f"run: {folder}"]

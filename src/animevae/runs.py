@@ -88,6 +88,22 @@ def append_line(path, line: str) -> None:
     write_bytes(path, old + line.rstrip("\n").encode() + b"\n")
 
 
+def read_metrics(folder) -> list[dict]:
+    """A run's metrics.jsonl as a list of dicts (lines that do not parse are skipped)."""
+    path = Path(folder) / METRICS
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(row, dict):
+            rows.append(row)
+    return rows
+
+
 def save_tensors(tensors: dict[str, torch.Tensor], path, metadata: dict[str, str] | None = None) -> None:
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
     atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))

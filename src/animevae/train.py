@@ -29,7 +29,7 @@ from .data.cache import ImageSet, load_images
 from .errors import Interrupted, UserError
 from .images import make_grid, save_grid, save_loss_curve
 from .loss import vae_loss
-from .model import VAE, load_weights
+from .model import VAE
 from .samplers import DEFAULT_MIX_K, MixSampler
 
 FINETUNE_LR = 1e-4  # default lr when starting from trained weights
@@ -331,7 +331,7 @@ def train(
     board = open_tensorboard(out) if train_cfg.tensorboard and rank == 0 else None
     steps_per_epoch = len(train_pos) // (train_cfg.batch_size * world) or 1
     history: list[dict] = []
-    start_epoch, start_i, step, bad_run, bad_total = 1, 0, 0, 0, 0
+    start_epoch, start_i, step, bad_total = 1, 0, 0, 0
     sums = torch.zeros(3, device=device)  # recon, kl, count: read every log_every steps, not every step
     seen, elapsed = 0, 0.0
     if ckpt is not None:
@@ -364,7 +364,6 @@ def train(
         checkpoint.save(out, step, tensors, meta)
 
     my_train = train_pos[rank::world]  # this rank's shard, for the latents pass
-    total_steps = steps_per_epoch * train_cfg.epochs
     last_save = time.monotonic()
     with StopSignal() as stop:
         for epoch in range(start_epoch, train_cfg.epochs + 1):
