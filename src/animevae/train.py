@@ -197,6 +197,29 @@ def build_model(model_cfg: ModelConfig, train_cfg: TrainConfig) -> tuple[VAE, Mo
     return model, model.config
 
 
+def ema_with_warmup(decay: float):
+    """EMA update whose decay ramps up as min(decay, (1 + n) / (10 + n)) over the first updates.
+
+    A fixed 0.998 averages in the random initial weights for thousands of steps: measured on a
+    short run it left a model with 1 active latent unit. Computed on the device (no host sync).
+    """
+
+    def update(ema_params, model_params, num_averaged):
+        n = num_averaged.to(torch.float32)
+        d = torch.clamp((1 + n) / (10 + n), max=decay)
+        floats = [(e, m) for e, m in zip(ema_params, model_params) if e.is_floating_point()]
+        for e, m in zip(ema_params, model_params):
+            if not e.is_floating_point():  # BatchNorm's step counter: copied, not averaged
+                e.copy_(m)
+        if not floats:
+            return
+        ema_f, model_f = [e for e, _ in floats], [m for _, m in floats]
+        torch._foreach_mul_(ema_f, d)
+        torch._foreach_add_(ema_f, torch._foreach_mul(model_f, 1 - d))
+
+    return update
+
+
 def check_disk_space(out: Path, model: VAE, n_train: int, cfg: TrainConfig) -> None:
     """Fail before training, not after hours, when the run folder's disk cannot hold what the run writes."""
     weights = sum(t.numel() * t.element_size() for t in model.state_dict().values())
@@ -302,7 +325,7 @@ def train(
     optimizer = make_optimizer([p for p in model.parameters() if p.requires_grad], train_cfg.lr)
     ema = None
     if train_cfg.ema > 0:
-        ema = torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(train_cfg.ema), use_buffers=True)
+        ema = torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=ema_with_warmup(train_cfg.ema), use_buffers=True)
     step_model = model
     if world > 1:
         step_model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
