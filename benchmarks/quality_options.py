@@ -56,7 +56,8 @@ def main() -> None:
         rows.append((name, m))
         (ROOT / "docs" / "images").mkdir(parents=True, exist_ok=True)
         (ROOT / "docs" / "images" / f"quality_{name}.png").write_bytes((run_dir / "prior" / "grid.png").read_bytes())
-    print(f"\n{a.limit} images ({a.data}), {a.epochs} epochs each; held-out: 400 faces; 300 samples per sampler\n")
+    held = rows[0][1]["data"]["images"] if rows else 0
+    print(f"\n{a.limit} images ({a.data}), {a.epochs} epochs each; held-out: {held} faces; 300 samples per sampler\n")
     print("| variant | -ELBO/image | -IWAE bound | recon MSE | PSNR | SSIM | KL | active units | prior FID (pixel) | mix k=4 FID (pixel) | prior diversity |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for name, m in rows:
