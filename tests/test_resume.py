@@ -18,7 +18,7 @@ from animevae import checkpoint
 from animevae.runs import load_tensors
 
 # A small model (48 px, 4 layers) so a step and a checkpoint take milliseconds; one thread for determinism.
-BASE = ["--data", "builtin", "--builtin-count", "96", "--image-size", "48", "--base-channels", "16", "--latent-dim", "32",
+BASE = ["--data", "builtin", "--builtin-count", "256", "--image-size", "48", "--base-channels", "16", "--latent-dim", "32",
         "--batch-size", "16", "--keep-last", "1", "--quiet", "--seed", "5"]
 SMALL = BASE + ["--epochs", "3"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -45,14 +45,12 @@ def complete_checkpoints_verify(out: Path) -> list[str]:
 
 
 def wait_mid_write(out: Path, proc: subprocess.Popen, limit: float) -> bool:
-    """Poll until a checkpoint folder exists without its manifest (a write in progress)."""
+    """Poll until a checkpoint is being written (its hidden temporary folder exists)."""
     end = time.monotonic() + limit
     root = out / "checkpoints"
     while time.monotonic() < end and proc.poll() is None:
-        if root.is_dir():
-            for d in root.iterdir():
-                if d.name.startswith("step_") and not (d / "manifest.json").exists():
-                    return True
+        if root.is_dir() and any(d.name.startswith(".tmp-step_") for d in root.iterdir()):
+            return True
         time.sleep(0.0005)
     return False
 
@@ -104,8 +102,8 @@ def test_sigkill_at_random_moments_then_resume_is_bit_identical(reference, tmp_p
 def test_signal_saves_checkpoint_and_says_how_to_resume(reference, tmp_path, sig, code):
     out = tmp_path / "signalled"
     proc = train_proc(*SMALL, "--out", out)
-    assert wait_for(lambda: (out / "config.json").exists(), proc, 60)
-    time.sleep(1.0)
+    assert wait_for(lambda: (out / "config.json").exists(), proc, 60)  # training is about to start
+    time.sleep(0.3)
     proc.send_signal(sig)
     rc, err = finish(proc)
     if rc == 0:

@@ -221,8 +221,8 @@ def test_prepare_out_dir_refuses_existing_run(tmp_path):
         runs.prepare_out_dir(out, overwrite=False)
     msg = str(e.value)
     assert "already holds a run" in msg and "--overwrite" in msg and "\n" not in msg
-    runs.prepare_out_dir(out, overwrite=True)  # allowed with overwrite
-    assert (out / runs.CONFIG).exists()
+    runs.prepare_out_dir(out, overwrite=True)  # allowed with overwrite, which clears the old run's files
+    assert out.is_dir() and not (out / runs.CONFIG).exists()
 
 
 def test_prepare_out_dir_new_and_empty_and_file(tmp_path):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
 import shutil
 import sys
@@ -76,18 +77,35 @@ def set_rng_state(tensors: dict[str, torch.Tensor], meta: dict) -> None:
     np.random.set_state((npst[0], np.asarray(npst[1], dtype=np.uint32), *npst[2:]))
 
 
+def _discard(path: Path) -> None:
+    """Remove a folder without ever leaving a half-deleted ``step_*``: rename it away first."""
+    trash = path.with_name(f".trash-{path.name}-{os.getpid()}")
+    os.replace(path, trash)
+    shutil.rmtree(trash, ignore_errors=True)
+
+
 def save(folder: Path, step: int, tensors: dict[str, torch.Tensor], meta: dict) -> Path:
-    """Write checkpoint ``step`` (tensors + JSON, then the manifest) and drop all but the newest KEEP."""
+    """Write checkpoint ``step`` into a hidden folder, then rename it into place; keep the newest KEEP.
+
+    A ``step_*`` folder is therefore always complete (the manifest is a second check), whatever
+    instant the process dies at: a kill leaves at most a hidden ``.tmp-*``/``.trash-*`` folder.
+    """
     root = folder / "checkpoints"
+    root.mkdir(parents=True, exist_ok=True)
+    for stale in root.glob(".*-step_*"):
+        shutil.rmtree(stale, ignore_errors=True)
     dest = root / f"step_{step:09d}"
-    if dest.exists():
-        shutil.rmtree(dest)
-    runs.save_tensors(tensors, dest / "state.safetensors")
-    runs.write_json(dest / "state.json", meta)
-    manifest = {name: _sha256(dest / name) for name in ("state.safetensors", "state.json")}
-    runs.write_json(dest / "manifest.json", manifest)
+    tmp = root / f".tmp-step_{step:09d}-{os.getpid()}"
+    runs.save_tensors(tensors, tmp / "state.safetensors")
+    runs.write_json(tmp / "state.json", meta)
+    manifest = {name: _sha256(tmp / name) for name in ("state.safetensors", "state.json")}
+    runs.write_json(tmp / "manifest.json", manifest)
+    if dest.exists():  # the same step saved again after a resume
+        _discard(dest)
+    os.replace(tmp, dest)
+    runs.fsync_dir(root)
     for old in sorted(p for p in root.iterdir() if p.name.startswith("step_"))[:-KEEP]:
-        shutil.rmtree(old, ignore_errors=True)
+        _discard(old)
     return dest
 
 
