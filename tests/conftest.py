@@ -70,3 +70,15 @@ def messy_parquet(tmp_path_factory) -> tuple[Path, list[str]]:
 
     path = tmp_path_factory.mktemp("messy-parquet") / "messy.parquet"
     return path, write_messy_parquet(path)
+
+
+@pytest.fixture(scope="module")
+def run_copy(tiny_run, tmp_path_factory) -> Path:
+    """A module's own copy of tiny_run's model, config and latents (tests may add files to it)."""
+    import shutil
+
+    dest = tmp_path_factory.mktemp("run-copy") / "run"
+    dest.mkdir()
+    for name in ("config.json", "model.safetensors", "latents.safetensors"):
+        shutil.copy2(tiny_run / name, dest / name)
+    return dest

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -211,15 +209,6 @@ def test_feature_specs_are_checked():
 
 LIKELIHOOD_KEYS = {"neg_elbo_per_image", "neg_elbo_per_dim", "neg_iwae_per_image", "neg_iwae_per_dim", "iwae_k", "recon_per_image", "kl_per_image"}
 SAMPLER_NAMES = {"mix_k2", "mix_k4", "mix_k16", "mix_all", "prior", "gmm"}
-
-
-@pytest.fixture(scope="module")
-def run_copy(tiny_run, tmp_path_factory) -> Path:
-    dest = tmp_path_factory.mktemp("evaluate") / "run"
-    dest.mkdir()
-    for name in ("config.json", "model.safetensors", "latents.safetensors"):
-        shutil.copy2(tiny_run / name, dest / name)
-    return dest
 
 
 def test_evaluate_writes_every_metric(cli, run_copy, tmp_path):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -23,15 +22,6 @@ def _grid_shape(rows: int, cols: int) -> tuple[int, int, int]:
 
 def _tile(grid: np.ndarray, r: int, c: int) -> np.ndarray:
     return grid[2 + r * TILE : 2 + r * TILE + 96, 2 + c * TILE : 2 + c * TILE + 96]
-
-
-@pytest.fixture(scope="module")
-def run_copy(tiny_run, tmp_path_factory) -> Path:
-    dest = tmp_path_factory.mktemp("explore") / "run"
-    dest.mkdir()
-    for name in ("config.json", "model.safetensors", "latents.safetensors"):
-        shutil.copy2(tiny_run / name, dest / name)
-    return dest
 
 
 @pytest.fixture(scope="module")

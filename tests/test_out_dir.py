@@ -10,25 +10,25 @@ import pytest
 TINY = ["--data", "builtin", "--builtin-count", "64", "--epochs", "1", "--batch-size", "16", "--quiet"]
 
 
-@pytest.fixture
-def small_fs(tmp_path):
-    """A real 4 MB filesystem (tmpfs; needs root, as CI has): the run cannot fit on it."""
+def _mount_tmpfs(tmp_path, options: str):
+    """A real tmpfs mounted for one test (needs root, as CI has); skips where mounting is refused."""
     mnt = tmp_path / f"fs-{uuid.uuid4().hex[:6]}"
     mnt.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mnt)], capture_output=True).returncode != 0:
-        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(mnt)], capture_output=True).returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs ({options}) here (needs root)")
     yield mnt
     subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
+@pytest.fixture
+def small_fs(tmp_path):
+    """A 4 MB filesystem: the run cannot fit on it."""
+    yield from _mount_tmpfs(tmp_path, "size=4m")
 
 
 @pytest.fixture
 def read_only_fs(tmp_path):
-    mnt = tmp_path / f"ro-{uuid.uuid4().hex[:6]}"
-    mnt.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(mnt)], capture_output=True).returncode != 0:
-        pytest.skip("cannot mount a read-only tmpfs here (needs root)")
-    yield mnt
-    subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+    yield from _mount_tmpfs(tmp_path, "ro,size=1m")
 
 
 def assert_one_line_error(proc, *needles):
