@@ -77,6 +77,35 @@ def set_rng_state(tensors: dict[str, torch.Tensor], meta: dict) -> None:
     np.random.set_state((npst[0], np.asarray(npst[1], dtype=np.uint32), *npst[2:]))
 
 
+def capture(model, ema, optimizer, scaler, torch_states, aug_states, rng_rest: dict, rng_meta: dict, sums, progress: dict):
+    """Everything a resume needs, as (tensors, JSON meta). ``torch_states``/``aug_states``: one RNG state per rank."""
+    opt_t, groups = optimizer_tensors(optimizer)
+    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+    tensors.update({f"ema.{k}": v for k, v in ema.state_dict().items()} if ema is not None else {})
+    tensors.update(opt_t)
+    tensors.update({f"rng.torch.{r}": s for r, s in enumerate(torch_states)})
+    tensors.update({f"rng.aug.{r}": s for r, s in enumerate(aug_states)})
+    tensors.update({k: v for k, v in rng_rest.items() if k != "rng.torch"})
+    tensors["sums"] = sums
+    meta = {**progress, "param_groups": groups, "scaler": scaler.state_dict() if scaler.is_enabled() else None, "rng": rng_meta}
+    return tensors, meta
+
+
+def restore(tensors: dict, meta: dict, model, ema, optimizer, scaler, aug_gen: torch.Generator, rank: int) -> None:
+    """Put a captured state back: weights, EMA, optimizer moments, grad scaler, and this rank's RNG states."""
+    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, strict=True)
+    if ema is not None:
+        ema.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")}, strict=True)
+    load_optimizer(optimizer, tensors, meta["param_groups"])
+    if meta.get("scaler"):
+        scaler.load_state_dict(meta["scaler"])
+    own = {"rng.torch": tensors[f"rng.torch.{rank}"]}
+    if "rng.cuda" in tensors:
+        own["rng.cuda"] = tensors["rng.cuda"]
+    set_rng_state(own, meta["rng"])
+    aug_gen.set_state(tensors[f"rng.aug.{rank}"].to(aug_gen.device) if aug_gen.device.type != "cpu" else tensors[f"rng.aug.{rank}"])
+
+
 def _discard(path: Path) -> None:
     """Remove a folder without ever leaving a half-deleted ``step_*``: rename it away first."""
     trash = path.with_name(f".trash-{path.name}-{os.getpid()}")

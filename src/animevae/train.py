@@ -261,17 +261,6 @@ class StopSignal:
             signal.signal(sig, handler)
 
 
-def _apply_checkpoint(ckpt: dict, model, ema, optimizer, scaler, aug_gen, rank: int) -> None:
-    tensors, meta = ckpt["tensors"], ckpt["meta"]
-    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, strict=True)
-    if ema is not None:
-        ema.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")}, strict=True)
-    checkpoint.load_optimizer(optimizer, tensors, meta["param_groups"])
-    scaler.load_state_dict(meta["scaler"]) if meta.get("scaler") else None
-    checkpoint.set_rng_state({"rng.torch": tensors[f"rng.torch.{rank}"], **({"rng.cuda": tensors["rng.cuda"]} if "rng.cuda" in tensors else {})}, meta["rng"])
-    aug_gen.set_state(tensors[f"rng.aug.{rank}"].to(aug_gen.device) if aug_gen.device.type != "cpu" else tensors[f"rng.aug.{rank}"])
-
-
 def train(
     model_cfg: ModelConfig,
     train_cfg: TrainConfig,
@@ -358,7 +347,7 @@ def train(
     sums = torch.zeros(3, device=device)  # recon, kl, count: read every log_every steps, not every step
     seen, elapsed = 0, 0.0
     if ckpt is not None:
-        _apply_checkpoint(ckpt, model, ema, optimizer, scaler, aug_gen, rank)
+        checkpoint.restore(ckpt["tensors"], ckpt["meta"], model, ema, optimizer, scaler, aug_gen, rank)
         m = ckpt["meta"]
         history, start_epoch, start_i, step, bad_total = m["history"], m["epoch"], m["step_in_epoch"], m["step"], m["bad_steps"]
         sums = ckpt["tensors"]["sums"].to(device)
@@ -371,19 +360,9 @@ def train(
         per_rank = gather_rows([rng_t["rng.torch"][None], aug_gen.get_state().cpu()[None]], world)
         if rank != 0:
             return
-        opt_t, groups = checkpoint.optimizer_tensors(optimizer)
-        tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
-        tensors.update({f"ema.{k}": v for k, v in ema.state_dict().items()} if ema is not None else {})
-        tensors.update(opt_t)
-        tensors.update({f"rng.torch.{r}": per_rank[0][r] for r in range(world)})
-        tensors.update({f"rng.aug.{r}": per_rank[1][r] for r in range(world)})
-        tensors.update({k: v for k, v in rng_t.items() if k != "rng.torch"})
-        tensors["sums"] = sums
-        meta = {
-            "epoch": epoch, "step_in_epoch": step_in_epoch, "step": step, "seen": seen, "elapsed": elapsed,
-            "bad_steps": bad_total, "param_groups": groups, "scaler": scaler.state_dict() if scaler.is_enabled() else None,
-            "rng": rng_meta, "history": history, "data_fingerprint": faces.stats["source"]["fingerprint"],
-        }
+        progress = {"epoch": epoch, "step_in_epoch": step_in_epoch, "step": step, "seen": seen, "elapsed": elapsed, "bad_steps": bad_total,
+                    "history": history, "data_fingerprint": faces.stats["source"]["fingerprint"]}
+        tensors, meta = checkpoint.capture(model, ema, optimizer, scaler, per_rank[0], per_rank[1], rng_t, rng_meta, sums, progress)
         checkpoint.save(out, step, tensors, meta)
 
     my_train = train_pos[rank::world]  # this rank's shard, for the latents pass
