@@ -30,22 +30,13 @@ def test_messy_set_covers_every_reason():
     assert set(EXPECTED.values()) == set(REASONS)
 
 
+@pytest.mark.parametrize("convert, expected, size", [(False, EXPECTED, 32), (True, CONVERTED, 24)], ids=["seed-filters", "convert-to-rgb"])
 @pytest.mark.parametrize("name", sorted(EXPECTED))
-def test_reason_seed_filters(messy, name):
-    arr, reason = decode_image(messy[name], 32, convert_to_rgb=False)
-    assert reason == EXPECTED[name]
+def test_reason_for_every_file(messy, name, convert, expected, size):
+    arr, reason = decode_image(messy[name], size, convert_to_rgb=convert)
+    assert reason == expected[name]
     if reason == "kept":
-        assert arr.shape == (3, 32, 32) and arr.dtype == np.uint8 and arr.flags.c_contiguous
-    else:
-        assert arr is None
-
-
-@pytest.mark.parametrize("name", sorted(EXPECTED))
-def test_reason_convert_to_rgb(messy, name):
-    arr, reason = decode_image(messy[name], 24, convert_to_rgb=True)
-    assert reason == CONVERTED[name]
-    if reason == "kept":
-        assert arr.shape == (3, 24, 24) and arr.dtype == np.uint8 and arr.flags.c_contiguous
+        assert arr.shape == (3, size, size) and arr.dtype == np.uint8 and arr.flags.c_contiguous
     else:
         assert arr is None
 
