@@ -135,30 +135,21 @@ class VAE(
         save_tensors({k: v.detach() for k, v in self.state_dict().items()}, Path(save_directory) / "model.safetensors")
 
     @classmethod
-    def _from_pretrained(cls, *, model_id, revision, cache_dir, force_download, local_files_only, token, config=None, map_location="cpu", **_):
+    def _from_pretrained(cls, *, model_id, revision=None, token=None, map_location="cpu", **_):
+        """The mixin's hook: config.json + model.safetensors from a folder or a Hub repo, loaded strictly."""
         from .runs import resolve_file
 
-        folder_or_repo = str(model_id)
-        if config is None:  # from_pretrained found no config.json
-            config_file = resolve_file(folder_or_repo, "config.json", revision=revision, token=token)
-            config = model_config_from_json(json.loads(Path(config_file).read_text()), config_file)
-        weights = resolve_file(folder_or_repo, "model.safetensors", revision=revision, token=token)
+        name = str(model_id)
+        config_file = resolve_file(name, "config.json", revision=revision, token=token)
+        config = model_config_from_json(json.loads(Path(config_file).read_text()), config_file)
         model = cls(config)
-        load_weights(model, weights, map_location)
+        load_weights(model, resolve_file(name, "model.safetensors", revision=revision, token=token), map_location)
         return model
 
     @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path, *, revision=None, token=None, map_location="cpu", **kwargs):
+    def from_pretrained(cls, pretrained_model_name_or_path, *, revision=None, token=None, map_location="cpu"):
         """Load from a run folder, a ``save_pretrained`` folder, or a Hub repo id (config.json + model.safetensors)."""
-        from .runs import resolve_file
-
-        name = str(pretrained_model_name_or_path)
-        config_file = resolve_file(name, "config.json", revision=revision, token=token)
-        config = model_config_from_json(json.loads(Path(config_file).read_text()), config_file)
-        return cls._from_pretrained(
-            model_id=name, revision=revision, cache_dir=None, force_download=False, local_files_only=False,
-            token=token, config=config, map_location=map_location,
-        )
+        return cls._from_pretrained(model_id=pretrained_model_name_or_path, revision=revision, token=token, map_location=map_location)
 
 
 def model_config_from_json(data: dict, where: str | os.PathLike) -> ModelConfig:
