@@ -67,18 +67,23 @@ def baseline_worker(a) -> None:
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     windows, start, t0 = [], time.perf_counter(), time.perf_counter()
     for _ in range(a.epochs):
+        mus, logvars = [], []
         for i, x in enumerate(loader, 1):
             out = model(x)
             loss = vae_loss(out.logits, x, out.mu, out.logvar)
             opt.zero_grad()
             loss.loss.backward()
             opt.step()
+            mus.append(out.mu.detach())  # the notebook keeps each batch's latents as it trains
+            logvars.append(out.logvar.detach())
             if i % 5 == 0:
                 now = time.perf_counter()
                 windows.append(5 * 64 / (now - t0))
                 t0 = now
+        # end of epoch, as the seed does: save the model, then the latents
+        save_tensors(model.state_dict(), Path(a.out) / "model.safetensors")
+        save_tensors({"mu": torch.cat(mus), "logvar": torch.cat(logvars)}, Path(a.out) / "latents.safetensors")
         t0 = time.perf_counter()
-    save_tensors(model.state_dict(), Path(a.out) / "model.safetensors")
     seen = a.epochs * (len(train_rows) // 64) * 64
     (Path(a.out) / "result.json").write_text(json.dumps({"windows": windows[1:] or windows, "seen": seen, "loop_seconds": time.perf_counter() - start}))
 
@@ -126,6 +131,7 @@ def main() -> None:
     p.add_argument("--limit", type=int, default=4000)
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--project-args", default="", help='extra `animevae train` options for the project side, e.g. "--batch-size 128"')
     p.add_argument("--memory", action="store_true", help="also train 1 epoch on 63,565 faces and report peak memory")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     p.add_argument("--out", help=argparse.SUPPRESS)
@@ -157,10 +163,10 @@ def main() -> None:
 
         run = work / f"project{r}"
         wall, mem = timed([py, "-m", "animevae", "train", "--data", a.data, "--limit", str(a.limit), "--epochs", str(a.epochs),
-                           "--out", str(run), "--quiet", "--keep-last", "0"], env)
+                           "--out", str(run), "--quiet", "--keep-last", "0", *a.project_args.split()], env)
         lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
         proj["win"] += [x["images_per_s"] for x in lines[1:]] or [lines[0]["images_per_s"]]
-        proj["wall"].append(lines[-1]["step"] * 64 / wall)
+        proj["wall"].append(sum(x["images_per_s"] * x["seconds"] for x in lines) / wall)  # the images it trained on
         proj["mem"].append(mem)
         proj["loss"].append(heldout(run / "model.safetensors", a.data, a.limit, cache_dir))
         print(f"round {r + 1} project:  {statistics.median(proj['win'][-max(1, a.epochs - 1):]):.0f} img/s, held-out {proj['loss'][-1]:.1f}, peak {mem} MB", flush=True)

@@ -7,18 +7,20 @@ outputs logits (the loss is BCE-with-logits, sampling applies the sigmoid).
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from .config import ModelConfig
 from .errors import UserError
+from .fastconv import Conv2d, ConvTranspose2d
 
 
 @dataclass
@@ -33,40 +35,6 @@ class VAEOutput:
     mu: torch.Tensor
     logvar: torch.Tensor
     z: torch.Tensor
-
-
-class BottleneckConv2d(nn.Conv2d):
-    """A Conv2d that, when training on the CPU, computes its tiny output map (the 3x3 bottleneck) as
-    unfold + one GEMM.
-
-    oneDNN's backward kernels run this shape at a third of the CPU's matmul rate (measured at batch
-    64 in bf16, forward + backward: 31 ms native, 23 ms here). Inference (no grad) is faster native,
-    so it stays native. Same parameters, same result up to rounding.
-    """
-
-    def forward(self, x):
-        if x.device.type != "cpu" or not torch.is_grad_enabled():
-            return super().forward(x)
-        n, _, h, w = x.shape
-        (k, _), (s, _), (p, _) = self.kernel_size, self.stride, self.padding
-        cols = F.unfold(x, k, padding=p, stride=s)  # N x (Cin*k*k) x L
-        positions = cols.shape[-1]
-        y = cols.transpose(1, 2).reshape(n * positions, -1) @ self.weight.flatten(1).t() + self.bias  # one GEMM: (N*L) x Cout
-        return y.view(n, positions, -1).transpose(1, 2).reshape(n, -1, (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1)
-
-
-class BottleneckConvTranspose2d(nn.ConvTranspose2d):
-    """The decoder's first transposed conv (3x3 in) as one GEMM + fold when training on the CPU
-    (33 ms native vs 19 ms here, forward + backward); see BottleneckConv2d."""
-
-    def forward(self, x):
-        if x.device.type != "cpu" or not torch.is_grad_enabled():
-            return super().forward(x)
-        n, c, h, w = x.shape
-        (k, _), (s, _), (p, _) = self.kernel_size, self.stride, self.padding
-        cols = (x.flatten(2).transpose(1, 2).reshape(n * h * w, c) @ self.weight.flatten(1)).view(n, h * w, -1)  # N x HW x (Cout*k*k)
-        y = F.fold(cols.transpose(1, 2), ((h - 1) * s - 2 * p + k, (w - 1) * s - 2 * p + k), k, padding=p, stride=s)
-        return y + self.bias.view(1, -1, 1, 1)
 
 
 def _block(conv: nn.Module, channels: int, slope: float) -> nn.Sequential:
@@ -91,7 +59,7 @@ class VAE(
         chans = [config.in_channels] + widths
         last = config.num_layers - 1
         self.encoder = nn.Sequential(
-            *[_block((BottleneckConv2d if i == last else nn.Conv2d)(chans[i], chans[i + 1], 4, 2, 1), chans[i + 1], config.negative_slope)
+            *[_block(Conv2d(chans[i], chans[i + 1], gemm=i == last), chans[i + 1], config.negative_slope)
               for i in range(config.num_layers)]
         )
         self.bottom = (widths[-1], config.image_size // 2**config.num_layers, config.image_size // 2**config.num_layers)
@@ -100,10 +68,10 @@ class VAE(
         self.fc_logvar = nn.Linear(flat, config.latent_dim)
         self.fc_decode = nn.Linear(config.latent_dim, flat)
         up = [
-            _block((BottleneckConvTranspose2d if i == last else nn.ConvTranspose2d)(chans[i + 1], chans[i], 4, 2, 1), chans[i], config.negative_slope)
+            _block(ConvTranspose2d(chans[i + 1], chans[i], gemm=i == last), chans[i], config.negative_slope)
             for i in range(config.num_layers - 1, 0, -1)
         ]
-        self.decoder = nn.Sequential(*up, nn.ConvTranspose2d(chans[1], chans[0], 4, 2, 1))
+        self.decoder = nn.Sequential(*up, ConvTranspose2d(chans[1], chans[0]))
 
     def encode(self, x: torch.Tensor) -> EncoderOutput:
         h = self.encoder(x).flatten(1)
@@ -121,6 +89,17 @@ class VAE(
         enc = self.encode(x)
         z = self.reparameterize(enc.mu, enc.logvar)
         return VAEOutput(self.decode(z), enc.mu, enc.logvar, z)
+
+    def folded(self) -> "VAE":
+        """An eval-mode copy with every BatchNorm folded into the conv before it: the same function for
+        inference (the latents pass, sampling) without a pass over each activation for BatchNorm."""
+        model = copy.deepcopy(self).eval()
+        for blocks in (model.encoder, model.decoder):
+            for block in blocks:
+                if isinstance(block, nn.Sequential) and isinstance(block[1], nn.BatchNorm2d):
+                    block[0] = fuse_conv_bn_eval(block[0], block[1], transpose=isinstance(block[0], nn.ConvTranspose2d))
+                    block[1] = nn.Identity()
+        return model
 
     @torch.no_grad()
     def generate(self, z: torch.Tensor) -> torch.Tensor:
