@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from animevae.config import ModelConfig
-from animevae.fastconv import Conv2d, ConvTranspose2d
+from animevae.fastconv import PATHS, Conv2d, ConvTranspose2d
 from animevae.model import VAE
 
 
@@ -25,11 +25,11 @@ def _grads(layer: nn.Module, x: torch.Tensor, out_grad_seed: int, use_reference:
 
 
 @pytest.mark.parametrize("channels_last", [False, True])
-@pytest.mark.parametrize("gemm", [False, True])
+@pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("kind, cin, cout, size", [("conv", 8, 16, 6), ("conv", 3, 5, 10), ("transposed", 16, 8, 3), ("transposed", 5, 3, 5)])
-def test_forward_and_all_gradients_match_the_standard_op(kind, cin, cout, size, gemm, channels_last):
+def test_forward_and_all_gradients_match_the_standard_op(kind, cin, cout, size, path, channels_last):
     torch.manual_seed(0)
-    layer = (Conv2d if kind == "conv" else ConvTranspose2d)(cin, cout, gemm=gemm).double()
+    layer = (Conv2d if kind == "conv" else ConvTranspose2d)(cin, cout, path).double()
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     layer = layer.to(memory_format=fmt)
     x = torch.randn(4, cin, size, size, dtype=torch.float64).contiguous(memory_format=fmt)
@@ -42,12 +42,12 @@ def test_forward_and_all_gradients_match_the_standard_op(kind, cin, cout, size, 
         assert got[0].is_contiguous(memory_format=torch.channels_last)
 
 
-@pytest.mark.parametrize("gemm", [False, True])
+@pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("cls", [Conv2d, ConvTranspose2d])
-def test_under_bf16_autocast_like_the_native_layer(cls, gemm):
+def test_under_bf16_autocast_like_the_native_layer(cls, path):
     """Autocast sees the same dtypes as with nn.Conv2d: bf16 compute, fp32 gradients for fp32 parameters."""
     torch.manual_seed(1)
-    layer = cls(32, 64, gemm=gemm)
+    layer = cls(32, 64, path)
     native = (nn.Conv2d if cls is Conv2d else nn.ConvTranspose2d)(32, 64, 4, 2, 1)
     native.load_state_dict(layer.state_dict())
     x = torch.randn(8, 32, 6, 6)
@@ -64,11 +64,17 @@ def test_under_bf16_autocast_like_the_native_layer(cls, gemm):
         assert torch.allclose(a, b, atol=2e-2 * b.abs().max().item() + 1e-6, rtol=0.05)
 
 
-def test_the_seed_model_uses_gemm_only_at_the_bottleneck():
+def test_the_seed_model_uses_gemms_only_at_the_small_maps():
     model = VAE(ModelConfig())
     convs = [m for m in model.modules() if isinstance(m, (Conv2d, ConvTranspose2d))]
     assert len(convs) == 10
-    assert [(m.in_channels, m.out_channels) for m in convs if m.gemm] == [(256, 512), (512, 256)]
+    assert [(m.in_channels, m.out_channels) for m in convs if m.path == "gemm"] == [(256, 512), (512, 256)]
+    assert [(m.in_channels, m.out_channels) for m in convs if m.path == "gemm-weight-grad"] == [(128, 256), (256, 128)]
+
+
+def test_unknown_path_refused():
+    with pytest.raises(ValueError, match="path must be one of"):
+        Conv2d(3, 4, "fast")
 
 
 def test_cuda_style_inference_path_is_native_outside_the_bottleneck():

@@ -42,6 +42,25 @@ def _patches(padded: torch.Tensor, out_h: int, out_w: int) -> torch.Tensor:
     return view.reshape(n * out_h * out_w, KERNEL * KERNEL * c)
 
 
+def _im2col(t: torch.Tensor, out_h: int, out_w: int) -> torch.Tensor:
+    """Patches of a channels-last N x C x H x W tensor, zero-padded by 1: (N * out_h * out_w) x (ky, kx, C)."""
+    return _patches(F.pad(_nhwc(t), (0, 0, PAD, PAD, PAD, PAD)).contiguous(), out_h, out_w)
+
+
+def _conv_weight_grad(x: torch.Tensor, grad_out: torch.Tensor, cols: torch.Tensor | None = None) -> torch.Tensor:
+    """d loss / d weight of conv2d 4/2/1 as one GEMM: grad_out^T @ im2col(x)."""
+    cols = _im2col(x, *grad_out.shape[2:]) if cols is None else cols
+    g = _nhwc(grad_out).reshape(-1, grad_out.shape[1])
+    return (g.t() @ cols).view(-1, KERNEL, KERNEL, x.shape[1]).permute(0, 3, 1, 2)
+
+
+def _conv_transpose_weight_grad(x: torch.Tensor, grad_out: torch.Tensor, cols: torch.Tensor | None = None) -> torch.Tensor:
+    """d loss / d weight of conv_transpose2d 4/2/1 as one GEMM: x^T @ im2col(grad_out)."""
+    cols = _im2col(grad_out, *x.shape[2:]) if cols is None else cols
+    x_mat = _nhwc(x).reshape(-1, x.shape[1])
+    return (x_mat.t() @ cols).view(-1, KERNEL, KERNEL, grad_out.shape[1]).permute(0, 3, 1, 2)
+
+
 def _scatter_patches(cols: torch.Tensor, n: int, h: int, w: int, c: int) -> torch.Tensor:
     """col2im, the adjoint of ``_patches``: sums (N*h*w) x (4*4*C) patches into N x (2h+2) x (2w+2) x C.
 
@@ -56,22 +75,26 @@ def _scatter_patches(cols: torch.Tensor, n: int, h: int, w: int, c: int) -> torc
 
 
 class _Conv(torch.autograd.Function):
-    """conv2d (or conv_transpose2d) with the bias gradient taken apart from oneDNN's weight gradient."""
+    """conv2d (or conv_transpose2d) with the bias gradient taken apart from oneDNN's weight gradient,
+    and optionally the weight gradient as im2col + GEMM (``gemm_weight_grad``)."""
 
     @staticmethod
-    def forward(ctx, x, weight, bias, transposed: bool):
+    def forward(ctx, x, weight, bias, transposed: bool, gemm_weight_grad: bool):
         ctx.save_for_backward(x, weight)
-        ctx.transposed = transposed
+        ctx.transposed, ctx.gemm_weight_grad = transposed, gemm_weight_grad
         return (F.conv_transpose2d if transposed else F.conv2d)(x, weight, bias, STRIDE, PAD)
 
     @staticmethod
     def backward(ctx, grad_out):
         x, weight = ctx.saved_tensors
-        need_x, need_w, need_b, _ = ctx.needs_input_grad
+        need_x, need_w, need_b, _, _ = ctx.needs_input_grad
+        native_w = need_w and not ctx.gemm_weight_grad
         grad_x, grad_w, _ = torch.ops.aten.convolution_backward(
-            grad_out, x, weight, None, [STRIDE] * 2, [PAD] * 2, [1, 1], ctx.transposed, [0, 0], 1, [need_x, need_w, False]
+            grad_out, x, weight, None, [STRIDE] * 2, [PAD] * 2, [1, 1], ctx.transposed, [0, 0], 1, [need_x, native_w, False]
         )
-        return grad_x, grad_w, grad_out.sum((0, 2, 3)) if need_b else None, None
+        if need_w and ctx.gemm_weight_grad:
+            grad_w = (_conv_transpose_weight_grad if ctx.transposed else _conv_weight_grad)(x, grad_out)
+        return grad_x, grad_w, grad_out.sum((0, 2, 3)) if need_b else None, None, None
 
 
 class _BottleneckConv(torch.autograd.Function):
@@ -81,26 +104,25 @@ class _BottleneckConv(torch.autograd.Function):
     def forward(ctx, x, weight, bias):
         n, c, h, w = x.shape
         oh, ow = h // STRIDE, w // STRIDE
-        cols = _patches(F.pad(_nhwc(x), (0, 0, PAD, PAD, PAD, PAD)).contiguous(), oh, ow)
+        cols = _im2col(x, oh, ow)
         w_mat = _nhwc(weight).reshape(weight.shape[0], -1)  # Cout x (ky, kx, Cin)
-        ctx.save_for_backward(cols, w_mat)
-        ctx.shape = (n, c, h, w)
+        ctx.save_for_backward(x, cols, w_mat)
         y = torch.addmm(bias, cols, w_mat.t())
         return y.view(n, oh, ow, -1).permute(0, 3, 1, 2)
 
     @staticmethod
     def backward(ctx, grad_out):
-        cols, w_mat = ctx.saved_tensors
-        n, c, h, w = ctx.shape
-        g = _nhwc(grad_out).reshape(-1, grad_out.shape[1])
+        x, cols, w_mat = ctx.saved_tensors
+        n, c, h, w = x.shape
         grad_x = grad_w = grad_b = None
         if ctx.needs_input_grad[0]:
+            g = _nhwc(grad_out).reshape(-1, grad_out.shape[1])
             padded = _scatter_patches(g @ w_mat, n, h // STRIDE, w // STRIDE, c)
             grad_x = padded[:, PAD : PAD + h, PAD : PAD + w].permute(0, 3, 1, 2)
         if ctx.needs_input_grad[1]:
-            grad_w = (g.t() @ cols).view(-1, KERNEL, KERNEL, c).permute(0, 3, 1, 2)
+            grad_w = _conv_weight_grad(x, grad_out, cols)
         if ctx.needs_input_grad[2]:
-            grad_b = g.sum(0)
+            grad_b = grad_out.sum((0, 2, 3))
         return grad_x, grad_w, grad_b
 
 
@@ -110,60 +132,66 @@ class _BottleneckConvTranspose(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, bias):
         n, c, h, w = x.shape
-        x_mat = _nhwc(x).reshape(n * h * w, c)
         w_mat = _nhwc(weight).reshape(c, -1)  # Cin x (ky, kx, Cout)
-        ctx.save_for_backward(x_mat, w_mat)
-        ctx.shape = (n, h, w)
-        cout = weight.shape[1]
-        padded = _scatter_patches(x_mat @ w_mat, n, h, w, cout)
+        ctx.save_for_backward(x, w_mat)
+        padded = _scatter_patches(_nhwc(x).reshape(n * h * w, c) @ w_mat, n, h, w, weight.shape[1])
         y = padded[:, PAD : PAD + STRIDE * h, PAD : PAD + STRIDE * w] + bias
         return y.permute(0, 3, 1, 2)
 
     @staticmethod
     def backward(ctx, grad_out):
-        x_mat, w_mat = ctx.saved_tensors
-        n, h, w = ctx.shape
-        cout = grad_out.shape[1]
-        g = _nhwc(grad_out)
-        cols = _patches(F.pad(g, (0, 0, PAD, PAD, PAD, PAD)).contiguous(), h, w)  # (N*h*w) x (ky, kx, Cout)
+        x, w_mat = ctx.saved_tensors
+        n, _, h, w = x.shape
+        cols = _im2col(grad_out, h, w)  # (N*h*w) x (ky, kx, Cout)
         grad_x = grad_w = grad_b = None
         if ctx.needs_input_grad[0]:
             grad_x = (cols @ w_mat.t()).view(n, h, w, -1).permute(0, 3, 1, 2)
         if ctx.needs_input_grad[1]:
-            grad_w = (x_mat.t() @ cols).view(-1, KERNEL, KERNEL, cout).permute(0, 3, 1, 2)
+            grad_w = _conv_transpose_weight_grad(x, grad_out, cols)
         if ctx.needs_input_grad[2]:
-            grad_b = g.sum((0, 1, 2))
+            grad_b = grad_out.sum((0, 2, 3))
         return grad_x, grad_w, grad_b
 
 
-def _native(x: torch.Tensor, gemm: bool) -> bool:
+PATHS = ("native", "gemm-weight-grad", "gemm")
+
+
+def _native(x: torch.Tensor, path: str) -> bool:
     """CUDA, and inference outside the bottleneck, keep the ordinary kernels."""
-    return x.device.type != "cpu" or not (gemm or torch.is_grad_enabled())
+    return x.device.type != "cpu" or not (path == "gemm" or torch.is_grad_enabled())
 
 
 class Conv2d(nn.Conv2d):
-    """``nn.Conv2d(cin, cout, 4, 2, 1)`` with the faster CPU training path (``gemm=True``: im2col + GEMM)."""
+    """``nn.Conv2d(cin, cout, 4, 2, 1)`` with the faster CPU training path.
 
-    def __init__(self, in_channels: int, out_channels: int, gemm: bool = False):
+    ``path``: "native" (oneDNN, bias gradient apart), "gemm-weight-grad" (also the weight gradient as
+    one GEMM) or "gemm" (im2col + GEMM throughout, also at inference).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, path: str = "native"):
         super().__init__(in_channels, out_channels, KERNEL, STRIDE, PAD)
-        self.gemm = gemm
+        if path not in PATHS:
+            raise ValueError(f"path must be one of {PATHS}, got {path!r}")
+        self.path = path
 
     def forward(self, x):
-        if _native(x, self.gemm):
+        if _native(x, self.path):
             return super().forward(x)
         args = _autocast_args(x, self.weight, self.bias)
-        return _BottleneckConv.apply(*args) if self.gemm else _Conv.apply(*args, False)
+        return _BottleneckConv.apply(*args) if self.path == "gemm" else _Conv.apply(*args, False, self.path == "gemm-weight-grad")
 
 
 class ConvTranspose2d(nn.ConvTranspose2d):
-    """``nn.ConvTranspose2d(cin, cout, 4, 2, 1)`` with the faster CPU training path (``gemm=True``: GEMM + col2im)."""
+    """``nn.ConvTranspose2d(cin, cout, 4, 2, 1)`` with the faster CPU training path (``path`` as for Conv2d)."""
 
-    def __init__(self, in_channels: int, out_channels: int, gemm: bool = False):
+    def __init__(self, in_channels: int, out_channels: int, path: str = "native"):
         super().__init__(in_channels, out_channels, KERNEL, STRIDE, PAD)
-        self.gemm = gemm
+        if path not in PATHS:
+            raise ValueError(f"path must be one of {PATHS}, got {path!r}")
+        self.path = path
 
     def forward(self, x, output_size=None):
-        if _native(x, self.gemm) or output_size is not None:
+        if _native(x, self.path) or output_size is not None:
             return super().forward(x, output_size)
         args = _autocast_args(x, self.weight, self.bias)
-        return _BottleneckConvTranspose.apply(*args) if self.gemm else _Conv.apply(*args, True)
+        return _BottleneckConvTranspose.apply(*args) if self.path == "gemm" else _Conv.apply(*args, True, self.path == "gemm-weight-grad")

@@ -108,6 +108,11 @@ class DeviceImages:
             return self.images[torch.as_tensor(idx, device=self.device)]
         return torch.from_numpy(self.images[idx])
 
+    def pixels(self, idx: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
+        """Images in [0, 1], channels-last, in ``dtype``: one converting copy, for the inference passes."""
+        u8 = self[idx]
+        return torch.empty(u8.shape, dtype=dtype, device=u8.device, memory_format=torch.channels_last).copy_(u8).div_(255)
+
 
 # -- evaluation passes ---------------------------------------------------------------------------
 
@@ -116,12 +121,12 @@ class DeviceImages:
 def encode_rows(model: VAE, data: DeviceImages, positions: np.ndarray, batch: int, amp) -> tuple[torch.Tensor, torch.Tensor]:
     """Latent mean and log-variance of every image at ``positions`` (eval mode, no augmentation)."""
     mus, logvars = [], []
-    for s in range(0, len(positions), batch):
-        x = data[positions[s : s + batch]].float().div_(255).contiguous(memory_format=torch.channels_last)
-        with torch.autocast(data.device.type, dtype=amp or torch.float32, enabled=amp is not None):
+    with torch.autocast(data.device.type, dtype=amp or torch.float32, enabled=amp is not None):  # one context: weights cast once
+        for s in range(0, len(positions), batch):
+            x = data.pixels(positions[s : s + batch], amp or torch.float32)
             enc = model.encode(x)
-        mus.append(enc.mu.float().cpu())
-        logvars.append(enc.logvar.float().cpu())
+            mus.append(enc.mu.float().cpu())
+            logvars.append(enc.logvar.float().cpu())
     d = model.config.latent_dim
     return (torch.cat(mus) if mus else torch.zeros(0, d)), (torch.cat(logvars) if logvars else torch.zeros(0, d))
 
