@@ -184,7 +184,10 @@ def main() -> None:
     if a.memory:
         wall, mem = timed([py, "-m", "animevae", "train", "--data", "builtin", "--builtin-count", "63565", "--epochs", "1",
                            "--out", str(work / "memory"), "--quiet", "--keep-last", "0"], env)
-        print(f"memory: 1 epoch over 63,565 faces: peak {mem} MB resident, {wall:.0f} s wall")
+        line = json.loads((work / "memory" / "metrics.jsonl").read_text().splitlines()[-1])
+        print(f"memory: 1 epoch over 63,565 faces: peak {mem} MB resident, {wall:.0f} s wall (incl. rendering + caching the faces); "
+              f"the epoch: {line['seconds']:.0f} s training at {line['images_per_s']:.0f} images/s + {line['eval_seconds']:.0f} s for the "
+              f"held-out loss and every training image's latents")
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from animevae.train import FINETUNE_LR, split_rows
 LIMIT = 1000
 METRIC_KEYS = {
     "epoch", "step", "loss", "recon", "kl", "recon_per_dim", "kl_per_dim",
-    "heldout_loss", "heldout_recon", "heldout_kl", "images_per_s", "seconds",
+    "heldout_loss", "heldout_recon", "heldout_kl", "images_per_s", "seconds", "eval_seconds",
 }
 ENCODER_PREFIXES = ("encoder.", "fc_mu.", "fc_logvar.")
 DECODER_PREFIXES = ("fc_decode.", "decoder.")
@@ -106,7 +106,7 @@ def test_metrics(faces_run):
         assert l["kl_per_dim"] == pytest.approx(l["kl"] / 256, rel=1e-9)
         assert l["heldout_loss"] == pytest.approx(l["heldout_recon"] + l["heldout_kl"], rel=1e-9)
         assert 0 < l["recon_per_dim"] < math.log(2) * 1.5  # BCE per pixel, in nats
-        assert l["images_per_s"] > 0 and l["seconds"] > 0
+        assert l["images_per_s"] > 0 and l["seconds"] > 0 and l["eval_seconds"] > 0
     assert lines[1]["step"] > lines[0]["step"] > 0
     assert lines[1]["heldout_loss"] < lines[0]["heldout_loss"]
 

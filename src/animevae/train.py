@@ -477,18 +477,20 @@ def train(
             # end of epoch: held-out loss, every training image's latents, then the files
             final = ema.module if ema is not None else model
             final.eval()
+            t_eval = time.perf_counter()
             infer = final.folded().to(memory_format=memory_format)
             val = heldout_loss(infer, data, val_pos, 512, amp, train_cfg.beta, train_cfg.seed) if len(val_pos) and rank == 0 else None
             mu, logvar = encode_rows(infer, data, my_train, 512, amp)
             rows = torch.from_numpy(faces.row_ids[my_train])
             mu, logvar, rows = gather_rows([mu, logvar, rows], world)
+            eval_seconds = time.perf_counter() - t_eval
             pixels = model_cfg.in_channels * model_cfg.image_size**2
             line = {
                 "epoch": epoch, "step": step,
                 "loss": (r + train_cfg.beta * k) / c, "recon": r / c, "kl": k / c,
                 "recon_per_dim": r / c / pixels, "kl_per_dim": k / c / model_cfg.latent_dim,
                 "heldout_loss": val["loss"] if val else None, "heldout_recon": val["recon"] if val else None, "heldout_kl": val["kl"] if val else None,
-                "images_per_s": seen * world / seconds, "seconds": seconds, "bad_steps": bad_total,
+                "images_per_s": seen * world / seconds, "seconds": seconds, "eval_seconds": eval_seconds, "bad_steps": bad_total,
             }
             history.append(line)
             if rank == 0:
