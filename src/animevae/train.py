@@ -138,7 +138,7 @@ def heldout_loss(model: VAE, data: DeviceImages, positions: np.ndarray, batch: i
     gen = torch.Generator(device=data.device).manual_seed(seed)
     recon = kl = 0.0
     for s in range(0, len(positions), batch):
-        x = data[positions[s : s + batch]].float().div_(255).contiguous(memory_format=torch.channels_last)
+        x = data.pixels(positions[s : s + batch], torch.float32)  # fp32: the BCE target is the exact pixel value
         with torch.autocast(data.device.type, dtype=amp or torch.float32, enabled=amp is not None):
             enc = model.encode(x)
             eps = torch.randn(enc.mu.shape, generator=gen, device=data.device)
