@@ -6,13 +6,13 @@ Measured at batch 128 in bf16 on a 2-core AMX CPU (oneDNN in torch 2.13), forwar
   that primitive runs 3-5x slower than the weight gradient alone (16 ms vs 3.4 ms at 64->32, 24->48).
   Here the bias gradient is a plain sum instead: the decoder's four wide layers save ~35 ms a step.
 * At the 3x3 bottleneck (256 <-> 512 channels, 6x6 <-> 3x3) oneDNN's kernels run at a tenth of the
-  matmul rate (~60 ms each). There, both layers are one channels-last im2col + one GEMM each way.
+  matmul rate (~65 ms each). There, both layers are one channels-last im2col + one GEMM each way (~17 ms).
 * At the 6x6 maps (128 <-> 256 channels) oneDNN's weight gradient runs at a fifth of the matmul rate;
   there only the weight gradient is one GEMM (4.9 -> 2.5 ms each at batch 64).
 
-The bottleneck GEMMs also serve CPU inference (the latents pass, sampling: 11.5 ms -> ~4 ms per
-128 images for the encoder's last conv); everything else at inference, and all of CUDA, takes the
-ordinary native kernels.
+The bottleneck GEMMs also serve CPU inference (the latents pass, sampling: per 128 images the
+encoder's last conv 12.0 -> 7.0 ms, the decoder's first 16.5 -> 4.0 ms); everything else at
+inference, and all of CUDA, takes the ordinary native kernels.
 """
 
 from __future__ import annotations
