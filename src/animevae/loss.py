@@ -29,7 +29,8 @@ def vae_loss(
     is not penalised, so the encoder keeps using dimensions instead of collapsing them to the prior.
     The reported ``kl`` is always the true KL.
     """
-    recon = F.binary_cross_entropy_with_logits(logits.float(), target.float(), reduction="none").flatten(1).sum(1)
+    pixel_dims = tuple(range(1, logits.dim()))  # a sum over them, not flatten(1): no copy of channels-last logits
+    recon = F.binary_cross_entropy_with_logits(logits.float(), target.float(), reduction="none").sum(pixel_dims)
     kl_dims = kl_divergence(mu.float(), logvar.float())
     kl = kl_dims.sum(1)
     penalty = kl.mean() if free_bits <= 0 else kl_dims.mean(0).clamp(min=free_bits).sum()
