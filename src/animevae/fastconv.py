@@ -36,17 +36,14 @@ def _nhwc(t: torch.Tensor) -> torch.Tensor:
     return t.permute(0, 2, 3, 1)
 
 
-def _patches(padded: torch.Tensor, out_h: int, out_w: int) -> torch.Tensor:
-    """im2col of a padded N x H x W x C tensor: (N * out_h * out_w) x (4 * 4 * C), one copy."""
+def _im2col(t: torch.Tensor, out_h: int, out_w: int) -> torch.Tensor:
+    """Patches of an N x C x H x W tensor, zero-padded by 1: (N * out_h * out_w) x (ky, kx, C), one copy
+    (a strided view of the padded channels-last data, then a reshape)."""
+    padded = F.pad(_nhwc(t), (0, 0, PAD, PAD, PAD, PAD)).contiguous()
     n, _, _, c = padded.shape
     s_n, s_h, s_w, _ = padded.stride()
     view = padded.as_strided((n, out_h, out_w, KERNEL, KERNEL, c), (s_n, STRIDE * s_h, STRIDE * s_w, s_h, s_w, 1))
     return view.reshape(n * out_h * out_w, KERNEL * KERNEL * c)
-
-
-def _im2col(t: torch.Tensor, out_h: int, out_w: int) -> torch.Tensor:
-    """Patches of a channels-last N x C x H x W tensor, zero-padded by 1: (N * out_h * out_w) x (ky, kx, C)."""
-    return _patches(F.pad(_nhwc(t), (0, 0, PAD, PAD, PAD, PAD)).contiguous(), out_h, out_w)
 
 
 def _conv_weight_grad(x: torch.Tensor, grad_out: torch.Tensor, cols: torch.Tensor | None = None) -> torch.Tensor:
@@ -63,8 +60,8 @@ def _conv_transpose_weight_grad(x: torch.Tensor, grad_out: torch.Tensor, cols: t
     return (x_mat.t() @ cols).view(-1, KERNEL, KERNEL, grad_out.shape[1]).permute(0, 3, 1, 2)
 
 
-def _scatter_patches(cols: torch.Tensor, n: int, h: int, w: int, c: int) -> torch.Tensor:
-    """col2im, the adjoint of ``_patches``: sums (N*h*w) x (4*4*C) patches into N x (2h+2) x (2w+2) x C.
+def _col2im(cols: torch.Tensor, n: int, h: int, w: int, c: int) -> torch.Tensor:
+    """col2im, the adjoint of ``_im2col``: sums (N*h*w) x (4*4*C) patches into N x (2h+2) x (2w+2) x C.
 
     Tap (ky, kx) = (2a + p, 2b + q) lands on rows 2(i + a) + p, columns 2(j + b) + q: four shifted adds.
     """
@@ -119,7 +116,7 @@ class _BottleneckConv(torch.autograd.Function):
         grad_x = grad_w = grad_b = None
         if ctx.needs_input_grad[0]:
             g = _nhwc(grad_out).reshape(-1, grad_out.shape[1])
-            padded = _scatter_patches(g @ w_mat, n, h // STRIDE, w // STRIDE, c)
+            padded = _col2im(g @ w_mat, n, h // STRIDE, w // STRIDE, c)
             grad_x = padded[:, PAD : PAD + h, PAD : PAD + w].permute(0, 3, 1, 2)
         if ctx.needs_input_grad[1]:
             grad_w = _conv_weight_grad(x, grad_out, cols)
@@ -136,7 +133,7 @@ class _BottleneckConvTranspose(torch.autograd.Function):
         n, c, h, w = x.shape
         w_mat = _nhwc(weight).reshape(c, -1)  # Cin x (ky, kx, Cout)
         ctx.save_for_backward(x, w_mat)
-        padded = _scatter_patches(_nhwc(x).reshape(n * h * w, c) @ w_mat, n, h, w, weight.shape[1])
+        padded = _col2im(_nhwc(x).reshape(n * h * w, c) @ w_mat, n, h, w, weight.shape[1])
         y = padded[:, PAD : PAD + STRIDE * h, PAD : PAD + STRIDE * w] + bias
         return y.permute(0, 3, 1, 2)
 
