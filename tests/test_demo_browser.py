@@ -45,29 +45,34 @@ def test_read_upload_accepts_a_face_of_any_size(tmp_path):
     assert read_upload(rgba, 96).shape == (3, 96, 96)  # converted, not skipped
 
 
-def test_read_upload_refusals_say_why(tmp_path):
+def _oversized(path: Path) -> None:
+    path.write_bytes(b"\0" * (MAX_UPLOAD_BYTES + 1))
+
+
+def _truncated(path: Path) -> None:
+    path.write_bytes(face_png(path.with_name("whole.png")).read_bytes()[:400])
+
+
+REFUSED_UPLOADS = [  # file name, how to write it, what the one-line refusal must say
+    ("big.png", _oversized, "at most 10 MB"),
+    ("wide.png", lambda p: Image.new("RGB", (4097, 16)).save(p), "4097x16 px.*at most 4096 px"),
+    ("notes.png", lambda p: p.write_text("not an image at all"), "notes.png is not an image"),
+    ("tiny.png", lambda p: Image.new("RGB", (4, 4)).save(p), "skipped: it is smaller than 8 px"),
+    ("cut.png", _truncated, "cut.png"),
+]
+
+
+def test_read_upload_refuses_a_missing_upload():
     with pytest.raises(UploadError, match="Upload a face image first"):
         read_upload(None, 96)
-    big = tmp_path / "big.png"
-    big.write_bytes(b"\0" * (MAX_UPLOAD_BYTES + 1))
-    with pytest.raises(UploadError, match="at most 10 MB"):
-        read_upload(big, 96)
-    wide = tmp_path / "wide.png"
-    Image.new("RGB", (4097, 16)).save(wide)
-    with pytest.raises(UploadError, match="4097x16 px.*at most 4096 px"):
-        read_upload(wide, 96)
-    text = tmp_path / "notes.png"
-    text.write_text("not an image at all")
-    with pytest.raises(UploadError, match="notes.png is not an image"):
-        read_upload(text, 96)
-    tiny = tmp_path / "tiny.png"
-    Image.new("RGB", (4, 4)).save(tiny)
-    with pytest.raises(UploadError, match="skipped: it is smaller than 8 px"):
-        read_upload(tiny, 96)
-    truncated = tmp_path / "cut.png"
-    truncated.write_bytes(face_png(tmp_path / "whole.png").read_bytes()[:400])
-    with pytest.raises(UploadError, match="cut.png"):
-        read_upload(truncated, 96)
+
+
+@pytest.mark.parametrize("name, write, says", REFUSED_UPLOADS, ids=[r[0] for r in REFUSED_UPLOADS])
+def test_read_upload_refusals_say_why(tmp_path, name, write, says):
+    path = tmp_path / name
+    write(path)
+    with pytest.raises(UploadError, match=says):
+        read_upload(path, 96)
 
 
 @pytest.fixture(scope="module")
