@@ -5,7 +5,7 @@
 
 Baseline (the seed's way): a torch DataLoader over the dataset that decodes every JPEG with PIL each
 time, per-image PIL resize / flip p=0.5 / rotation +-10 deg (torchvision's defaults: nearest, black
-fill), ToTensor, fp32, eager, batch 64, Adam, the seed model. Project: ``animevae train`` with its
+fill), ToTensor, fp32, eager, batch 64, Adam, the seed model built from plain torch.nn layers. Project: ``animevae train`` with its
 defaults. Both run as separate processes (so peak memory is each one's own), alternating, for the
 same epochs over the same training rows from the same initial weights; then both final models are
 scored on the same held-out rows with the same fp32 evaluation.
@@ -32,6 +32,27 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data" / "anime-faces-96"
 
 
+def notebook_vae():
+    """The seed model as a notebook builds it: torch.nn's own Conv2d / ConvTranspose2d everywhere, so
+    none of animevae's CPU kernels (fastconv.py) speed up the baseline. Same modules, names and
+    initial weights as ``animevae.model.VAE()`` (so either side's weights load into the other)."""
+    from torch import nn
+
+    from animevae.model import VAE
+
+    model = VAE()
+    for blocks in (model.encoder, model.decoder):
+        for i, block in enumerate(blocks):
+            holder, key = (block, 0) if isinstance(block, nn.Sequential) else (blocks, i)
+            conv = holder[key]
+            plain = (nn.ConvTranspose2d if isinstance(conv, nn.ConvTranspose2d) else nn.Conv2d)(
+                conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding)
+            plain.load_state_dict(conv.state_dict())
+            holder[key] = plain
+    assert not any(type(m).__module__ == "animevae.fastconv" for m in model.modules())
+    return model
+
+
 def baseline_worker(a) -> None:
     """The notebook's loop, written the way the seed describes it."""
     from PIL import Image
@@ -39,7 +60,6 @@ def baseline_worker(a) -> None:
     from animevae.config import DataConfig
     from animevae.data.sources import open_source
     from animevae.loss import vae_loss
-    from animevae.model import VAE
     from animevae.runs import save_tensors
     from animevae.train import split_rows
 
@@ -63,7 +83,7 @@ def baseline_worker(a) -> None:
             return torch.from_numpy(np.asarray(img, dtype=np.float32) / 255).permute(2, 0, 1)  # ToTensor
 
     loader = torch.utils.data.DataLoader(NotebookDataset(), batch_size=64, shuffle=True, drop_last=True)
-    model = VAE()
+    model = notebook_vae()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     windows, start, t0 = [], time.perf_counter(), time.perf_counter()
     for _ in range(a.epochs):

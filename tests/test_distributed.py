@@ -8,8 +8,12 @@ import socket
 import subprocess
 import sys
 
+import numpy as np
 import torch
 
+from animevae.config import DataConfig
+from animevae.data.cache import load_images
+from animevae.model import VAE, load_weights
 from animevae.runs import Latents
 from animevae.train import split_rows
 
@@ -40,3 +44,19 @@ def test_torchrun_two_processes_cover_every_row_once(tmp_path, shared_faces):
     lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert len(lines) == 2 and lines[1]["loss"] < lines[0]["loss"]
     assert lines[0]["step"] == len(train_rows) // (2 * 32)  # each rank steps through its half of the epoch
+
+    # Epoch 1 kept the training pass's latents, gathered from both ranks, and filled the rows no step
+    # reached (the dropped partial batch) with a clean pass: those alone match the epoch-1 model's
+    # eval-mode encoding of the plain image.
+    first = Latents.load(out / "epochs" / "epoch_001" / "latents.safetensors")
+    assert first.row_id.tolist() == sorted(train_rows.tolist())
+    faces = load_images(DataConfig(source=str(shared_faces), limit=300), 96, progress=False)
+    where = {int(r): i for i, r in enumerate(faces.row_ids)}
+    x = torch.from_numpy(faces.images[np.array([where[int(r)] for r in first.row_id])]).float() / 255
+    model = VAE()
+    load_weights(model, out / "epochs" / "epoch_001" / "model.safetensors")
+    with torch.no_grad():
+        clean = model.eval().encode(x).mu
+    rel = (first.mu - clean).norm(dim=1) / clean.norm(dim=1)
+    assert int((rel > 0.05).sum()) == lines[0]["step"] * 2 * 32  # the rows the two ranks trained on
+    assert int((rel < 0.05).sum()) == len(train_rows) - lines[0]["step"] * 2 * 32

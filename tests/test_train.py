@@ -109,6 +109,7 @@ def test_metrics(faces_run):
         assert l["images_per_s"] > 0 and l["seconds"] > 0 and l["eval_seconds"] > 0
     assert lines[1]["step"] > lines[0]["step"] > 0
     assert lines[1]["heldout_loss"] < lines[0]["heldout_loss"]
+    assert [l["latents"] for l in lines] == ["training pass", "clean pass"]  # the default: a clean pass after the last epoch
 
 
 def test_pictures(faces_run):
@@ -154,6 +155,37 @@ def test_latents_are_the_encoder_means_of_their_images(faces_run, shared_faces):
     for i in range(len(picks)):
         j = (i + 1) % len(picks)
         assert (stored[i] - ref[j]).norm() / ref[j].norm() > 4 * (stored[i] - ref[i]).norm() / ref[i].norm()
+
+
+def _latents_file(path: Path) -> tuple[dict, torch.Tensor]:
+    """(metadata, mu and logvar side by side)."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), "pt") as f:
+        return f.metadata(), torch.cat([f.get_tensor("mu"), f.get_tensor("logvar")], 1)
+
+
+def test_clean_latents_choice_changes_only_the_latents(shared_faces, tmp_path, cli):
+    """Recording the training pass's latents must not disturb training: last / every / never reach
+    bit-identical weights; an epoch's latents are the clean pass's exactly when the choice says so."""
+    for choice in ("last", "every", "never"):
+        cli("train", "--data", shared_faces, "--limit", 300, "--epochs", 2, "--batch-size", 32, "--out", tmp_path / choice,
+            "--clean-latents", choice, "--quiet")
+    weights = {c: (tmp_path / c / "model.safetensors").read_bytes() for c in ("last", "every", "never")}
+    assert weights["last"] == weights["every"] == weights["never"]
+    lat = {(c, e): _latents_file(tmp_path / c / "epochs" / f"epoch_00{e}" / "latents.safetensors") for c in ("last", "every", "never") for e in (1, 2)}
+    assert lat["last", 1][0] == {"pass": "training"} and lat["last", 2][0] == {"pass": "clean"}
+    for (c, e), (d, f) in ((("last", 1), ("never", 1)), (("last", 2), ("every", 2))):  # same pass, same values
+        assert lat[c, e][0] == lat[d, f][0] and torch.equal(lat[c, e][1], lat[d, f][1])
+    assert lat["every", 1][0]["pass"] == "clean" and lat["never", 2][0]["pass"] == "training"
+    for e in (1, 2):  # the training pass saw augmented images in training mode: far from the clean pass
+        assert (lat["every", e][1] - lat["never", e][1]).norm() > 0.1 * lat["every", e][1].norm()
+    train_rows, _ = split_rows(300, 0.05, 0)
+    for c in ("last", "every", "never"):
+        for e in (1, 2):
+            assert runs.Latents.load(tmp_path / c / "epochs" / f"epoch_00{e}" / "latents.safetensors").row_id.tolist() == train_rows.tolist()
+    lines = [json.loads(x) for x in (tmp_path / "last" / "metrics.jsonl").read_text().splitlines()]
+    assert [x["latents"] for x in lines] == ["training pass", "clean pass"]
 
 
 # -- fine-tuning -----------------------------------------------------------------------------------

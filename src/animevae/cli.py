@@ -232,6 +232,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--compile", action="store_true", default=S, help="torch.compile the model")
     g.add_argument("--device", default=S, help="auto (default), cpu, cuda, cuda:N, mps")
     g.add_argument("--keep-last", type=int, default=S, help="per-epoch copies of weights+latents to keep (default 3)")
+    g.add_argument("--clean-latents", default=S, choices=["last", "every", "never"],
+                   help="when every training image is re-encoded in eval mode for latents.safetensors (default last; "
+                        "other epochs save the latents their training pass produced, as the seed does)")
     g.add_argument("--quiet", action="store_true", help="no progress bars")
     g.add_argument("--tensorboard", action="store_true", default=S, help="also log losses, images/s and sample grids to RUN/tensorboard")
     g = t.add_argument_group("checkpoints (exact resume)")

@@ -138,6 +138,10 @@ class TrainConfig:
     freeze: str | None = None  # encoder | decoder
     # Run folder
     keep_last: int = 3  # per-epoch copies kept (0 = none)
+    # Per-epoch latents come from the training pass (the seed's way: free); a clean pass (eval mode,
+    # no augmentation, the epoch's final weights) replaces them after the last epoch only (last),
+    # after every epoch (every, ~10 % of an epoch's time on a CPU), or never.
+    clean_latents: str = "last"  # last | every | never
     log_every: int = 20  # read the loss from the device every N steps (no per-step host sync)
     save_every_steps: int = 0  # mid-epoch checkpoint every N steps (0 = off)
     save_every_minutes: float = 10.0  # ... and at least this often (0 = off); always at every epoch end
@@ -170,6 +174,7 @@ class TrainConfig:
         _choice("precision", self.precision, ("auto", "fp32", "bf16", "fp16"))
         _choice("rotation_fill", self.rotation_fill, ("zeros", "border", "reflection"))
         _choice("interpolation", self.interpolation, ("nearest", "bilinear"))
+        _choice("clean_latents", self.clean_latents, ("last", "every", "never"))
         if self.freeze is not None:
             _choice("freeze", self.freeze, ("encoder", "decoder"))
 

@@ -166,8 +166,8 @@ class Latents:
     logvar: torch.Tensor
     row_id: torch.Tensor
 
-    def save(self, path) -> None:
-        save_tensors({"mu": self.mu, "logvar": self.logvar, "row_id": self.row_id}, path)
+    def save(self, path, metadata: dict[str, str] | None = None) -> None:
+        save_tensors({"mu": self.mu, "logvar": self.logvar, "row_id": self.row_id}, path, metadata)
 
     @classmethod
     def load(cls, path) -> "Latents":

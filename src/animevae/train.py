@@ -150,6 +150,51 @@ def heldout_loss(model: VAE, data: DeviceImages, positions: np.ndarray, batch: i
     return {"recon": recon / n, "kl": kl / n, "loss": (recon + beta * kl) / n}
 
 
+class PassLatents:
+    """The latents the training pass produces, by dataset position: the seed keeps these each epoch.
+
+    Each step records its images' mu and log-variance (augmented images, the weights of that step),
+    for free. Rows no step reached this epoch (the dropped last partial batch, steps before a resume)
+    or that came out non-finite (a skipped bad step) get a clean pass at the epoch's end instead.
+    """
+
+    def __init__(self, n: int, dim: int, device: torch.device):
+        self.mu = torch.zeros(n, dim, device=device)
+        self.logvar = torch.zeros(n, dim, device=device)
+        self.seen = torch.zeros(n, dtype=torch.bool, device=device)
+
+    def record(self, positions: np.ndarray, mu: torch.Tensor, logvar: torch.Tensor) -> None:
+        idx = torch.as_tensor(positions, device=self.mu.device)
+        self.mu[idx] = mu.detach().float()
+        self.logvar[idx] = logvar.detach().float()
+        self.seen[idx] = True
+
+    def taken(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(positions, mu, logvar) of the finite rows recorded since the last ``clear``, on the CPU."""
+        ok = self.seen & torch.isfinite(self.mu).all(1) & torch.isfinite(self.logvar).all(1)
+        pos = ok.nonzero().squeeze(1)
+        return pos.cpu(), self.mu[pos].cpu(), self.logvar[pos].cpu()
+
+    def clear(self) -> None:
+        self.seen.zero_()
+
+
+def epoch_latents(model: VAE, data: DeviceImages, train_pos: np.ndarray, my_train: np.ndarray, recorded: PassLatents | None,
+                  amp, world: int, rank: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(positions, mu, logvar) for every training image, gathered from all ranks: a clean pass of
+    ``model`` (eval mode, no augmentation) over them all when ``recorded`` is None, else the training
+    pass's latents plus a clean pass over the rows it missed (rank 0, which writes the file)."""
+    if recorded is None:
+        mu, logvar = encode_rows(model, data, my_train, 512, amp)
+        return tuple(gather_rows([torch.from_numpy(my_train), mu, logvar], world))
+    pos, mu, logvar = gather_rows(list(recorded.taken()), world)
+    missing = np.setdiff1d(train_pos, pos.numpy()) if rank == 0 else np.zeros(0, dtype=np.int64)
+    if len(missing):
+        more_mu, more_logvar = encode_rows(model, data, missing, 512, amp)
+        pos, mu, logvar = torch.cat([pos, torch.from_numpy(missing)]), torch.cat([mu, more_mu]), torch.cat([logvar, more_logvar])
+    return pos, mu, logvar
+
+
 # -- distributed helpers ---------------------------------------------------------------------------
 
 
@@ -391,7 +436,9 @@ def train(
         tensors, meta = checkpoint.capture(model, ema, optimizer, scaler, per_rank[0], per_rank[1], rng_t, rng_meta, sums, progress)
         checkpoint.save(out, step, tensors, meta)
 
-    my_train = train_pos[rank::world]  # this rank's shard, for the latents pass
+    my_train = train_pos[rank::world]  # this rank's shard, for the clean latents pass
+    recorded = PassLatents(len(faces), model_cfg.latent_dim, device) if train_cfg.clean_latents != "every" else None
+    grid_pos = train_pos[:: max(1, len(train_pos) // 512)][:512]  # every epoch's sample grid mixes these images' latents
     last_save = time.monotonic()
     with StopSignal() as stop:
         for epoch in range(start_epoch, train_cfg.epochs + 1):
@@ -404,6 +451,8 @@ def train(
             t0 = time.perf_counter() - elapsed
             bar = tqdm(total=steps_per_epoch, initial=start_i if epoch == start_epoch else 0, desc=f"epoch {epoch}/{train_cfg.epochs}",
                        unit="step", disable=not show, dynamic_ncols=True, leave=False)
+            if recorded is not None:
+                recorded.clear()
             bad_flag = torch.zeros((), device=device)  # length of the current run of bad steps
             bad_count = torch.zeros((), device=device)
             for i in range(start_i if epoch == start_epoch else 0, steps_per_epoch):
@@ -416,6 +465,8 @@ def train(
                 with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
                     outp = step_model(x)
                 loss = vae_loss(outp.logits, x, outp.mu, outp.logvar, beta, train_cfg.free_bits)
+                if recorded is not None:
+                    recorded.record(idx, outp.mu, outp.logvar)
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss.loss).backward()
                 bad = ~torch.isfinite(loss.loss.detach())
@@ -481,9 +532,9 @@ def train(
             t_eval = time.perf_counter()
             infer = final.folded().to(memory_format=memory_format)
             val = heldout_loss(infer, data, val_pos, 512, amp, train_cfg.beta, train_cfg.seed) if len(val_pos) and rank == 0 else None
-            mu, logvar = encode_rows(infer, data, my_train, 512, amp)
-            rows = torch.from_numpy(faces.row_ids[my_train])
-            mu, logvar, rows = gather_rows([mu, logvar, rows], world)
+            clean = train_cfg.clean_latents == "every" or (train_cfg.clean_latents == "last" and epoch == train_cfg.epochs)
+            pos, mu, logvar = epoch_latents(infer, data, train_pos, my_train, None if clean else recorded, amp, world, rank)
+            rows = torch.from_numpy(faces.row_ids[pos.numpy()])
             eval_seconds = time.perf_counter() - t_eval
             pixels = model_cfg.in_channels * model_cfg.image_size**2
             line = {
@@ -492,15 +543,17 @@ def train(
                 "recon_per_dim": r / c / pixels, "kl_per_dim": k / c / model_cfg.latent_dim,
                 "heldout_loss": val["loss"] if val else None, "heldout_recon": val["recon"] if val else None, "heldout_kl": val["kl"] if val else None,
                 "images_per_s": seen * world / seconds, "seconds": seconds, "eval_seconds": eval_seconds, "bad_steps": bad_total,
+                "latents": "clean pass" if clean else "training pass",
             }
             history.append(line)
             if rank == 0:
                 order_rows = torch.argsort(rows)
                 latents = runs.Latents(mu[order_rows], logvar[order_rows], rows[order_rows])
                 runs.save_tensors(final.state_dict(), out / runs.WEIGHTS)
-                latents.save(out / runs.LATENTS)
+                latents.save(out / runs.LATENTS, {"pass": "clean" if clean else "training"})  # one key: safetensors writes several in random order
                 runs.append_line(out / runs.METRICS, json.dumps(line))
-                z = MixSampler(latents.mu, k=DEFAULT_MIX_K).sample(train_cfg.sample_count, torch.Generator().manual_seed(0))
+                grid_mu, _ = encode_rows(infer, data, grid_pos, 512, amp)  # clean latents, whatever the file holds
+                z = MixSampler(grid_mu, k=DEFAULT_MIX_K).sample(train_cfg.sample_count, torch.Generator().manual_seed(0))
                 grid = infer.generate(z.to(device)).cpu()
                 save_grid(grid, out / "samples" / f"epoch_{epoch:03d}.png")
                 if board is not None:
