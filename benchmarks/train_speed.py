@@ -193,12 +193,12 @@ def main() -> None:
 
     b, q = statistics.median(base["win"]), statistics.median(proj["win"])
     bl, ql = statistics.mean(base["loss"]), statistics.mean(proj["loss"])
-    print("\n| path | training images/s (median window) | end-to-end images/s (wall, incl. start-up and per-epoch saves) | held-out loss after "
-          f"{seen:,} images (fp32 eval) | peak memory |")
+    print("\n| path | images/s (median timed window after warm-up: data path + augmentation + step) | wall-clock images/s "
+          f"(process start to exit: start-up, per-epoch latents, held-out loss, saves) | held-out loss after {seen:,} images (fp32 eval) | peak memory |")
     print("|---|---|---|---|---|")
     print(f"| baseline (seed's way) | {b:.0f} | {statistics.median(base['wall']):.0f} | {bl:.1f} | {max(base['mem'])} MB |")
     print(f"| animevae defaults | {q:.0f} | {statistics.median(proj['wall']):.0f} | {ql:.1f} | {max(proj['mem'])} MB |")
-    print(f"\nspeed-up: {q / b:.2f}x training, {statistics.median(proj['wall']) / statistics.median(base['wall']):.2f}x end to end; "
+    print(f"\nspeed-up: {q / b:.2f}x images/s (timed windows), {statistics.median(proj['wall']) / statistics.median(base['wall']):.2f}x wall clock; "
           f"held-out loss difference {100 * (ql - bl) / bl:+.2f}%")
 
     if a.memory:
