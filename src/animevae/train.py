@@ -153,8 +153,8 @@ def heldout_loss(model: VAE, data: DeviceImages, positions: np.ndarray, batch: i
 class PassLatents:
     """The latents the training pass produces, by dataset position: the seed keeps these each epoch.
 
-    Each step records its images' mu and log-variance (augmented images, the weights of that step),
-    for free. Rows no step reached this epoch (the dropped last partial batch, steps before a resume)
+    Each step records its images' mu and log-variance (augmented images, the weights of that step;
+    with EMA, the online weights), for free. Rows no step reached this epoch (the dropped last partial batch, steps before a resume)
     or that came out non-finite (a skipped bad step) get a clean pass at the epoch's end instead.
     """
 
