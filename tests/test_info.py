@@ -38,6 +38,7 @@ def test_info_summarizes_a_run(cli, tiny_run):
     assert f"best held-out loss: {best['heldout_loss']:,.1f} nats per image" in out
     assert f"at epoch {best['epoch']}" in out
     assert f"{metrics[-1]['images_per_s']:,.1f} images/s" in out
+    assert "latents.safetensors from the clean pass" in out  # the last epoch re-encodes every training image
     assert f"command: {config['command']}" in out
     # files with sizes, epoch copies, checkpoints
     size = (tiny_run / "model.safetensors").stat().st_size

@@ -108,6 +108,7 @@ def summarize(run) -> str:
             f"last epoch ({last.get('epoch')}): loss {last.get('loss', float('nan')):,.1f} per image "
             f"(recon {last.get('recon', float('nan')):,.1f} + kl {last.get('kl', float('nan')):,.1f}), "
             f"{last.get('images_per_s', float('nan')):,.1f} images/s, {last.get('seconds', float('nan')):,.0f} s"
+            + (f"; latents.safetensors from the {last['latents']}" if last.get("latents") else "")
         )
     if config.get("command"):
         lines.append(f"command: {config['command']}")
