@@ -188,6 +188,32 @@ def test_clean_latents_choice_changes_only_the_latents(shared_faces, tmp_path, c
     assert [x["latents"] for x in lines] == ["training pass", "clean pass"]
 
 
+def test_epoch_latents_fills_rows_the_training_pass_missed():
+    """Recorded rows keep the training pass's values; rows never recorded (a resume, the dropped partial
+    batch) or recorded non-finite (a bad step) get the clean encoding; a cleared buffer starts over."""
+    from animevae.train import DeviceImages, PassLatents, encode_rows, epoch_latents
+
+    torch.manual_seed(0)
+    model = VAE(ModelConfig(image_size=24, num_layers=3, base_channels=8, latent_dim=4)).eval()
+    images = np.random.default_rng(0).integers(0, 256, (10, 3, 24, 24), dtype=np.uint8)
+    data = DeviceImages(images, torch.device("cpu"))
+    train_pos = np.array([0, 2, 3, 5, 6, 7, 9])  # 1, 4, 8 are held out
+    recorded = PassLatents(10, 4, torch.device("cpu"))
+    recorded.record(np.array([9, 2]), torch.full((2, 4), 7.0), torch.full((2, 4), -1.0))
+    recorded.record(np.array([5]), torch.full((1, 4), float("nan")), torch.zeros(1, 4))
+    pos, mu, logvar = epoch_latents(model, data, train_pos, train_pos, recorded, None, world=1, rank=0)
+    assert sorted(pos.tolist()) == train_pos.tolist()  # every training row once, no held-out row
+    by_pos = {int(q): i for i, q in enumerate(pos)}
+    for q in (2, 9):
+        assert torch.equal(mu[by_pos[q]], torch.full((4,), 7.0)) and torch.equal(logvar[by_pos[q]], torch.full((4,), -1.0))
+    clean_mu, clean_logvar = encode_rows(model, data, np.array([0, 3, 5, 6, 7]), 512, None)
+    for i, q in enumerate((0, 3, 5, 6, 7)):
+        assert torch.allclose(mu[by_pos[q]], clean_mu[i]) and torch.allclose(logvar[by_pos[q]], clean_logvar[i])
+    recorded.clear()
+    pos, mu, _ = epoch_latents(model, data, train_pos, train_pos, recorded, None, world=1, rank=0)
+    assert not (mu == 7.0).any()  # nothing carried over from the last epoch
+
+
 # -- fine-tuning -----------------------------------------------------------------------------------
 
 
