@@ -154,29 +154,28 @@ class PassLatents:
     """The latents the training pass produces, by dataset position: the seed keeps these each epoch.
 
     Each step records its images' mu and log-variance (augmented images, the weights of that step;
-    with EMA, the online weights), for free. Rows no step reached this epoch (the dropped last partial batch, steps before a resume)
-    or that came out non-finite (a skipped bad step) get a clean pass at the epoch's end instead.
+    with EMA, the online weights), for free. Rows hold NaN until recorded, so rows no step reached
+    this epoch (the dropped last partial batch, steps before a resume) and rows that came out
+    non-finite (a skipped bad step) are told apart the same way and get a clean pass at the epoch's end.
     """
 
     def __init__(self, n: int, dim: int, device: torch.device):
-        self.mu = torch.zeros(n, dim, device=device)
-        self.logvar = torch.zeros(n, dim, device=device)
-        self.seen = torch.zeros(n, dtype=torch.bool, device=device)
+        self.mu = torch.full((n, dim), float("nan"), device=device)
+        self.logvar = torch.full((n, dim), float("nan"), device=device)
 
     def record(self, positions: np.ndarray, mu: torch.Tensor, logvar: torch.Tensor) -> None:
         idx = torch.as_tensor(positions, device=self.mu.device)
         self.mu[idx] = mu.detach().float()
         self.logvar[idx] = logvar.detach().float()
-        self.seen[idx] = True
 
     def taken(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(positions, mu, logvar) of the finite rows recorded since the last ``clear``, on the CPU."""
-        ok = self.seen & torch.isfinite(self.mu).all(1) & torch.isfinite(self.logvar).all(1)
-        pos = ok.nonzero().squeeze(1)
+        pos = (torch.isfinite(self.mu).all(1) & torch.isfinite(self.logvar).all(1)).nonzero().squeeze(1)
         return pos.cpu(), self.mu[pos].cpu(), self.logvar[pos].cpu()
 
     def clear(self) -> None:
-        self.seen.zero_()
+        self.mu.fill_(float("nan"))
+        self.logvar.fill_(float("nan"))
 
 
 def epoch_latents(model: VAE, data: DeviceImages, train_pos: np.ndarray, my_train: np.ndarray, recorded: PassLatents | None,
