@@ -59,9 +59,9 @@ def baseline_worker(a) -> None:
 
     from animevae.config import DataConfig
     from animevae.data.sources import open_source
-    from animevae.loss import vae_loss
+    from animevae.data.split import split_rows
+    from animevae.objectives import elbo_terms
     from animevae.runs import save_tensors
-    from animevae.train import split_rows
 
     torch.manual_seed(0)
     random.seed(0)
@@ -90,9 +90,9 @@ def baseline_worker(a) -> None:
         mus, logvars = [], []
         for i, x in enumerate(loader, 1):
             out = model(x)
-            loss = vae_loss(out.logits, x, out.mu, out.logvar)
+            loss, _, _ = elbo_terms(out, x, beta=1.0)
             opt.zero_grad()
-            loss.loss.backward()
+            loss.backward()
             opt.step()
             mus.append(out.mu.detach())  # the notebook keeps each batch's latents as it trains
             logvars.append(out.logvar.detach())
@@ -122,8 +122,10 @@ def timed(cmd: list[str], env=None) -> tuple[float, int]:
 def heldout(run_weights: Path, data: str, limit: int, cache_dir: str) -> float:
     from animevae.config import DataConfig
     from animevae.data.cache import load_images
+    from animevae.data.device import DeviceImages
+    from animevae.data.split import split_rows
     from animevae.model import VAE, load_weights
-    from animevae.train import DeviceImages, heldout_loss, split_rows
+    from animevae.passes import heldout_loss
 
     faces = load_images(DataConfig(source=data, limit=limit, cache_dir=cache_dir), 96, progress=False)
     _, val = split_rows(len(faces), 0.05, 0)

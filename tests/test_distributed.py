@@ -15,7 +15,7 @@ from animevae.config import DataConfig
 from animevae.data.cache import load_images
 from animevae.model import VAE, load_weights
 from animevae.runs import Latents
-from animevae.train import split_rows
+from animevae.data.split import split_rows
 
 
 def free_port() -> int:

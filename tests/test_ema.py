@@ -2,7 +2,7 @@
 
 import torch
 
-from animevae.train import ema_with_warmup
+from animevae.state import ema_with_warmup
 
 
 def test_ema_warmup_schedule_and_integer_buffers():

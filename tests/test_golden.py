@@ -62,22 +62,21 @@ def _sha256(path: Path) -> str:
 def run_seed_preset(out: Path, faces: Path) -> tuple[list[float], list[float]]:
     """Train the seed preset (fp32, CPU) for 3 epochs x 14 steps on 1,000 real faces: (every step's loss, each epoch's held-out loss)."""
     losses: list[float] = []
-    original = train_module.vae_loss
+    original = train_module.train_step
 
     def recording(*args, **kwargs):
-        result = original(*args, **kwargs)
-        if torch.is_grad_enabled():  # a training step (the held-out pass runs without gradients)
-            losses.append(result.loss.item())
-        return result
+        terms, bad = original(*args, **kwargs)
+        losses.append(terms.loss.item())
+        return terms, bad
 
     threads = torch.get_num_threads()
     torch.set_num_threads(RECORDED_ON["threads"])
-    train_module.vae_loss = recording
+    train_module.train_step = recording
     try:
         train(ModelConfig(), TrainConfig(**{**PRESETS["seed"], "epochs": 3, "precision": "fp32", "device": "cpu", "seed": 3}),
               DataConfig(source=str(faces), limit=1000), out, progress=False)
     finally:
-        train_module.vae_loss = original
+        train_module.train_step = original
         torch.set_num_threads(threads)
     heldout = [json.loads(line)["heldout_loss"] for line in (out / "metrics.jsonl").read_text().splitlines()]
     return losses, heldout

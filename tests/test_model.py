@@ -14,7 +14,7 @@ from torch.nn import functional as F
 
 from animevae.config import ModelConfig
 from animevae.errors import UserError
-from animevae.model import VAE, count_parameters
+from animevae.model import ARCHITECTURES, VAE, Architecture, count_parameters, register_architecture
 
 SMALL = ModelConfig(image_size=24, num_layers=3, latent_dim=8, base_channels=4)
 
@@ -289,3 +289,52 @@ def test_run_folder_is_a_from_pretrained_target(tiny_run: Path):
     # and a string path works the same
     again = VAE.from_pretrained(str(tiny_run))
     _assert_same_function(model, again, 96, 256)
+
+
+# -- the seams: another encoder/decoder pair is one registered class -----------------------------------
+
+
+class TinyDense(Architecture):
+    """An encoder/decoder pair of plain linear layers: the smallest thing an architecture can be."""
+
+    def encoder(self, c):
+        return nn.Sequential(nn.Flatten(), nn.Linear(c.in_channels * c.image_size**2, 16), nn.ReLU(), nn.Unflatten(1, (16, 1, 1))), (16, 1, 1)
+
+    def decoder(self, c, out_channels):
+        return nn.Sequential(nn.Flatten(), nn.Linear(16, out_channels * c.image_size**2), nn.Unflatten(1, (out_channels, c.image_size, c.image_size)))
+
+
+def test_a_registered_architecture_trains_saves_and_loads_like_the_seeds(tmp_path):
+    register_architecture("test-dense")(TinyDense)
+    try:
+        cfg = ModelConfig(image_size=24, num_layers=3, latent_dim=5, arch="test-dense")
+        model = VAE(cfg)
+        assert not _convs(model) and model.bottom == (16, 1, 1)
+        x = torch.rand(3, 3, 24, 24)
+        out = model(x)
+        assert out.logits.shape == (3, 3, 24, 24) and out.mu.shape == (3, 5)
+        assert set(model.parts()) == {"encoder", "decoder"}
+        model.save_pretrained(tmp_path)
+        back = VAE.from_pretrained(tmp_path)
+        assert back.config.arch == "test-dense"
+        assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), back.state_dict().values()))
+    finally:
+        ARCHITECTURES.pop("test-dense")
+
+
+def test_unknown_architecture_is_a_one_line_error(tmp_path):
+    with pytest.raises(UserError, match="model arch 'resnet9' is not known; choose one of conv"):
+        VAE(ModelConfig(arch="resnet9"))
+    VAE(SMALL).save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps({**config, "arch": "resnet9"}))
+    with pytest.raises(UserError, match="config.json: model arch 'resnet9' is not known"):
+        VAE.from_pretrained(tmp_path)
+
+
+def test_the_seed_keeps_its_state_dict_keys():
+    keys = list(VAE(SMALL).state_dict())
+    assert keys[:2] == ["encoder.0.0.weight", "encoder.0.0.bias"]
+    assert [k for k in keys if k.startswith("fc_")] == ["fc_mu.weight", "fc_mu.bias", "fc_logvar.weight", "fc_logvar.bias", "fc_decode.weight", "fc_decode.bias"]
+    assert keys[-2:] == ["decoder.2.weight", "decoder.2.bias"]
+

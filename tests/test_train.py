@@ -18,7 +18,8 @@ from safetensors.torch import load_file
 from animevae import runs
 from animevae.config import ModelConfig
 from animevae.model import VAE
-from animevae.train import FINETUNE_LR, split_rows
+from animevae.config import FINETUNE_LR
+from animevae.data.split import split_rows
 
 LIMIT = 1000
 METRIC_KEYS = {
@@ -191,7 +192,8 @@ def test_clean_latents_choice_changes_only_the_latents(shared_faces, tmp_path, c
 def test_epoch_latents_fills_rows_the_training_pass_missed():
     """Recorded rows keep the training pass's values; rows never recorded (a resume, the dropped partial
     batch) or recorded non-finite (a bad step) get the clean encoding; a cleared buffer starts over."""
-    from animevae.train import DeviceImages, PassLatents, encode_rows, epoch_latents
+    from animevae.data.device import DeviceImages
+    from animevae.passes import PassLatents, encode_rows, epoch_latents
 
     torch.manual_seed(0)
     model = VAE(ModelConfig(image_size=24, num_layers=3, base_channels=8, latent_dim=4)).eval()

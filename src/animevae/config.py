@@ -3,17 +3,30 @@
 Kept apart (as in pythae) so a trained model's config travels alone with its weights, while a run
 folder's ``config.json`` holds all three. Every field is validated on construction, so a config
 read from a file a stranger wrote fails with a one-line message instead of a traceback deep inside.
+
+Each field carries its own help, choices and command-line flag (``opt``): the CLI is built from the
+fields, so a default or a choice is written once, here. The rules that are not parsing (presets,
+config files, the fine-tuning learning rate, what a resumed run may change) live here too.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import types
 import typing
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
+from pathlib import Path
 
 from .errors import UserError
+
+FINETUNE_LR = 1e-4  # default lr when starting from trained weights
+
+
+def opt(default, help: str, *, choices: tuple | None = None, flag: str | None = None, group: str | None = None):
+    """A config field with what the command line needs: its help, allowed values, flag and help group."""
+    return field(default=default, metadata={"help": help, "choices": choices, "flag": flag, "group": group})
 
 
 def _check_types(obj) -> None:
@@ -33,17 +46,12 @@ def _check_types(obj) -> None:
                 ok = True
             elif t in (str, bool) and type(value) is t:
                 ok = True
-            elif typing.get_origin(t) is list and isinstance(value, (list, tuple)):
-                object.__setattr__(obj, f.name, list(value))
-                ok = True
         if not ok:
             names = " or ".join(getattr(t, "__name__", str(t)) for t in allowed)
             raise UserError(f"config field '{f.name}' must be {names}, got {value!r}")
-
-
-def _choice(name: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise UserError(f"config field '{name}' must be one of {', '.join(choices)}; got {value!r}")
+        choices = f.metadata.get("choices")
+        if choices and value is not None and value not in choices:
+            raise UserError(f"config field '{f.name}' must be one of {', '.join(choices)}; got {value!r}")
 
 
 def from_dict(cls, data: dict, where: str = "config"):
@@ -59,14 +67,16 @@ def from_dict(cls, data: dict, where: str = "config"):
 
 @dataclass
 class ModelConfig:
-    """The convolutional VAE. Defaults are the seed notebook's model (9,122,115 parameters)."""
+    """The VAE. Defaults are the seed notebook's model (9,122,115 parameters)."""
 
-    image_size: int = 96  # must be 3 * 2**num_layers
-    in_channels: int = 3
-    latent_dim: int = 256
-    base_channels: int = 32  # width of the first conv; doubles at every layer (32..512 in the seed)
-    num_layers: int = 5
-    negative_slope: float = 0.2  # LeakyReLU
+    image_size: int = opt(96, "3*2^k pixels (default 96: the seed's)")
+    in_channels: int = opt(3, "image channels")
+    latent_dim: int = opt(256, "latent dimensions")
+    base_channels: int = opt(32, "width of the first conv; doubles at every layer (32..512 in the seed)")
+    num_layers: int = opt(5, "conv layers (default: fits --image-size; 5 for 96)")
+    negative_slope: float = opt(0.2, "LeakyReLU slope")
+    arch: str = opt("conv", "encoder/decoder pair, by registered name (model.py; conv: the seed's)")
+    likelihood: str = opt("bernoulli", "pixel likelihood, by registered name (distributions.py; bernoulli: the seed's BCE)")
 
     def __post_init__(self):
         _check_types(self)
@@ -91,16 +101,16 @@ class ModelConfig:
 class DataConfig:
     """Where the faces come from and how they are decoded (the seed's filters)."""
 
-    source: str = "DrishtiSharma/Anime-Face-Dataset"  # Hub id, parquet file/glob/folder, image folder, or "builtin"
-    split: str = "train"
-    revision: str | None = None  # Hub dataset revision (branch, tag or commit) to pin
-    image_column: str | None = None  # found automatically when None
-    limit: int | None = None  # take the first N images
-    convert_to_rgb: bool = False  # the seed skips non-RGB images; True converts them instead
-    builtin_count: int = 4000  # how many procedural faces `builtin` makes
-    cache: bool = True
-    cache_dir: str | None = None
-    workers: int | None = None  # decode processes; None = all cores
+    source: str = opt("DrishtiSharma/Anime-Face-Dataset", "Hub dataset id, parquet file/glob/folder, image folder, or 'builtin'", flag="--data")
+    split: str = opt("train", "Hub dataset split")
+    revision: str | None = opt(None, "Hub dataset revision to pin (branch, tag or commit)")
+    image_column: str | None = opt(None, "column holding the images (default: image, img, or the first Image feature)")
+    limit: int | None = opt(None, "use only the first N images")
+    convert_to_rgb: bool = opt(False, "convert grayscale/RGBA/palette/CMYK images instead of skipping them (the seed skips)")
+    builtin_count: int = opt(4000, "how many procedural faces --data builtin makes")
+    cache: bool = opt(True, "decode into memory instead of the on-disk cache", flag="--no-cache")
+    cache_dir: str | None = opt(None, "where decoded images are cached (default: $ANIMEVAE_CACHE or ~/.cache/animevae)")
+    workers: int | None = opt(None, "decode processes (default: all cores)")
 
     def __post_init__(self):
         _check_types(self)
@@ -110,44 +120,46 @@ class DataConfig:
             raise UserError(f"builtin_count must be at least 1, got {self.builtin_count}")
 
 
+AUG, BEYOND, CKPT, TUNE = "augmentation (the seed's: flip p=0.5, rotation +-10 deg)", "beyond the seed (all off by default)", \
+    "checkpoints (exact resume)", "fine-tuning"
+
+
 @dataclass
 class TrainConfig:
     """How a run trains. Defaults are the seed's (Adam, 100 epochs, batch 64) plus what users expect."""
 
-    epochs: int = 100
-    batch_size: int = 64
-    lr: float = 1e-3
-    beta: float = 1.0  # weight of the KL term
-    seed: int = 0
-    val_fraction: float = 0.05  # held-out share, evaluated every epoch
-    precision: str = "auto"  # auto | fp32 | bf16 | fp16
-    channels_last: bool = True
-    compile: bool = False
-    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
-    # Augmentation, per the seed: resize (done when decoding), flip p=0.5, rotation in [-10, 10] degrees.
-    hflip: bool = True
-    rotation: float = 10.0  # degrees; 0 turns it off
-    rotation_fill: str = "zeros"  # zeros (the seed's black corners) | border | reflection
-    interpolation: str = "nearest"  # nearest (torchvision's RandomRotation default) | bilinear
-    # Beyond the seed (off by default, so the seed's results stay reproducible)
-    kl_warmup_epochs: float = 0.0  # beta ramps linearly from 0 to --beta over this many epochs
-    free_bits: float = 0.0  # nats per latent dimension below which KL is not penalised
-    ema: float = 0.0  # decay of an exponential moving average of the weights (e.g. 0.999); 0 = off
-    # Fine-tuning
-    init_from: str | None = None  # run folder or Hub repo id to start from
-    freeze: str | None = None  # encoder | decoder
-    # Run folder
-    keep_last: int = 3  # per-epoch copies kept (0 = none)
+    epochs: int = opt(100, "passes over the training images (the seed's: 100)")
+    batch_size: int = opt(64, "images per step")
+    lr: float = opt(1e-3, "Adam learning rate (1e-4 by default with --init-from)")
+    beta: float = opt(1.0, "weight of the KL term (the seed's: 1)")
+    seed: int = opt(0, "seed of the initialisation, the split, the order and the augmentation")
+    val_fraction: float = opt(0.05, "held-out share, evaluated every epoch")
+    objective: str = opt("elbo", "training objective, by registered name (objectives.py; elbo: the seed's)")
+    precision: str = opt("auto", "mixed precision (auto: bf16 where the hardware has it)", choices=("auto", "fp32", "bf16", "fp16"))
+    channels_last: bool = opt(True, "keep activations channels-last (faster on CPUs and GPUs)", flag="--no-channels-last")
+    compile: bool = opt(False, "torch.compile the model")
+    device: str = opt("auto", "auto, cpu, cuda, cuda:N, mps")
+    hflip: bool = opt(True, "no horizontal flips", flag="--no-flip", group=AUG)
+    rotation: float = opt(10.0, "max rotation in degrees; 0 turns it off", group=AUG)
+    rotation_fill: str = opt("zeros", "corner fill (zeros: the seed's black)", choices=("zeros", "border", "reflection"), group=AUG)
+    interpolation: str = opt("nearest", "rotation resampling (nearest: torchvision's default)", choices=("nearest", "bilinear"), group=AUG)
+    kl_warmup_epochs: float = opt(0.0, "ramp beta from 0 over this many epochs", group=BEYOND)
+    free_bits: float = opt(0.0, "nats per latent dimension not penalised", group=BEYOND)
+    ema: float = opt(0.0, "EMA decay of the weights, e.g. 0.999 (saved weights are the EMA); 0 = off", group=BEYOND)
+    init_from: str | None = opt(None, "start from a trained run folder or Hub repo id", group=TUNE)
+    freeze: str | None = opt(None, "keep this half fixed while fine-tuning", choices=("encoder", "decoder"), group=TUNE)
+    keep_last: int = opt(3, "per-epoch copies of weights+latents to keep (0 = none)")
     # Per-epoch latents come from the training pass (the seed's way: free); a clean pass (eval mode,
     # no augmentation, the epoch's final weights) replaces them after the last epoch only (last),
     # after every epoch (every: +14 % per epoch on a 2-core CPU), or never.
-    clean_latents: str = "last"  # last | every | never
-    log_every: int = 20  # read the loss from the device every N steps (no per-step host sync)
-    save_every_steps: int = 0  # mid-epoch checkpoint every N steps (0 = off)
-    save_every_minutes: float = 10.0  # ... and at least this often (0 = off); always at every epoch end
-    max_bad_steps: int = 20  # non-finite losses in a row before the run stops
-    sample_count: int = 64  # faces in each epoch's sample grid
-    tensorboard: bool = False  # also log to runs/NAME/tensorboard
+    clean_latents: str = opt("last", "when every training image is re-encoded in eval mode for latents.safetensors "
+                             "(other epochs save the latents their training pass produced, as the seed does)", choices=("last", "every", "never"))
+    log_every: int = opt(20, "read the loss from the device every N steps (no per-step host sync)")
+    save_every_steps: int = opt(0, "mid-epoch checkpoint every N steps (0 = off)", group=CKPT)
+    save_every_minutes: float = opt(10.0, "... and at least every M minutes (0 = off); always at epoch ends", group=CKPT)
+    max_bad_steps: int = opt(20, "non-finite losses in a row before the run stops", group=CKPT)
+    sample_count: int = opt(64, "faces in each epoch's sample grid")
+    tensorboard: bool = opt(False, "also log losses, images/s and sample grids to RUN/tensorboard")
 
     def __post_init__(self):
         _check_types(self)
@@ -171,12 +183,6 @@ class TrainConfig:
             raise UserError("--save-every-steps must be 0 or more and --max-bad-steps at least 1")
         if not 0 <= self.rotation <= 180:
             raise UserError(f"--rotation must be between 0 and 180 degrees, got {self.rotation}")
-        _choice("precision", self.precision, ("auto", "fp32", "bf16", "fp16"))
-        _choice("rotation_fill", self.rotation_fill, ("zeros", "border", "reflection"))
-        _choice("interpolation", self.interpolation, ("nearest", "bilinear"))
-        _choice("clean_latents", self.clean_latents, ("last", "every", "never"))
-        if self.freeze is not None:
-            _choice("freeze", self.freeze, ("encoder", "decoder"))
 
 
 # Named training presets: "seed" is the notebook's setting (the default); "quality" combines the
@@ -185,10 +191,82 @@ PRESETS: dict[str, dict] = {
     "seed": {},
     "quality": {"kl_warmup_epochs": 2.0, "free_bits": 0.25, "ema": 0.998, "rotation_fill": "reflection", "interpolation": "bilinear"},
 }
+SECTIONS = {"model": ModelConfig, "train": TrainConfig, "data": DataConfig}
 
 
 def to_dict(cfg) -> dict:
     return dataclasses.asdict(cfg)
 
 
-__all__ = ["ModelConfig", "DataConfig", "TrainConfig", "PRESETS", "from_dict", "to_dict"]
+def read_config_file(path: str) -> dict[str, dict]:
+    """A TOML (or JSON) file with [model], [train] and [data] tables, or flat keys of any of them."""
+    import tomllib
+
+    try:
+        raw = Path(path).read_bytes()
+        data = json.loads(raw) if path.endswith(".json") else tomllib.loads(raw.decode())
+    except FileNotFoundError:
+        raise UserError(f"--config {path}: no such file") from None
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise UserError(f"--config {path}: cannot parse it ({str(e).splitlines()[0]})") from None
+    sections: dict[str, dict] = {name: {} for name in SECTIONS}
+    for key, value in data.items():
+        if key in sections and isinstance(value, dict):
+            sections[key].update(value)
+            continue
+        owner = next((name for name, cls in SECTIONS.items() if key in cls.__dataclass_fields__), None)
+        if owner is None:
+            raise UserError(f"--config {path}: unknown setting '{key}'")
+        sections[owner][key] = value
+    for name, cls in SECTIONS.items():
+        unknown = sorted(set(sections[name]) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise UserError(f"--config {path}: unknown setting(s) in [{name}]: {', '.join(unknown)}")
+    return sections
+
+
+def resolve_configs(settings: dict, preset: str = "seed", config_file: str | None = None) -> tuple[ModelConfig, TrainConfig, DataConfig]:
+    """Defaults <- preset <- config file <- ``settings`` (flat field names of any of the three configs), validated.
+
+    Two rules beyond merging: the number of conv layers follows ``image_size`` when only the size is
+    given, and fine-tuning (``init_from``) defaults to a 10x lower learning rate.
+    """
+    if preset not in PRESETS:
+        raise UserError(f"preset {preset!r} is not known; choose one of {', '.join(PRESETS)}")
+    sections = read_config_file(config_file) if config_file else {name: {} for name in SECTIONS}
+    sections["train"] = {**PRESETS[preset], **sections["train"]}
+    for key, value in settings.items():
+        owner = next((name for name, cls in SECTIONS.items() if key in cls.__dataclass_fields__), None)
+        if owner is None:
+            known = sorted(k for cls in SECTIONS.values() for k in cls.__dataclass_fields__)
+            raise UserError(f"unknown setting {key!r}; known: {', '.join(known)}")
+        sections[owner][key] = value
+    model, train = sections["model"], sections["train"]
+    if "image_size" in model and "num_layers" not in model and isinstance(model["image_size"], int) and model["image_size"] > 0:
+        k = math.log2(model["image_size"] / 3)
+        model["num_layers"] = int(k) if k == int(k) and k >= 1 else 5
+    if "lr" not in train and train.get("init_from"):
+        train["lr"] = FINETUNE_LR
+    if train.get("freeze") and not train.get("init_from"):
+        raise UserError("--freeze only makes sense with --init-from (freezing a random network)")
+    where = f"--config {config_file}" if config_file else "settings"
+    return tuple(from_dict(cls, sections[name], where) for name, cls in SECTIONS.items())  # type: ignore[return-value]
+
+
+def resumed_configs(run: str, epochs: int | None = None) -> tuple[ModelConfig, TrainConfig, DataConfig, str | None]:
+    """A run folder's own saved configs and command, to continue it exactly; only ``epochs`` may change (to train longer)."""
+    path = Path(run) / "config.json"
+    if not path.is_file():
+        raise UserError(f"--resume {run}: no config.json there; is it an animevae run folder?")
+    try:
+        saved = json.loads(path.read_text())
+        sections = {name: dict(saved[name]) for name in SECTIONS}
+    except (OSError, ValueError, KeyError, TypeError):
+        raise UserError(f"{path}: not a readable animevae run config; start the run again with --overwrite") from None
+    if epochs is not None:
+        sections["train"]["epochs"] = epochs
+    model, train, data = (from_dict(cls, sections[name], str(path)) for name, cls in SECTIONS.items())
+    return model, train, data, saved.get("command")
+
+
+__all__ = ["ModelConfig", "DataConfig", "TrainConfig", "PRESETS", "FINETUNE_LR", "from_dict", "to_dict", "resolve_configs", "resumed_configs"]

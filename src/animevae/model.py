@@ -1,8 +1,14 @@
-"""The seed's convolutional VAE, with Hub save/load.
+"""The VAE: an encoder part, Gaussian heads, a decoder part, and the pixel likelihood; Hub save/load.
 
-Encoder: num_layers x (Conv 4/2/1 -> BatchNorm -> LeakyReLU), 3x96x96 -> 512x3x3, then two linear
-heads for the latent mean and log-variance. Decoder mirrors it with transposed convs; its last layer
-outputs logits (the loss is BCE-with-logits, sampling applies the sigmoid).
+    image --encoder--> features --fc_mu, fc_logvar--> q(z|x) --rsample--> z --fc_decode--> features
+          --decoder--> likelihood params --> p(x|z)
+
+The encoder and decoder are parts made by an *architecture* registered under a name
+(``ModelConfig.arch``); the heads, the posterior and the likelihood are shared by all of them. The
+seed's conv VAE is ``arch="conv"``: num_layers x (Conv 4/2/1 -> BatchNorm -> LeakyReLU), 3x96x96 ->
+512x3x3, and a mirrored transposed-conv decoder whose last layer outputs logits. Its state_dict keys
+(``encoder.*``, ``fc_mu``, ``fc_logvar``, ``fc_decode``, ``decoder.*``) and initialisation order are
+the seed's, pinned by tests/test_golden.py. The model holds no loss (objectives.py does).
 """
 
 from __future__ import annotations
@@ -19,22 +25,63 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from .config import ModelConfig
+from .distributions import DiagonalGaussian, PixelLikelihood, likelihood_class
 from .errors import UserError
 from .fastconv import Conv2d, ConvTranspose2d
+from .runs import load_tensors, resolve_file, save_tensors
 
-
-@dataclass
-class EncoderOutput:
-    mu: torch.Tensor  # N x latent
-    logvar: torch.Tensor  # N x latent (the seed's "sigma")
+EncoderOutput = DiagonalGaussian  # what ``encode`` returns (``.mu``, ``.logvar``, ``.rsample()``, ``.kl()``, ``.mode()``)
 
 
 @dataclass
 class VAEOutput:
-    logits: torch.Tensor  # N x C x H x W, before the sigmoid
-    mu: torch.Tensor
-    logvar: torch.Tensor
-    z: torch.Tensor
+    posterior: DiagonalGaussian
+    z: torch.Tensor  # N x latent, one draw from the posterior
+    likelihood: PixelLikelihood  # p(x|z)
+
+    @property
+    def mu(self) -> torch.Tensor:
+        return self.posterior.mu
+
+    @property
+    def logvar(self) -> torch.Tensor:
+        return self.posterior.logvar
+
+    @property
+    def logits(self) -> torch.Tensor:
+        """The decoder's raw output (the Bernoulli likelihood's logits)."""
+        return self.likelihood.params
+
+
+# -- architectures: encoder/decoder pairs, registered by name ------------------------------------
+
+
+class Architecture:
+    """Makes a model's encoder and decoder parts. Register a subclass with ``@register_architecture(name)``.
+
+    ``encoder(config)`` -> (module mapping N x C x H x W images to N x c x h x w features, (c, h, w));
+    ``decoder(config, out_channels)`` -> module mapping N x c x h x w features to N x out_channels x H x W.
+    They are called in that order, between them the heads are made (the seed's initialisation order).
+    """
+
+    def encoder(self, config: ModelConfig) -> tuple[nn.Module, tuple[int, int, int]]:
+        raise NotImplementedError
+
+    def decoder(self, config: ModelConfig, out_channels: int) -> nn.Module:
+        raise NotImplementedError
+
+
+ARCHITECTURES: dict[str, Architecture] = {}
+
+
+def register_architecture(name: str):
+    """Class decorator: make an ``Architecture`` selectable as ``ModelConfig(arch=name)``."""
+
+    def add(cls):
+        ARCHITECTURES[name] = cls()
+        return cls
+
+    return add
 
 
 def _cpu_path(layer: int, last: int) -> str:
@@ -45,6 +92,35 @@ def _cpu_path(layer: int, last: int) -> str:
 
 def _block(conv: nn.Module, channels: int, slope: float) -> nn.Sequential:
     return nn.Sequential(conv, nn.BatchNorm2d(channels), nn.LeakyReLU(slope))
+
+
+@register_architecture("conv")
+class SeedConv(Architecture):
+    """The seed notebook's layers, exactly: widths base_channels * 2^i (32..512), 4/2/1 convs."""
+
+    @staticmethod
+    def _widths(c: ModelConfig) -> list[int]:
+        return [c.in_channels] + [c.base_channels * 2**i for i in range(c.num_layers)]
+
+    def encoder(self, c):
+        chans, last = self._widths(c), c.num_layers - 1
+        net = nn.Sequential(*[_block(Conv2d(chans[i], chans[i + 1], _cpu_path(i, last)), chans[i + 1], c.negative_slope) for i in range(c.num_layers)])
+        side = c.image_size // 2**c.num_layers
+        return net, (chans[-1], side, side)
+
+    def decoder(self, c, out_channels):
+        chans, last = self._widths(c), c.num_layers - 1
+        up = [_block(ConvTranspose2d(chans[i + 1], chans[i], _cpu_path(i, last)), chans[i], c.negative_slope) for i in range(c.num_layers - 1, 0, -1)]
+        return nn.Sequential(*up, ConvTranspose2d(chans[1], out_channels))
+
+
+def architecture(name: str) -> Architecture:
+    if name not in ARCHITECTURES:
+        raise UserError(f"model arch {name!r} is not known; choose one of {', '.join(sorted(ARCHITECTURES))}")
+    return ARCHITECTURES[name]
+
+
+# -- the VAE -----------------------------------------------------------------------------------
 
 
 class VAE(
@@ -61,75 +137,74 @@ class VAE(
         super().__init__()
         self.config = config = config or ModelConfig()
         self._hub_mixin_config = config  # the mixin recorded the argument (maybe None) before this default
-        widths = [config.base_channels * 2**i for i in range(config.num_layers)]  # 32, 64, 128, 256, 512
-        chans = [config.in_channels] + widths
-        last = config.num_layers - 1
-        self.encoder = nn.Sequential(
-            *[_block(Conv2d(chans[i], chans[i + 1], _cpu_path(i, last)), chans[i + 1], config.negative_slope)
-              for i in range(config.num_layers)]
-        )
-        self.bottom = (widths[-1], config.image_size // 2**config.num_layers, config.image_size // 2**config.num_layers)
-        flat = widths[-1] * self.bottom[1] * self.bottom[2]  # 512 * 3 * 3 = 4608
+        arch, self.pixels = architecture(config.arch), likelihood_class(config.likelihood)
+        self.encoder, self.bottom = arch.encoder(config)
+        flat = self.bottom[0] * self.bottom[1] * self.bottom[2]  # 512 * 3 * 3 = 4608 in the seed
         self.fc_mu = nn.Linear(flat, config.latent_dim)
         self.fc_logvar = nn.Linear(flat, config.latent_dim)
         self.fc_decode = nn.Linear(config.latent_dim, flat)
-        up = [
-            _block(ConvTranspose2d(chans[i + 1], chans[i], _cpu_path(i, last)), chans[i], config.negative_slope)
-            for i in range(config.num_layers - 1, 0, -1)
-        ]
-        self.decoder = nn.Sequential(*up, ConvTranspose2d(chans[1], chans[0]))
+        self.decoder = arch.decoder(config, config.in_channels * self.pixels.params_per_channel)
 
-    def encode(self, x: torch.Tensor) -> EncoderOutput:
+    def parts(self) -> dict[str, tuple[nn.Module, ...]]:
+        """The modules of each half, for freezing one while fine-tuning the other."""
+        return {"encoder": (self.encoder, self.fc_mu, self.fc_logvar), "decoder": (self.fc_decode, self.decoder)}
+
+    def encode(self, x: torch.Tensor) -> DiagonalGaussian:
         h = self.encoder(x).flatten(1)
-        return EncoderOutput(self.fc_mu(h), self.fc_logvar(h))
+        return DiagonalGaussian(self.fc_mu(h), self.fc_logvar(h))
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """Latents -> logits (apply ``torch.sigmoid`` for pixels in [0, 1])."""
+        """Latents -> the likelihood's parameters (the seed's: logits; ``likelihood(...).mean`` gives pixels)."""
         return self.decoder(self.fc_decode(z).view(-1, *self.bottom))
+
+    def likelihood(self, params: torch.Tensor) -> PixelLikelihood:
+        """p(x|z) from the decoder's output."""
+        return self.pixels(params)
 
     @staticmethod
     def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-        return mu + torch.exp(logvar / 2) * torch.randn_like(mu)
+        return DiagonalGaussian(mu, logvar).rsample()
 
     def forward(self, x: torch.Tensor) -> VAEOutput:
-        enc = self.encode(x)
-        z = self.reparameterize(enc.mu, enc.logvar)
-        return VAEOutput(self.decode(z), enc.mu, enc.logvar, z)
+        posterior = self.encode(x)
+        z = posterior.rsample()
+        return VAEOutput(posterior, z, self.likelihood(self.decode(z)))
 
-    def folded(self) -> "VAE":
-        """An eval-mode copy for inference only (the latents pass, sampling): every BatchNorm folded into
-        the conv before it and LeakyReLU in place, so the same function costs no extra passes over each
-        activation. Not for training."""
+    def folded(self) -> VAE:
+        """An eval-mode copy for inference only (the latents pass, sampling): every BatchNorm that follows a
+        conv in a Sequential is folded into it and the activation after it runs in place, so the same
+        function costs no extra passes over each activation. Not for training."""
         model = copy.deepcopy(self).eval()
-        for blocks in (model.encoder, model.decoder):
-            for block in blocks:
-                if isinstance(block, nn.Sequential) and isinstance(block[1], nn.BatchNorm2d):
-                    block[0] = fuse_conv_bn_eval(block[0], block[1], transpose=isinstance(block[0], nn.ConvTranspose2d))
-                    block[1] = nn.Identity()
-                    block[2].inplace = True  # no autograd here: rectify the conv output where it lies
+        for seq in [m for m in model.modules() if isinstance(m, nn.Sequential)]:
+            for i in range(len(seq) - 1):
+                conv, bn = seq[i], seq[i + 1]
+                if isinstance(conv, (nn.Conv2d, nn.ConvTranspose2d)) and isinstance(bn, nn.BatchNorm2d):
+                    seq[i] = fuse_conv_bn_eval(conv, bn, transpose=isinstance(conv, nn.ConvTranspose2d))
+                    seq[i + 1] = nn.Identity()
+                    if i + 2 < len(seq) and hasattr(seq[i + 2], "inplace"):
+                        seq[i + 2].inplace = True  # no autograd here: rectify the conv output where it lies
         return model
 
     @torch.no_grad()
     def generate(self, z: torch.Tensor) -> torch.Tensor:
         """Latents -> uint8 images N x C x H x W (the seed's sigmoid -> x255 -> uint8)."""
-        return (torch.sigmoid(self.decode(z).float()) * 255).round().to(torch.uint8)
+        return self.likelihood(self.decode(z)).to_uint8()
 
     # -- Hub mixin: safetensors only, strict keys and shapes -------------------------------------
 
     def _save_pretrained(self, save_directory: Path) -> None:
-        from .runs import save_tensors
-
         save_tensors({k: v.detach() for k, v in self.state_dict().items()}, Path(save_directory) / "model.safetensors")
 
     @classmethod
     def _from_pretrained(cls, *, model_id, revision=None, token=None, map_location="cpu", **_):
         """The mixin's hook: config.json + model.safetensors from a folder or a Hub repo, loaded strictly."""
-        from .runs import resolve_file
-
         name = str(model_id)
         config_file = resolve_file(name, "config.json", revision=revision, token=token)
         config = model_config_from_json(json.loads(Path(config_file).read_text()), config_file)
-        model = cls(config)
+        try:
+            model = cls(config)
+        except UserError as e:
+            raise UserError(f"{config_file}: {e}") from None
         load_weights(model, resolve_file(name, "model.safetensors", revision=revision, token=token), map_location)
         return model
 
@@ -153,8 +228,6 @@ def model_config_from_json(data: dict, where: str | os.PathLike) -> ModelConfig:
 
 def load_weights(model: nn.Module, path: str | os.PathLike, map_location="cpu") -> None:
     """Load safetensors weights, refusing missing, unexpected or mis-shaped tensors."""
-    from .runs import load_tensors
-
     state = load_tensors(path, device=str(map_location))
     own = model.state_dict()
     missing = sorted(set(own) - set(state))

@@ -151,7 +151,7 @@ def resolve_file(folder_or_repo: str, filename: str, revision: str | None = None
         raise UserError(f"Hub repo {folder_or_repo} has no {filename}; is it an animevae model?") from None
     except RepositoryNotFoundError:
         raise UserError(f"Hub repo {folder_or_repo} not found (or private: log in with `hf auth login`)") from None
-    except (LocalEntryNotFoundError, HfHubHTTPError, OSError) as e:
+    except (HfHubHTTPError, OSError) as e:
         raise UserError(
             f"cannot download {filename} from the Hub repo {folder_or_repo} ({type(e).__name__}); "
             "check your connection, or pass a local run folder"

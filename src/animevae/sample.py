@@ -10,9 +10,7 @@ from . import runs
 from .errors import UserError
 from .images import save_grid, save_images
 from .model import VAE
-from .samplers import DEFAULT_MIX_K, GMMSampler, MixSampler, PriorSampler, Sampler
-
-DEFAULT_GMM_COMPONENTS = 10
+from .samplers import DEFAULT_GMM_COMPONENTS, DEFAULT_MIX_K, GMMSampler, MixSampler, PriorSampler, Sampler
 
 
 def parse_k(value) -> int | None:

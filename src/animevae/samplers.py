@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 
 
+DEFAULT_GMM_COMPONENTS = 10  # the gmm sampler's mixture components
 DEFAULT_MIX_K = 2  # measured (README, docs/results.md): the most diverse and sharpest mixes, no near-copies
 
 
