@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 RUN ?= runs/quickstart
 
-.PHONY: install run test bench clean
+.PHONY: install run lint test bench clean
 
 $(BIN)/animevae: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -22,7 +22,13 @@ run: install
 	$(BIN)/animevae train --data builtin --epochs 6 --out $(RUN) --overwrite
 	$(BIN)/animevae generate --run $(RUN) --n 100 --out $(RUN)/generated
 
-test: install
+# ruff (lint + format) and the import-layer contract (pyproject.toml: every import points down the README's Layout).
+lint: install
+	$(BIN)/ruff check src tests benchmarks docs
+	$(BIN)/ruff format --check src tests benchmarks docs
+	$(BIN)/lint-imports
+
+test: install lint
 	$(BIN)/python -m pytest -q
 
 bench: install

@@ -14,9 +14,9 @@ import statistics
 
 import torch
 
+from animevae.runs import load_latents
 from animevae.sample import decode_latents, load_model
 from animevae.samplers import MixSampler, PriorSampler
-from animevae.runs import load_latents
 
 
 def mean_pairwise_distance(images: torch.Tensor) -> float:

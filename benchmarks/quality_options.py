@@ -52,8 +52,23 @@ def main() -> None:
         run_dir = out / name
         if not (run_dir / "evaluation.json").exists():
             run("train", "--data", a.data, "--limit", a.limit, "--epochs", a.epochs, "--out", run_dir, "--overwrite", "--quiet", "--keep-last", "0", *extra)
-            run("evaluate", "--run", run_dir, "--data", a.data, "--limit", 400, "--k", 8, "--n-samples", 300,
-                "--features", "animevae.evaluate:pixel_features", "--out", run_dir / "evaluation.json")
+            run(
+                "evaluate",
+                "--run",
+                run_dir,
+                "--data",
+                a.data,
+                "--limit",
+                400,
+                "--k",
+                8,
+                "--n-samples",
+                300,
+                "--features",
+                "animevae.evaluate:pixel_features",
+                "--out",
+                run_dir / "evaluation.json",
+            )
             run("generate", "--run", run_dir, "--sampler", "prior", "--n", 32, "--out", run_dir / "prior")
         m = json.loads((run_dir / "evaluation.json").read_text())
         rows.append((name, m))
@@ -66,9 +81,11 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for name, m in rows:
         s, lk, rc = m["samplers"], m["likelihood"], m["reconstruction"]
-        print(f"| {name} | {lk['neg_elbo_per_image']:.1f} | {lk['neg_iwae_per_image']:.1f} | {rc['mse']:.4f} | {rc['psnr']:.2f} | {rc['ssim']:.3f} | "
-              f"{lk['kl_per_image']:.1f} | {m['latents']['active_units']} | {s['prior']['fid']:.2f} | {s['mix_k4']['fid']:.2f} | "
-              f"{s['prior']['diversity_rms']:.1f} |")
+        print(
+            f"| {name} | {lk['neg_elbo_per_image']:.1f} | {lk['neg_iwae_per_image']:.1f} | {rc['mse']:.4f} | {rc['psnr']:.2f} | {rc['ssim']:.3f} | "
+            f"{lk['kl_per_image']:.1f} | {m['latents']['active_units']} | {s['prior']['fid']:.2f} | {s['mix_k4']['fid']:.2f} | "
+            f"{s['prior']['diversity_rms']:.1f} |"
+        )
 
 
 if __name__ == "__main__":

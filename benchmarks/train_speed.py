@@ -46,7 +46,8 @@ def notebook_vae():
             holder, key = (block, 0) if isinstance(block, nn.Sequential) else (blocks, i)
             conv = holder[key]
             plain = (nn.ConvTranspose2d if isinstance(conv, nn.ConvTranspose2d) else nn.Conv2d)(
-                conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding)
+                conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding
+            )
             plain.load_state_dict(conv.state_dict())
             holder[key] = plain
     assert not any(type(m).__module__ == "animevae.fastconv" for m in model.modules())
@@ -165,8 +166,11 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="animevae-bench-"))
     cache_dir = str(work / "cache")
     env = {"ANIMEVAE_CACHE": cache_dir}
-    print(f"data: {a.data} (first {a.limit}), {a.epochs} epochs x {a.rounds} rounds, torch {torch.__version__}, "
-          f"{os.cpu_count()} cores, {torch.get_num_threads()} threads", flush=True)
+    print(
+        f"data: {a.data} (first {a.limit}), {a.epochs} epochs x {a.rounds} rounds, torch {torch.__version__}, "
+        f"{os.cpu_count()} cores, {torch.get_num_threads()} threads",
+        flush=True,
+    )
     print(f"cache build: {cache_speed(a.data):,.0f} images/s (decode + filter + resize, {os.cpu_count()} processes)", flush=True)
 
     base, proj = {"win": [], "wall": [], "mem": [], "loss": []}, {"win": [], "wall": [], "mem": [], "loss": []}
@@ -184,32 +188,78 @@ def main() -> None:
         print(f"round {r + 1} baseline: {statistics.median(res['windows']):.0f} img/s, held-out {base['loss'][-1]:.1f}, peak {mem} MB", flush=True)
 
         run = work / f"project{r}"
-        wall, mem = timed([py, "-m", "animevae", "train", "--data", a.data, "--limit", str(a.limit), "--epochs", str(a.epochs),
-                           "--out", str(run), "--quiet", "--keep-last", "0", *a.project_args.split()], env)
+        wall, mem = timed(
+            [
+                py,
+                "-m",
+                "animevae",
+                "train",
+                "--data",
+                a.data,
+                "--limit",
+                str(a.limit),
+                "--epochs",
+                str(a.epochs),
+                "--out",
+                str(run),
+                "--quiet",
+                "--keep-last",
+                "0",
+                *a.project_args.split(),
+            ],
+            env,
+        )
         lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
         proj["win"] += [x["images_per_s"] for x in lines[1:]] or [lines[0]["images_per_s"]]
         proj["wall"].append(sum(x["images_per_s"] * x["seconds"] for x in lines) / wall)  # the images it trained on
         proj["mem"].append(mem)
         proj["loss"].append(heldout(run / "model.safetensors", a.data, a.limit, cache_dir))
-        print(f"round {r + 1} project:  {statistics.median(proj['win'][-max(1, a.epochs - 1):]):.0f} img/s, held-out {proj['loss'][-1]:.1f}, peak {mem} MB", flush=True)
+        print(
+            f"round {r + 1} project:  {statistics.median(proj['win'][-max(1, a.epochs - 1) :]):.0f} img/s, held-out {proj['loss'][-1]:.1f}, peak {mem} MB",
+            flush=True,
+        )
 
     b, q = statistics.median(base["win"]), statistics.median(proj["win"])
     bl, ql = statistics.mean(base["loss"]), statistics.mean(proj["loss"])
-    print("\n| path | images/s (median timed window after warm-up: data path + augmentation + step) | wall-clock images/s "
-          f"(process start to exit: start-up, per-epoch latents, held-out loss, saves) | held-out loss after {seen:,} images (fp32 eval) | peak memory |")
+    print(
+        "\n| path | images/s (median timed window after warm-up: data path + augmentation + step) | wall-clock images/s "
+        f"(process start to exit: start-up, per-epoch latents, held-out loss, saves) | held-out loss after {seen:,} images (fp32 eval) | peak memory |"
+    )
     print("|---|---|---|---|---|")
     print(f"| baseline (seed's way) | {b:.0f} | {statistics.median(base['wall']):.0f} | {bl:.1f} | {max(base['mem'])} MB |")
     print(f"| animevae defaults | {q:.0f} | {statistics.median(proj['wall']):.0f} | {ql:.1f} | {max(proj['mem'])} MB |")
-    print(f"\nspeed-up: {q / b:.2f}x images/s (timed windows), {statistics.median(proj['wall']) / statistics.median(base['wall']):.2f}x wall clock; "
-          f"held-out loss difference {100 * (ql - bl) / bl:+.2f}%")
+    print(
+        f"\nspeed-up: {q / b:.2f}x images/s (timed windows), {statistics.median(proj['wall']) / statistics.median(base['wall']):.2f}x wall clock; "
+        f"held-out loss difference {100 * (ql - bl) / bl:+.2f}%"
+    )
 
     if a.memory:
-        wall, mem = timed([py, "-m", "animevae", "train", "--data", "builtin", "--builtin-count", "63565", "--epochs", "1",
-                           "--out", str(work / "memory"), "--quiet", "--keep-last", "0"], env)
+        wall, mem = timed(
+            [
+                py,
+                "-m",
+                "animevae",
+                "train",
+                "--data",
+                "builtin",
+                "--builtin-count",
+                "63565",
+                "--epochs",
+                "1",
+                "--out",
+                str(work / "memory"),
+                "--quiet",
+                "--keep-last",
+                "0",
+            ],
+            env,
+        )
         line = json.loads((work / "memory" / "metrics.jsonl").read_text().splitlines()[-1])
-        print(f"memory: 1 epoch over 63,565 faces: peak {mem} MB resident, {wall:.0f} s wall (incl. rendering + caching the faces); "
-              f"the epoch: {line['seconds']:.0f} s training at {line['images_per_s']:.0f} images/s + {line['eval_seconds']:.0f} s for the "
-              f"held-out loss and every training image's latents")
+        print(
+            f"memory: 1 epoch over 63,565 faces: peak {mem} MB resident, {wall:.0f} s wall (incl. rendering + caching the faces); "
+            f"the epoch: {line['seconds']:.0f} s training at {line['images_per_s']:.0f} images/s + {line['eval_seconds']:.0f} s for the "
+            f"held-out loss and every training image's latents"
+        )
 
 
 if __name__ == "__main__":

@@ -31,8 +31,7 @@ def private_cache(tmp_path_factory) -> Path:
 def run_cli(*args, check: bool = True, timeout: float = 600, env: dict | None = None) -> subprocess.CompletedProcess:
     """Run the real CLI in a subprocess (``python -m animevae``)."""
     proc = subprocess.run(
-        [sys.executable, "-m", "animevae", *map(str, args)],
-        capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})},
+        [sys.executable, "-m", "animevae", *map(str, args)], capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})}
     )
     if check and proc.returncode != 0:
         raise AssertionError(f"animevae {' '.join(map(str, args))} exited {proc.returncode}\n{proc.stderr[-3000:]}")
@@ -48,8 +47,7 @@ def cli():
 def tiny_run(tmp_path_factory) -> Path:
     """A seed-preset model trained 2 epochs on 320 built-in faces: enough to test everything downstream."""
     out = tmp_path_factory.mktemp("runs") / "tiny"
-    run_cli("train", "--data", "builtin", "--builtin-count", "320", "--epochs", "2", "--batch-size", "32",
-            "--out", out, "--quiet", "--seed", "1")
+    run_cli("train", "--data", "builtin", "--builtin-count", "320", "--epochs", "2", "--batch-size", "32", "--out", out, "--quiet", "--seed", "1")
     return out
 
 

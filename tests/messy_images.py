@@ -96,7 +96,7 @@ def messy_bytes() -> dict[str, bytes]:
     w, h = EXIF_STORED
     stored = np.zeros((h, w, 3), np.uint8)
     stored[:, : w // 2] = (255, 0, 0)
-    stored[:, w // 2:] = (0, 0, 255)
+    stored[:, w // 2 :] = (0, 0, 255)
     exif = Image.Exif()
     exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
     out["exif_rotated.jpg"] = encode(Image.fromarray(stored), "JPEG", quality=95, exif=exif.tobytes())
@@ -125,7 +125,7 @@ def messy_bytes() -> dict[str, bytes]:
     g16 = np.zeros((16, 16), np.uint16)
     g16[5:11], g16[11:] = GRAY16_VALUES[1], GRAY16_VALUES[2]
     out["gray16.png"] = encode(Image.fromarray(g16), "PNG")  # mode I;16
-    bits = (rgb_pattern(24, 24, seed=9)[..., 0] > 127)
+    bits = rgb_pattern(24, 24, seed=9)[..., 0] > 127
     out["bilevel.png"] = encode(Image.fromarray(bits), "PNG")  # mode 1
 
     frames = [Image.fromarray(rgb_pattern(24, 24, seed=10 + i)) for i in range(3)]
@@ -152,8 +152,7 @@ def write_messy_set(folder) -> dict[str, str]:
     return dict(EXPECTED)
 
 
-def write_parquet(path, items, column: str = "image", extra: dict | None = None, image_feature: bool = True,
-                  image_first: bool = True) -> Path:
+def write_parquet(path, items, column: str = "image", extra: dict | None = None, image_feature: bool = True, image_first: bool = True) -> Path:
     """items: [(name, bytes)] -> a parquet file in the Hub's image format; ``extra``: more columns
     (after the image column, or before it with ``image_first=False``)."""
     import datasets

@@ -12,12 +12,11 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from messy_images import rgb_pattern
 from PIL import Image
 
 from animevae.data.augment import affine_matrices, augment
 from animevae.data.toyfaces import render_face
-
-from messy_images import rgb_pattern
 
 
 def _batch(img: np.ndarray, n: int) -> torch.Tensor:
@@ -176,8 +175,7 @@ def test_angles_uniform_in_range_and_flips_independent():
 def test_rotation_sets_the_range():
     img = _marker_image()
     img[30:34, 52:58] = 0  # the top blob only
-    angle, _ = _recover(augment(_batch(img, 400), torch.Generator().manual_seed(2), hflip=False, rotation=30,
-                                interpolation="bilinear")[:, 0].numpy())
+    angle, _ = _recover(augment(_batch(img, 400), torch.Generator().manual_seed(2), hflip=False, rotation=30, interpolation="bilinear")[:, 0].numpy())
     assert angle.min() >= -30.1 and angle.max() <= 30.1
     assert angle.min() < -27 and angle.max() > 27
 

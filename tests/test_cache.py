@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from messy_images import CONVERTED, EXPECTED, encode, messy_bytes, write_parquet
 from PIL import Image, ImageOps
 
 from animevae.config import DataConfig
@@ -22,10 +23,6 @@ from animevae.data.cache import load_images
 from animevae.data.decode import REASONS, decode_image
 from animevae.data.toyfaces import render_faces
 from animevae.errors import UserError
-
-from messy_images import CONVERTED, EXPECTED, encode, messy_bytes, write_parquet
-
-
 
 
 def _counts(reasons) -> dict:
@@ -245,16 +242,17 @@ def _release(fifo: Path):
         pass
 
 
-needs_fifo = pytest.mark.skipif(not hasattr(os, "mkfifo") or not hasattr(signal, "pthread_kill"),
-                                reason="needs POSIX FIFOs and signals")
+needs_fifo = pytest.mark.skipif(not hasattr(os, "mkfifo") or not hasattr(signal, "pthread_kill"), reason="needs POSIX FIFOs and signals")
 
 
 @needs_fifo
 def test_killed_build_leaves_no_cache_and_is_not_reused(tmp_path):
     folder, fifo, fifo_png, faces = _blocking_folder(tmp_path)
     root = tmp_path / "cache"
-    script = ("import sys; from animevae.config import DataConfig; from animevae.data.cache import load_images; "
-              "load_images(DataConfig(source=sys.argv[1], cache_dir=sys.argv[2], workers=1), 16, progress=False)")
+    script = (
+        "import sys; from animevae.config import DataConfig; from animevae.data.cache import load_images; "
+        "load_images(DataConfig(source=sys.argv[1], cache_dir=sys.argv[2], workers=1), 16, progress=False)"
+    )
     proc = subprocess.Popen([sys.executable, "-c", script, str(folder), str(root)], stderr=subprocess.PIPE)
     try:
         partial = _wait_for_build_folder(root)

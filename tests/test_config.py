@@ -134,6 +134,8 @@ def test_from_dict_validates_values():
         from_dict(TrainConfig, {"epochs": "10"})
 
 
-@pytest.mark.parametrize("cfg", [TrainConfig(epochs=3, lr=2e-4, freeze="decoder", init_from="x"), ModelConfig(image_size=48, num_layers=4), DataConfig(source="builtin", limit=7)])
+@pytest.mark.parametrize(
+    "cfg", [TrainConfig(epochs=3, lr=2e-4, freeze="decoder", init_from="x"), ModelConfig(image_size=48, num_layers=4), DataConfig(source="builtin", limit=7)]
+)
 def test_to_dict_from_dict_round_trip(cfg):
     assert from_dict(type(cfg), to_dict(cfg)) == cfg

@@ -11,10 +11,7 @@ FAST = ["--builtin-count", "96", "--batch-size", "32", "--quiet"]
 
 def test_config_file_with_flag_override_and_tensorboard(cli, tmp_path):
     cfg = tmp_path / "run.toml"
-    cfg.write_text(
-        '[data]\nsource = "builtin"\n\n[model]\nlatent_dim = 64\n\n'
-        "[train]\nepochs = 3\nlr = 0.002\nbeta = 0.5\ntensorboard = true\n"
-    )
+    cfg.write_text('[data]\nsource = "builtin"\n\n[model]\nlatent_dim = 64\n\n[train]\nepochs = 3\nlr = 0.002\nbeta = 0.5\ntensorboard = true\n')
     out = tmp_path / "run"
     cli("train", "--config", cfg, "--epochs", "1", "--out", out, *FAST)
     saved = json.loads((out / "config.json").read_text())

@@ -6,13 +6,11 @@ import io
 
 import numpy as np
 import pytest
+from messy_images import CONVERTED, EXPECTED, GRAY16_VALUES, RGBA_SIZE, encode, huge_png, messy_bytes, rgb_pattern
 from PIL import Image, ImageOps
 
 from animevae.data import decode
 from animevae.data.decode import REASONS, decode_image
-
-from messy_images import (CONVERTED, EXPECTED, GRAY16_VALUES, RGBA_SIZE, encode, huge_png, messy_bytes,
-                          rgb_pattern)
 
 
 @pytest.fixture(scope="module")
@@ -122,8 +120,7 @@ def test_exif_orientation_applied(messy):
         assert px[r, c, 2] > 200 and px[r, c, 0] < 60, (r, c, px[r, c])
 
 
-@pytest.mark.parametrize("w,h,reason", [(8, 8, "kept"), (7, 30, "skipped_too_small"), (30, 7, "skipped_too_small"),
-                                        (8, 200, "kept")])
+@pytest.mark.parametrize("w,h,reason", [(8, 8, "kept"), (7, 30, "skipped_too_small"), (30, 7, "skipped_too_small"), (8, 200, "kept")])
 def test_min_side(w, h, reason):
     data = encode(Image.fromarray(rgb_pattern(w, h)), "PNG")
     assert decode_image(data, 16)[1] == reason

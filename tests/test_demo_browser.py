@@ -138,8 +138,7 @@ def demo_url(tiny_run, tmp_path_factory):
     log = tmp_path_factory.mktemp("demo") / "demo.log"
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "GRADIO_TEMP_DIR": str(log.parent / "gradio")}
     with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "animevae", "demo", "--run", run, "--port", str(port)],
-                                stdout=out, stderr=subprocess.STDOUT, env=env)
+        proc = subprocess.Popen([sys.executable, "-m", "animevae", "demo", "--run", run, "--port", str(port)], stdout=out, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}/"
     try:
         deadline = time.monotonic() + 240

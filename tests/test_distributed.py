@@ -13,9 +13,9 @@ import torch
 
 from animevae.config import DataConfig
 from animevae.data.cache import load_images
+from animevae.data.split import split_rows
 from animevae.model import VAE, load_weights
 from animevae.runs import Latents
-from animevae.data.split import split_rows
 
 
 def free_port() -> int:
@@ -26,10 +26,35 @@ def free_port() -> int:
 
 def test_torchrun_two_processes_cover_every_row_once(tmp_path, shared_faces):
     out = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", "2",
-           "--master_addr", "127.0.0.1", "--master_port", str(free_port()),
-           "-m", "animevae", "train", "--data", shared_faces, "--limit", "300", "--epochs", "2", "--batch-size", "32",
-           "--out", out, "--quiet", "--seed", "3"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nnodes",
+        "1",
+        "--nproc_per_node",
+        "2",
+        "--master_addr",
+        "127.0.0.1",
+        "--master_port",
+        str(free_port()),
+        "-m",
+        "animevae",
+        "train",
+        "--data",
+        shared_faces,
+        "--limit",
+        "300",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "32",
+        "--out",
+        out,
+        "--quiet",
+        "--seed",
+        "3",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(list(map(str, cmd)), capture_output=True, text=True, timeout=600, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]

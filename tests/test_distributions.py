@@ -50,8 +50,10 @@ def test_bernoulli_log_prob_mean_and_uint8():
     logits = torch.tensor([[[[0.0, 2.0], [-3.0, 40.0]]]])
     x = torch.tensor([[[[0.5, 1.0], [0.0, 0.25]]]])
     p = BernoulliPixels(logits)
-    by_hand = sum(t * math.log(1 / (1 + math.exp(-lg))) + (1 - t) * math.log(1 - 1 / (1 + math.exp(-lg))) if lg < 30 else (t - 1) * lg
-                  for lg, t in zip(logits.flatten().tolist(), x.flatten().tolist()))
+    by_hand = sum(
+        t * math.log(1 / (1 + math.exp(-lg))) + (1 - t) * math.log(1 - 1 / (1 + math.exp(-lg))) if lg < 30 else (t - 1) * lg
+        for lg, t in zip(logits.flatten().tolist(), x.flatten().tolist())
+    )
     assert p.log_prob(x).item() == pytest.approx(by_hand, rel=1e-6)
     assert torch.allclose(p.mean, torch.sigmoid(logits))
     assert p.to_uint8().flatten().tolist() == [128, 225, 12, 255]

@@ -15,8 +15,23 @@ SAMPLER_NAMES = {"mix_k2", "mix_k4", "mix_k16", "mix_all", "prior", "gmm"}
 
 def test_evaluate_writes_every_metric(cli, run_copy, tmp_path):
     out = tmp_path / "metrics.json"
-    proc = cli("evaluate", "--run", run_copy, "--data", "builtin", "--k", 4, "--n-samples", 24, "--gmm-components", 3,
-               "--features", "animevae.evaluate:pixel_features", "--out", out)
+    proc = cli(
+        "evaluate",
+        "--run",
+        run_copy,
+        "--data",
+        "builtin",
+        "--k",
+        4,
+        "--n-samples",
+        24,
+        "--gmm-components",
+        3,
+        "--features",
+        "animevae.evaluate:pixel_features",
+        "--out",
+        out,
+    )
     m = json.loads(out.read_text())
     config = json.loads((run_copy / "config.json").read_text())
     # builtin is the run's training source: its own held-out split is evaluated
@@ -46,8 +61,25 @@ def test_evaluate_writes_every_metric(cli, run_copy, tmp_path):
 
 def test_evaluate_without_inception_skips_fid_in_one_line(cli, run_copy, tmp_path):
     out = tmp_path / "m.json"
-    proc = cli("evaluate", "--run", run_copy, "--data", "builtin", "--limit", 6, "--k", 2, "--n-samples", 8,
-               "--gmm-covariance", "diag", "--gmm-components", 2, "--out", out)
+    proc = cli(
+        "evaluate",
+        "--run",
+        run_copy,
+        "--data",
+        "builtin",
+        "--limit",
+        6,
+        "--k",
+        2,
+        "--n-samples",
+        8,
+        "--gmm-covariance",
+        "diag",
+        "--gmm-components",
+        2,
+        "--out",
+        out,
+    )
     skipped = [line for line in (proc.stdout + proc.stderr).splitlines() if "FID/KID skipped" in line]
     assert len(skipped) == 1 and "--inception-weights" in skipped[0] and "--features" in skipped[0]
     m = json.loads(out.read_text())

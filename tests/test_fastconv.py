@@ -26,7 +26,9 @@ def _grads(layer: nn.Module, x: torch.Tensor, out_grad_seed: int, use_reference:
 
 @pytest.mark.parametrize("channels_last", [False, True])
 @pytest.mark.parametrize("path", PATHS)
-@pytest.mark.parametrize("kind, cin, cout, size", [("conv", 8, 16, 6), ("conv", 3, 5, 10), ("conv", 4, 6, 7), ("transposed", 16, 8, 3), ("transposed", 5, 3, 5)])
+@pytest.mark.parametrize(
+    "kind, cin, cout, size", [("conv", 8, 16, 6), ("conv", 3, 5, 10), ("conv", 4, 6, 7), ("transposed", 16, 8, 3), ("transposed", 5, 3, 5)]
+)
 def test_forward_and_all_gradients_match_the_standard_op(kind, cin, cout, size, path, channels_last):
     torch.manual_seed(0)
     layer = (Conv2d if kind == "conv" else ConvTranspose2d)(cin, cout, path).double()

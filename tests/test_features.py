@@ -24,7 +24,10 @@ def test_pixel_features_take_uint8_or_float():
 
 def test_feature_specs_are_checked():
     assert isinstance(load_features("animevae.evaluate:pixel_features"), torch.nn.Module)
-    for spec, match in [("animevae.evaluate", "expected package.module:callable"), ("no_such_pkg.x:f", "cannot import no_such_pkg.x"),
-                        ("animevae.evaluate:nothing_here", "has no callable nothing_here")]:
+    for spec, match in [
+        ("animevae.evaluate", "expected package.module:callable"),
+        ("no_such_pkg.x:f", "cannot import no_such_pkg.x"),
+        ("animevae.evaluate:nothing_here", "has no callable nothing_here"),
+    ]:
         with pytest.raises(UserError, match=match):
             load_features(spec)

@@ -17,7 +17,17 @@ def _seed_files() -> list[bytes]:
     rng = np.random.default_rng(0)
     arr = (rng.random((20, 24, 3)) * 255).astype(np.uint8)
     out = []
-    for fmt, mode in [("JPEG", "RGB"), ("PNG", "RGB"), ("PNG", "RGBA"), ("GIF", "P"), ("BMP", "RGB"), ("WEBP", "RGB"), ("PNG", "L"), ("JPEG", "CMYK"), ("TIFF", "RGB")]:
+    for fmt, mode in [
+        ("JPEG", "RGB"),
+        ("PNG", "RGB"),
+        ("PNG", "RGBA"),
+        ("GIF", "P"),
+        ("BMP", "RGB"),
+        ("WEBP", "RGB"),
+        ("PNG", "L"),
+        ("JPEG", "CMYK"),
+        ("TIFF", "RGB"),
+    ]:
         buf = io.BytesIO()
         Image.fromarray(arr).convert(mode).save(buf, format=fmt)
         out.append(buf.getvalue())

@@ -14,7 +14,6 @@ import re
 from collections import Counter
 
 import pytest
-
 from messy_images import huge_png, messy_bytes, write_messy_set, write_parquet
 
 EXTRA = {"ten_thousand.png": "skipped_too_large", "bomb.png": "skipped_too_large"}
@@ -53,8 +52,26 @@ def test_hostile_corpus_every_file_accounted_for(cli, tmp_path, kind):
     else:
         source = corpus
     out = tmp_path / f"run-{kind}"
-    proc = cli("train", "--data", source, "--epochs", "1", "--batch-size", "4", "--val-fraction", "0", "--out", out, "--image-size", "24",
-               "--latent-dim", "8", "--base-channels", "8", timeout=300)
+    proc = cli(
+        "train",
+        "--data",
+        source,
+        "--epochs",
+        "1",
+        "--batch-size",
+        "4",
+        "--val-fraction",
+        "0",
+        "--out",
+        out,
+        "--image-size",
+        "24",
+        "--latent-dim",
+        "8",
+        "--base-channels",
+        "8",
+        timeout=300,
+    )
     assert "Traceback" not in proc.stderr
     want = Counter(expected.values())
     got = counts_from_stderr(proc.stderr)

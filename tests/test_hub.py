@@ -196,8 +196,20 @@ def hub_env(tmp_path, endpoint: str) -> dict:
 
 def test_push_uploads_the_run_and_card_in_one_commit(cli, tiny_run, tmp_path):
     with FakeHub() as hub:
-        proc = cli("push", "--run", tiny_run, "--repo-id", REPO, "--private", "--branch", "dev", "--token", "hf_test_token",
-                   env=hub_env(tmp_path, hub.url), timeout=300)
+        proc = cli(
+            "push",
+            "--run",
+            tiny_run,
+            "--repo-id",
+            REPO,
+            "--private",
+            "--branch",
+            "dev",
+            "--token",
+            "hf_test_token",
+            env=hub_env(tmp_path, hub.url),
+            timeout=300,
+        )
     assert f"pushed {tiny_run} to {REPO}" in proc.stdout
     assert f"{REPO}/commit/" in proc.stdout and f"animevae generate --run {REPO}" in proc.stdout
 
@@ -227,21 +239,27 @@ def test_push_uploads_the_run_and_card_in_one_commit(cli, tiny_run, tmp_path):
 
 def test_push_unreachable_hub_is_one_line(cli, tiny_run, tmp_path):
     port = closed_port()
-    proc = cli("push", "--run", tiny_run, "--repo-id", REPO, "--token", "hf_x", check=False,
-               env=hub_env(tmp_path, f"http://127.0.0.1:{port}"), timeout=300)
+    proc = cli("push", "--run", tiny_run, "--repo-id", REPO, "--token", "hf_x", check=False, env=hub_env(tmp_path, f"http://127.0.0.1:{port}"), timeout=300)
     assert_one_line_error(proc, REPO, "cannot reach", f"127.0.0.1:{port}")
 
 
 def test_push_rejected_token_is_one_line(cli, tiny_run, tmp_path):
     with FakeHub(fail_with=401) as hub:
-        proc = cli("push", "--run", tiny_run, "--repo-id", REPO, "--token", "hf_bad", check=False,
-                   env=hub_env(tmp_path, hub.url), timeout=300)
+        proc = cli("push", "--run", tiny_run, "--repo-id", REPO, "--token", "hf_bad", check=False, env=hub_env(tmp_path, hub.url), timeout=300)
     assert_one_line_error(proc, "not logged in", "--token")
 
 
 def test_push_offline_mode_is_one_line(cli, tiny_run, tmp_path):
-    proc = cli("push", "--run", tiny_run, "--repo-id", REPO, check=False,
-               env={**hub_env(tmp_path, f"http://127.0.0.1:{closed_port()}"), "HF_HUB_OFFLINE": "1"}, timeout=300)
+    proc = cli(
+        "push",
+        "--run",
+        tiny_run,
+        "--repo-id",
+        REPO,
+        check=False,
+        env={**hub_env(tmp_path, f"http://127.0.0.1:{closed_port()}"), "HF_HUB_OFFLINE": "1"},
+        timeout=300,
+    )
     assert_one_line_error(proc, REPO)
 
 
@@ -265,8 +283,7 @@ def test_push_needs_a_finished_run(cli, tiny_run, tmp_path):
 
 
 def test_generate_from_a_hub_repo_id_offline_is_one_line(cli, tmp_path):
-    proc = cli("generate", "--run", REPO, "--out", tmp_path / "g", check=False,
-               env={"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf-home")})
+    proc = cli("generate", "--run", REPO, "--out", tmp_path / "g", check=False, env={"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf-home")})
     msg = assert_one_line_error(proc, REPO)
     assert "has no config.json" not in msg  # says it could not reach the Hub, not that the repo lacks files
     assert not (tmp_path / "g").exists()

@@ -61,12 +61,15 @@ def test_ssim_of_flat_images_matches_the_formula():
 def test_active_units_on_a_constructed_example():
     g = _gen(2)
     n = 1000
-    mu = torch.cat([
-        torch.randn(n, 3, generator=g),  # variance ~1: active
-        0.05 * torch.randn(n, 2, generator=g),  # variance ~0.0025 < 0.01: inactive
-        torch.full((n, 1), 4.0),  # constant: inactive whatever its value
-        0.2 * torch.randn(n, 1, generator=g),  # variance ~0.04 > 0.01: active
-    ], 1)
+    mu = torch.cat(
+        [
+            torch.randn(n, 3, generator=g),  # variance ~1: active
+            0.05 * torch.randn(n, 2, generator=g),  # variance ~0.0025 < 0.01: inactive
+            torch.full((n, 1), 4.0),  # constant: inactive whatever its value
+            0.2 * torch.randn(n, 1, generator=g),  # variance ~0.04 > 0.01: active
+        ],
+        1,
+    )
     assert active_units(mu) == 4
     assert active_units(mu, threshold=0.5) == 3
     assert active_units(mu[:1]) == 0

@@ -248,8 +248,9 @@ def _add_extra_tensor(state: dict) -> None:
     state["extra.weight"] = torch.zeros(2)
 
 
-@pytest.mark.parametrize("edit, says", [(_drop_fc_mu_bias, ["missing", "fc_mu.bias"]), (_add_extra_tensor, ["unexpected"])],
-                         ids=["missing-key", "unexpected-key"])
+@pytest.mark.parametrize(
+    "edit, says", [(_drop_fc_mu_bias, ["missing", "fc_mu.bias"]), (_add_extra_tensor, ["unexpected"])], ids=["missing-key", "unexpected-key"]
+)
 def test_from_pretrained_refuses_edited_weights(tmp_path, edit, says):
     VAE(SMALL).save_pretrained(tmp_path)
     state = load_file(str(tmp_path / "model.safetensors"))
@@ -335,6 +336,12 @@ def test_unknown_architecture_is_a_one_line_error(tmp_path):
 def test_the_seed_keeps_its_state_dict_keys():
     keys = list(VAE(SMALL).state_dict())
     assert keys[:2] == ["encoder.0.0.weight", "encoder.0.0.bias"]
-    assert [k for k in keys if k.startswith("fc_")] == ["fc_mu.weight", "fc_mu.bias", "fc_logvar.weight", "fc_logvar.bias", "fc_decode.weight", "fc_decode.bias"]
+    assert [k for k in keys if k.startswith("fc_")] == [
+        "fc_mu.weight",
+        "fc_mu.bias",
+        "fc_logvar.weight",
+        "fc_logvar.bias",
+        "fc_decode.weight",
+        "fc_decode.bias",
+    ]
     assert keys[-2:] == ["decoder.2.weight", "decoder.2.bias"]
-

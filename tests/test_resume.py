@@ -18,15 +18,31 @@ from animevae import checkpoint
 from animevae.runs import load_tensors
 
 # A small model (48 px, 4 layers) so a step and a checkpoint take milliseconds; one thread for determinism.
-BASE = ["--data", "builtin", "--builtin-count", "256", "--image-size", "48", "--base-channels", "16", "--latent-dim", "32",
-        "--batch-size", "16", "--keep-last", "1", "--quiet", "--seed", "5"]
+BASE = [
+    "--data",
+    "builtin",
+    "--builtin-count",
+    "256",
+    "--image-size",
+    "48",
+    "--base-channels",
+    "16",
+    "--latent-dim",
+    "32",
+    "--batch-size",
+    "16",
+    "--keep-last",
+    "1",
+    "--quiet",
+    "--seed",
+    "5",
+]
 SMALL = BASE + ["--epochs", "3"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
 def train_proc(*args) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "animevae", "train", *map(str, args)], env=ENV,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen([sys.executable, "-m", "animevae", "train", *map(str, args)], env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def finish(proc: subprocess.Popen, timeout: float = 300) -> tuple[int, str]:
@@ -149,8 +165,7 @@ def test_resume_refuses_changed_settings_and_missing_run(tmp_path, cli):
 
 def test_nonfinite_losses_stop_the_run_with_checkpoint_intact(tmp_path):
     out = tmp_path / "nan"
-    rc, err = finish(train_proc(*BASE, "--epochs", "2", "--out", out, "--lr", "1e12", "--max-bad-steps", "3",
-                                "--precision", "fp32", "--save-every-steps", "1"))
+    rc, err = finish(train_proc(*BASE, "--epochs", "2", "--out", out, "--lr", "1e12", "--max-bad-steps", "3", "--precision", "fp32", "--save-every-steps", "1"))
     assert rc == 2, err
     assert "non-finite" in err and "Traceback" not in err
     assert checkpoint.load_latest(out) is not None

@@ -253,8 +253,7 @@ def test_overwrite_replaces_the_old_run(tiny_run, tmp_path, cli):
     for name in ("samples", "epochs"):
         shutil.copytree(tiny_run / name, out / name)
     assert len((out / runs.METRICS).read_text().splitlines()) == 2
-    cli("train", "--data", "builtin", "--builtin-count", "64", "--epochs", "1", "--batch-size", "32",
-        "--out", out, "--overwrite", "--quiet")
+    cli("train", "--data", "builtin", "--builtin-count", "64", "--epochs", "1", "--batch-size", "32", "--out", out, "--overwrite", "--quiet")
     lines = [json.loads(l) for l in (out / runs.METRICS).read_text().splitlines()]
     assert [l["epoch"] for l in lines] == [1]
     assert sorted(p.name for p in (out / "samples").iterdir()) == ["epoch_001.png"]

@@ -10,16 +10,13 @@ import datasets
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from messy_images import EXPECTED, NOT_IMAGES, encode, messy_bytes, write_messy_set, write_parquet
 from PIL import Image
 
 from animevae.config import DataConfig
 from animevae.data.sources import IMAGE_EXTENSIONS, open_source
 from animevae.data.toyfaces import render_faces
 from animevae.errors import UserError
-
-from messy_images import EXPECTED, NOT_IMAGES, encode, messy_bytes, write_messy_set, write_parquet
-
-
 
 
 def _src(spec, **kw):
@@ -34,6 +31,7 @@ def _hub_rows(files, start, stop, column="image") -> list[bytes]:
 
 
 # ---------------------------------------------------------------------------------------------- builtin
+
 
 def test_builtin():
     src = _src("builtin", builtin_count=50)
@@ -53,6 +51,7 @@ def test_builtin():
 
 
 # ---------------------------------------------------------------------------------------------- parquet (shared faces)
+
 
 def test_parquet_folder_shared_faces(shared_faces):
     src = _src(shared_faces, limit=40)
@@ -93,6 +92,7 @@ def test_glob_of_parquet_files(shared_faces):
 
 # ---------------------------------------------------------------------------------------------- parquet (generated)
 
+
 def test_messy_parquet_rows(messy_parquet):
     path, names = messy_parquet
     src = _src(path)
@@ -124,8 +124,7 @@ def test_image_column_detected(tmp_path, column, image_first):
 def test_image_column_found_by_name_without_image_feature(tmp_path, column):
     """Parquet written by other tools: {bytes, path} structs with no Image feature, found by column name."""
     items = _faces_bytes(3)
-    path = write_parquet(tmp_path / "raw.parquet", items, column=column, extra={"caption": ["x", "y", "z"]},
-                         image_feature=False, image_first=False)
+    path = write_parquet(tmp_path / "raw.parquet", items, column=column, extra={"caption": ["x", "y", "z"]}, image_feature=False, image_first=False)
     features = datasets.load_dataset("parquet", data_files=str(path), split="train").features
     assert not isinstance(features[column], datasets.Image)
     src = _src(path)
@@ -134,10 +133,11 @@ def test_image_column_found_by_name_without_image_feature(tmp_path, column):
 
 def test_image_column_prefers_image_name(tmp_path):
     faces, other = _faces_bytes(3), _faces_bytes(6)[3:]
-    ds = datasets.Dataset.from_dict({
-        "thumb": [{"bytes": b, "path": n} for n, b in other],
-        "image": [{"bytes": b, "path": n} for n, b in faces],
-    }).cast_column("thumb", datasets.Image()).cast_column("image", datasets.Image())
+    ds = (
+        datasets.Dataset.from_dict({"thumb": [{"bytes": b, "path": n} for n, b in other], "image": [{"bytes": b, "path": n} for n, b in faces]})
+        .cast_column("thumb", datasets.Image())
+        .cast_column("image", datasets.Image())
+    )
     ds.to_parquet(str(tmp_path / "two.parquet"))
     src = _src(tmp_path / "two.parquet")
     assert src.column == "image" and src.read(0, 3) == [b for _, b in faces]
@@ -154,8 +154,7 @@ def test_image_column_override_and_errors(tmp_path):
         _src(path, image_column="photo")
     msg = str(e.value)
     assert "photo" in msg and "face" in msg and "caption" in msg  # names the missing column and lists the real ones
-    plain = write_parquet(tmp_path / "plain.parquet", items, column="blob", extra={"caption": ["x", "y", "z"]},
-                          image_feature=False)
+    plain = write_parquet(tmp_path / "plain.parquet", items, column="blob", extra={"caption": ["x", "y", "z"]}, image_feature=False)
     features = datasets.load_dataset("parquet", data_files=str(plain), split="train").features
     assert not any(isinstance(f, datasets.Image) for f in features.values())
     with pytest.raises(UserError, match="--image-column"):
@@ -164,6 +163,7 @@ def test_image_column_override_and_errors(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------- image folders
+
 
 def test_image_folder(messy_dir):
     src = _src(messy_dir)
@@ -226,6 +226,7 @@ def test_folder_with_link_loop_terminates(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------- errors
+
 
 def test_nonexistent_path(tmp_path):
     with pytest.raises(UserError, match="no such file or folder"):

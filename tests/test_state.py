@@ -108,4 +108,5 @@ def test_freezing_asks_the_model_for_its_parts():
     frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
     assert frozen == {n for n, _ in model.named_parameters() if n.startswith(("fc_decode.", "decoder."))}
     assert {n for n, p in build_model(SMALL, TrainConfig(freeze="encoder")).named_parameters() if not p.requires_grad} == {
-        n for n, _ in model.named_parameters() if n.startswith(("encoder.", "fc_mu.", "fc_logvar."))}
+        n for n, _ in model.named_parameters() if n.startswith(("encoder.", "fc_mu.", "fc_logvar."))
+    }

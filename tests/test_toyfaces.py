@@ -32,7 +32,7 @@ def test_slice_matches_longer_render():
 def _hair_class(face):
     """Coarse colour class of a patch that is always hair (top left of the head)."""
     s = face.shape[0]
-    patch = face[int(0.22 * s):int(0.26 * s) + 1, int(0.38 * s):int(0.42 * s) + 1].reshape(-1, 3)
+    patch = face[int(0.22 * s) : int(0.26 * s) + 1, int(0.38 * s) : int(0.42 * s) + 1].reshape(-1, 3)
     h, sat, v = colorsys.rgb_to_hsv(*(np.median(patch, 0) / 255))
     return ("grey", round(v * 2)) if sat < 0.25 else ("hue", round(h * 8) % 8)
 
@@ -47,6 +47,6 @@ def test_variety():
 def test_eyes_have_highlights_and_pupils():
     for face in render_faces(16, seed=1):
         s = face.shape[0]
-        eyes = face[int(0.4 * s):int(0.65 * s), int(0.25 * s):int(0.75 * s)].astype(int)
+        eyes = face[int(0.4 * s) : int(0.65 * s), int(0.25 * s) : int(0.75 * s)].astype(int)
         assert (eyes.min(-1) > 235).sum() >= 6  # white sclera / highlights
         assert (eyes.max(-1) < 110).sum() >= 4  # dark pupils / lashes

@@ -16,15 +16,25 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from animevae import runs
-from animevae.config import ModelConfig
-from animevae.model import VAE
-from animevae.config import FINETUNE_LR
+from animevae.config import FINETUNE_LR, ModelConfig
 from animevae.data.split import split_rows
+from animevae.model import VAE
 
 LIMIT = 1000
 METRIC_KEYS = {
-    "epoch", "step", "loss", "recon", "kl", "recon_per_dim", "kl_per_dim",
-    "heldout_loss", "heldout_recon", "heldout_kl", "images_per_s", "seconds", "eval_seconds",
+    "epoch",
+    "step",
+    "loss",
+    "recon",
+    "kl",
+    "recon_per_dim",
+    "kl_per_dim",
+    "heldout_loss",
+    "heldout_recon",
+    "heldout_kl",
+    "images_per_s",
+    "seconds",
+    "eval_seconds",
 }
 ENCODER_PREFIXES = ("encoder.", "fc_mu.", "fc_logvar.")
 DECODER_PREFIXES = ("fc_decode.", "decoder.")
@@ -170,8 +180,9 @@ def test_clean_latents_choice_changes_only_the_latents(shared_faces, tmp_path, c
     """Recording the training pass's latents must not disturb training: last / every / never reach
     bit-identical weights; an epoch's latents are the clean pass's exactly when the choice says so."""
     for choice in ("last", "every", "never"):
-        cli("train", "--data", shared_faces, "--limit", 300, "--epochs", 2, "--batch-size", 32, "--out", tmp_path / choice,
-            "--clean-latents", choice, "--quiet")
+        cli(
+            "train", "--data", shared_faces, "--limit", 300, "--epochs", 2, "--batch-size", 32, "--out", tmp_path / choice, "--clean-latents", choice, "--quiet"
+        )
     weights = {c: (tmp_path / c / "model.safetensors").read_bytes() for c in ("last", "every", "never")}
     assert weights["last"] == weights["every"] == weights["never"]
     lat = {(c, e): _latents_file(tmp_path / c / "epochs" / f"epoch_00{e}" / "latents.safetensors") for c in ("last", "every", "never") for e in (1, 2)}
@@ -229,8 +240,7 @@ def finetuned(tiny_run, tmp_path_factory, cli) -> Path:
 @pytest.fixture(scope="module")
 def frozen(tiny_run, tmp_path_factory, cli) -> Path:
     out = tmp_path_factory.mktemp("finetune") / "frozen"
-    cli("train", "--init-from", tiny_run, "--data", "builtin", "--builtin-count", 128, "--epochs", 1,
-        "--freeze", "encoder", "--out", out, "--quiet")
+    cli("train", "--init-from", tiny_run, "--data", "builtin", "--builtin-count", 128, "--epochs", 1, "--freeze", "encoder", "--out", out, "--quiet")
     return out
 
 
@@ -267,8 +277,7 @@ def test_finetune_defaults(finetuned, tiny_run):
 
 def test_finetune_explicit_lr_wins(tiny_run, tmp_path, cli):
     out = tmp_path / "lr"
-    cli("train", "--init-from", tiny_run, "--data", "builtin", "--builtin-count", 64, "--epochs", 1,
-        "--lr", "3e-4", "--out", out, "--quiet")
+    cli("train", "--init-from", tiny_run, "--data", "builtin", "--builtin-count", 64, "--epochs", 1, "--lr", "3e-4", "--out", out, "--quiet")
     assert json.loads((out / "config.json").read_text())["train"]["lr"] == 3e-4
 
 

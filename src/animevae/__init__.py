@@ -9,6 +9,17 @@ from .samplers import MixSampler, PriorSampler, Sampler
 __version__ = "0.1.0"
 
 __all__ = [
-    "VAE", "EncoderOutput", "VAEOutput", "ModelConfig", "TrainConfig", "DataConfig", "UserError",
-    "Latents", "load_latents", "Sampler", "MixSampler", "PriorSampler", "__version__",
+    "VAE",
+    "EncoderOutput",
+    "VAEOutput",
+    "ModelConfig",
+    "TrainConfig",
+    "DataConfig",
+    "UserError",
+    "Latents",
+    "load_latents",
+    "Sampler",
+    "MixSampler",
+    "PriorSampler",
+    "__version__",
 ]

@@ -60,8 +60,7 @@ def cmd_train(a) -> None:
         settings = {**_given(a, ModelConfig), **_given(a, TrainConfig), **_given(a, DataConfig)}
         model_cfg, train_cfg, data_cfg = resolve_configs(settings, getattr(a, "preset", "seed"), a.config)
         out = getattr(a, "out", "runs/anime")
-    out = train(model_cfg, train_cfg, data_cfg, out, overwrite=getattr(a, "overwrite", False), progress=not a.quiet,
-                command=command, resume=bool(a.resume))
+    out = train(model_cfg, train_cfg, data_cfg, out, overwrite=getattr(a, "overwrite", False), progress=not a.quiet, command=command, resume=bool(a.resume))
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"run written to {out}  (generate faces: animevae generate --run {shlex.quote(str(out))})")
 
@@ -69,8 +68,19 @@ def cmd_train(a) -> None:
 def cmd_generate(a) -> None:
     from .sample import generate
 
-    out = generate(a.run, n=a.n, out=a.out, sampler=a.sampler, mix_k=a.mix_k, temperature=a.temperature, seed=a.seed, device=a.device, revision=a.revision,
-                   gmm_components=a.gmm_components, gmm_covariance=a.gmm_covariance)
+    out = generate(
+        a.run,
+        n=a.n,
+        out=a.out,
+        sampler=a.sampler,
+        mix_k=a.mix_k,
+        temperature=a.temperature,
+        seed=a.seed,
+        device=a.device,
+        revision=a.revision,
+        gmm_components=a.gmm_components,
+        gmm_covariance=a.gmm_covariance,
+    )
     print(f"{a.n} faces written to {out} (grid: {out / 'grid.png'})")
 
 
@@ -81,8 +91,10 @@ def cmd_cache(a) -> None:
         raise UserError("`animevae cache` builds the cache; --no-cache contradicts it")
     faces = load_images(DataConfig(**_given(a, DataConfig)), a.image_size)
     c = faces.stats["counts"]
-    print(f"{faces.path}: {c['kept']} images kept; skipped: non-RGB {c['skipped_not_rgb']}, undecodable {c['skipped_undecodable']}, "
-          f"too small {c['skipped_too_small']}, too large {c['skipped_too_large']}")
+    print(
+        f"{faces.path}: {c['kept']} images kept; skipped: non-RGB {c['skipped_not_rgb']}, undecodable {c['skipped_undecodable']}, "
+        f"too small {c['skipped_too_small']}, too large {c['skipped_too_large']}"
+    )
 
 
 def cmd_push(a) -> None:
@@ -135,20 +147,38 @@ def cmd_traverse(a) -> None:
 def cmd_evaluate(a) -> None:
     from .evaluate import evaluate
 
-    _, out = evaluate(a.run, _data_config(a, limit=False), out=a.out, limit=a.limit, k=a.k, n_samples=a.n_samples, features=a.features,
-                      inception_weights=a.inception_weights, seed=a.seed, device=a.device, gmm_components=a.gmm_components,
-                      gmm_covariance=a.gmm_covariance)
+    _, out = evaluate(
+        a.run,
+        _data_config(a, limit=False),
+        out=a.out,
+        limit=a.limit,
+        k=a.k,
+        n_samples=a.n_samples,
+        features=a.features,
+        inception_weights=a.inception_weights,
+        seed=a.seed,
+        device=a.device,
+        gmm_components=a.gmm_components,
+        gmm_covariance=a.gmm_covariance,
+    )
     print(f"metrics written to {out}")
 
 
 def _training_commands(sub) -> None:
     """The commands that train: train, cache."""
-    t = sub.add_parser("train", help="train (or fine-tune) a VAE; writes a run folder every epoch",
-                       description="Flags override --config, which overrides the preset, which overrides the defaults (the seed's settings).")
+    t = sub.add_parser(
+        "train",
+        help="train (or fine-tune) a VAE; writes a run folder every epoch",
+        description="Flags override --config, which overrides the preset, which overrides the defaults (the seed's settings).",
+    )
     t.add_argument("--config", help="TOML (or JSON) file of settings: [model], [train], [data] tables or flat keys")
     t.add_argument("--resume", help="continue this run folder from its last complete checkpoint")
-    t.add_argument("--preset", default=S, choices=list(PRESETS),
-                   help="seed: the notebook's settings (default); quality: KL warm-up + free bits + EMA + reflect fill (see docs/results.md)")
+    t.add_argument(
+        "--preset",
+        default=S,
+        choices=list(PRESETS),
+        help="seed: the notebook's settings (default); quality: KL warm-up + free bits + EMA + reflect fill (see docs/results.md)",
+    )
     t.add_argument("--out", default=S, help="run folder (default: runs/anime)")
     t.add_argument("--overwrite", action="store_true", default=S, help="replace a run already in --out")
     t.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -171,8 +201,12 @@ def _sharing_commands(sub) -> None:
     gen.add_argument("--n", type=int, default=100)
     gen.add_argument("--out", help="output folder (default: RUN/generated)")
     gen.add_argument("--seed", type=int, default=0)
-    gen.add_argument("--sampler", default="mix", choices=["mix", "prior", "gmm"],
-                     help="mix: the seed's latent averaging; prior: z ~ N(0, I); gmm: a Gaussian mixture fitted to the stored latents")
+    gen.add_argument(
+        "--sampler",
+        default="mix",
+        choices=["mix", "prior", "gmm"],
+        help="mix: the seed's latent averaging; prior: z ~ N(0, I); gmm: a Gaussian mixture fitted to the stored latents",
+    )
     gen.add_argument("--mix-k", default=str(DEFAULT_MIX_K), help=f"stored latents one mix draws on, or 'all' (default {DEFAULT_MIX_K}: see the README's table)")
     gen.add_argument("--temperature", type=float, default=1.0, help="prior sampler's scale")
     gen.add_argument("--gmm-components", type=int, default=DEFAULT_GMM_COMPONENTS, help=f"gmm sampler's mixture components (default {DEFAULT_GMM_COMPONENTS})")
@@ -235,17 +269,27 @@ def _exploring_commands(sub) -> None:
     tr.add_argument("--device", default="cpu")
     tr.set_defaults(func=cmd_traverse)
 
-    ev = sub.add_parser("evaluate", help="likelihood bounds, reconstruction quality, active units, and every sampler's diversity, memorisation, FID/KID",
-                        description="Evaluates on the run's own held-out split when --data is its training source, else on all of --data. "
-                                    "--limit caps the number of images evaluated.")
+    ev = sub.add_parser(
+        "evaluate",
+        help="likelihood bounds, reconstruction quality, active units, and every sampler's diversity, memorisation, FID/KID",
+        description="Evaluates on the run's own held-out split when --data is its training source, else on all of --data. "
+        "--limit caps the number of images evaluated.",
+    )
     ev.add_argument("--run", required=True, help="run folder or Hub repo id")
-    ev.add_argument("--data", dest="source", required=True,
-                    help="held-out images: the run's training source (its held-out split is used), or any other data source (all of it)")
+    ev.add_argument(
+        "--data",
+        dest="source",
+        required=True,
+        help="held-out images: the run's training source (its held-out split is used), or any other data source (all of it)",
+    )
     add_config_flags(ev, DataConfig, suppress=False, skip=("source",), group="data")
     ev.add_argument("--k", type=int, default=16, help="importance samples per image for the IWAE bound (default 16)")
     ev.add_argument("--n-samples", type=int, default=500, help="faces drawn from each sampler (default 500)")
-    ev.add_argument("--features", help="FID/KID features: package.module:callable returning an nn.Module (images -> N x D); "
-                                       "animevae.evaluate:pixel_features works offline but is not comparable to published FID")
+    ev.add_argument(
+        "--features",
+        help="FID/KID features: package.module:callable returning an nn.Module (images -> N x D); "
+        "animevae.evaluate:pixel_features works offline but is not comparable to published FID",
+    )
     ev.add_argument("--inception-weights", help="local Inception-v3 weights for the standard FID extractor (torch-fidelity)")
     ev.add_argument("--gmm-components", type=int, default=DEFAULT_GMM_COMPONENTS, help=f"the gmm sampler's components (default {DEFAULT_GMM_COMPONENTS})")
     ev.add_argument("--gmm-covariance", default="full", choices=["full", "diag"], help="the gmm sampler's covariance (default full)")

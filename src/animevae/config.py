@@ -120,8 +120,12 @@ class DataConfig:
             raise UserError(f"builtin_count must be at least 1, got {self.builtin_count}")
 
 
-AUG, BEYOND, CKPT, TUNE = "augmentation (the seed's: flip p=0.5, rotation +-10 deg)", "beyond the seed (all off by default)", \
-    "checkpoints (exact resume)", "fine-tuning"
+AUG, BEYOND, CKPT, TUNE = (
+    "augmentation (the seed's: flip p=0.5, rotation +-10 deg)",
+    "beyond the seed (all off by default)",
+    "checkpoints (exact resume)",
+    "fine-tuning",
+)
 
 
 @dataclass
@@ -152,8 +156,12 @@ class TrainConfig:
     # Per-epoch latents come from the training pass (the seed's way: free); a clean pass (eval mode,
     # no augmentation, the epoch's final weights) replaces them after the last epoch only (last),
     # after every epoch (every: +14 % per epoch on a 2-core CPU), or never.
-    clean_latents: str = opt("last", "when every training image is re-encoded in eval mode for latents.safetensors "
-                             "(other epochs save the latents their training pass produced, as the seed does)", choices=("last", "every", "never"))
+    clean_latents: str = opt(
+        "last",
+        "when every training image is re-encoded in eval mode for latents.safetensors "
+        "(other epochs save the latents their training pass produced, as the seed does)",
+        choices=("last", "every", "never"),
+    )
     log_every: int = opt(20, "read the loss from the device every N steps (no per-step host sync)")
     save_every_steps: int = opt(0, "mid-epoch checkpoint every N steps (0 = off)", group=CKPT)
     save_every_minutes: float = opt(10.0, "... and at least every M minutes (0 = off); always at epoch ends", group=CKPT)

@@ -157,6 +157,7 @@ def build_app(run, device: str = "cpu"):
                 return fn(*args)
             except (UploadError, UserError) as e:
                 raise gr.Error(str(e), title="Cannot do that", print_exception=False) from None
+
         return inner
 
     with gr.Blocks(title=f"animevae: {Path(str(run)).name}", analytics_enabled=False) as app:
@@ -167,15 +168,17 @@ def build_app(run, device: str = "cpu"):
         with gr.Tab("Generate"):
             with gr.Row():
                 with gr.Column(scale=1):
-                    sampler = gr.Radio(["mix", "prior"], value="mix", label="sampler",
-                                       info="mix: weighted averages of K learned latents (the seed's); prior: z ~ N(0, T^2 I)")
+                    sampler = gr.Radio(
+                        ["mix", "prior"], value="mix", label="sampler", info="mix: weighted averages of K learned latents (the seed's); prior: z ~ N(0, T^2 I)"
+                    )
                     count = gr.Slider(1, 64, value=16, step=1, label="faces")
                     seed = gr.Number(value=0, precision=0, label="seed", elem_id="generate-seed")
                     mix_k = gr.Slider(1, 32, value=DEFAULT_MIX_K, step=1, label="mix K (stored latents per face)")
                     temperature = gr.Slider(0.1, 2.0, value=1.0, step=0.05, label="temperature (prior)")
                     go = gr.Button("Generate", variant="primary", elem_id="generate-button")
-                grid = gr.Image(label="generated faces", type="numpy", format="png", interactive=False, height=560,
-                                elem_id="generate-output", elem_classes="grid-image")
+                grid = gr.Image(
+                    label="generated faces", type="numpy", format="png", interactive=False, height=560, elem_id="generate-output", elem_classes="grid-image"
+                )
             go.click(guarded(demo_model.generate_grid), [sampler, count, seed, mix_k, temperature], grid)
 
         with gr.Tab("Explore the latent space"):
@@ -188,14 +191,27 @@ def build_app(run, device: str = "cpu"):
                     base = gr.Radio(["mean face", "seed face"], value="mean face", label="start from")
                     base_seed = gr.Number(value=0, precision=0, label="seed (for 'seed face')")
                     sliders = [
-                        gr.Slider(-SLIDER_RANGE, SLIDER_RANGE, value=0.0, step=0.1,
-                                  label=f"direction {i + 1} ({100 * demo_model.explained[i]:.1f}% of the variance)",
-                                  elem_id=f"pc-{i + 1}")
+                        gr.Slider(
+                            -SLIDER_RANGE,
+                            SLIDER_RANGE,
+                            value=0.0,
+                            step=0.1,
+                            label=f"direction {i + 1} ({100 * demo_model.explained[i]:.1f}% of the variance)",
+                            elem_id=f"pc-{i + 1}",
+                        )
                         for i in range(len(demo_model.directions))
                     ]
                     reset = gr.Button("Reset sliders")
-                face = gr.Image(label="face", type="numpy", format="png", interactive=False, height=384, elem_id="explore-output", elem_classes="face-image",
-                                value=demo_model.explore("mean face", 0, *[0.0] * len(sliders)))
+                face = gr.Image(
+                    label="face",
+                    type="numpy",
+                    format="png",
+                    interactive=False,
+                    height=384,
+                    elem_id="explore-output",
+                    elem_classes="face-image",
+                    value=demo_model.explore("mean face", 0, *[0.0] * len(sliders)),
+                )
             inputs = [base, base_seed, *sliders]
             for component in inputs:
                 component.change(guarded(demo_model.explore), inputs, face, trigger_mode="always_last", show_progress="hidden")
@@ -218,10 +234,18 @@ def build_app(run, device: str = "cpu"):
             )
             upload = gr.File(label="your face", file_types=["image"], type="filepath", elem_id="reconstruct-upload")
             with gr.Row():
-                seen = gr.Image(label="as the model sees it", type="numpy", format="png", interactive=False, height=288,
-                                elem_id="reconstruct-input", elem_classes="face-image")
-                recon = gr.Image(label="reconstruction", type="numpy", format="png", interactive=False, height=288,
-                                 elem_id="reconstruct-output", elem_classes="face-image")
+                seen = gr.Image(
+                    label="as the model sees it",
+                    type="numpy",
+                    format="png",
+                    interactive=False,
+                    height=288,
+                    elem_id="reconstruct-input",
+                    elem_classes="face-image",
+                )
+                recon = gr.Image(
+                    label="reconstruction", type="numpy", format="png", interactive=False, height=288, elem_id="reconstruct-output", elem_classes="face-image"
+                )
             upload.change(guarded(lambda p: (None, None) if p is None else demo_model.reconstruct(p)), upload, [seen, recon])
     return app
 
@@ -238,8 +262,7 @@ def launch(run, host: str = "127.0.0.1", port: int = 7860, share: bool = False) 
     app = build_app(run)
     try:
         app.queue(default_concurrency_limit=1).launch(
-            server_name=host, server_port=port, share=share, max_file_size=MAX_UPLOAD_BYTES,
-            ssr_mode=False, footer_links=[], show_error=True, css=CSS,
+            server_name=host, server_port=port, share=share, max_file_size=MAX_UPLOAD_BYTES, ssr_mode=False, footer_links=[], show_error=True, css=CSS
         )
     except OSError as e:
         raise UserError(f"cannot serve the demo on {host}:{port} ({str(e).splitlines()[0][:120]}); pick another --port") from None

@@ -41,8 +41,18 @@ from .data.cache import load_images
 from .data.split import split_rows
 from .errors import UserError
 from .features import FeaturesUnavailable, extract_features, load_features, pixel_features, standard_features
-from .metrics import (ACTIVE_THRESHOLD, NEAR_COPY_RMS, active_units, frechet_distance, importance_weights, kernel_inception_distance,
-                      mean_pairwise_rms, nearest_rms, psnr, ssim)
+from .metrics import (
+    ACTIVE_THRESHOLD,
+    NEAR_COPY_RMS,
+    active_units,
+    frechet_distance,
+    importance_weights,
+    kernel_inception_distance,
+    mean_pairwise_rms,
+    nearest_rms,
+    psnr,
+    ssim,
+)
 from .sample import decode_latents, load_model, make_sampler
 from .samplers import DEFAULT_GMM_COMPONENTS
 
@@ -71,21 +81,25 @@ def load_eval_data(run_config: dict, data_cfg, image_size: int, limit: int | Non
     train_cfg = run_config.get("train") or {}
     own_cfg = None
     if saved.get("source"):
-        own_cfg = replace(from_dict(DataConfig, saved, "config.json data"), cache=data_cfg.cache, cache_dir=data_cfg.cache_dir,
-                          workers=data_cfg.workers)
+        own_cfg = replace(from_dict(DataConfig, saved, "config.json data"), cache=data_cfg.cache, cache_dir=data_cfg.cache_dir, workers=data_cfg.workers)
     kept = (run_config.get("data_stats") or {}).get("counts", {}).get("kept")
     if own_cfg is not None and _same_path(data_cfg.source, own_cfg.source):
         faces = load_images(replace(own_cfg, source=data_cfg.source), image_size, progress=progress)
         if kept is None or len(faces) == kept:
             train_pos, val_pos = split_rows(len(faces), train_cfg.get("val_fraction", 0.05), train_cfg.get("seed", 0))
             if len(val_pos) == 0:
-                raise UserError(f"--data {data_cfg.source}: the run held out no images (val_fraction {train_cfg.get('val_fraction')}); "
-                                "evaluate on another data source")
+                raise UserError(
+                    f"--data {data_cfg.source}: the run held out no images (val_fraction {train_cfg.get('val_fraction')}); evaluate on another data source"
+                )
             held = val_pos[:limit] if limit else val_pos
-            return (torch.from_numpy(np.ascontiguousarray(faces.images[held])), faces.images, train_pos,
-                    f"the run's held-out split of {data_cfg.source} ({len(held)} of {len(val_pos)} images)", None)
-        print(f"note: --data {data_cfg.source} now has {len(faces)} images, the run trained on {kept}; evaluating on all of it",
-              file=sys.stderr)
+            return (
+                torch.from_numpy(np.ascontiguousarray(faces.images[held])),
+                faces.images,
+                train_pos,
+                f"the run's held-out split of {data_cfg.source} ({len(held)} of {len(val_pos)} images)",
+                None,
+            )
+        print(f"note: --data {data_cfg.source} now has {len(faces)} images, the run trained on {kept}; evaluating on all of it", file=sys.stderr)
     faces = load_images(replace(data_cfg, limit=limit or data_cfg.limit), image_size, progress=progress)
     held_images = torch.from_numpy(np.array(faces.images[:]))
     description = f"all of {data_cfg.source} ({len(faces)} images)"
@@ -100,9 +114,22 @@ def load_eval_data(run_config: dict, data_cfg, image_size: int, limit: int | Non
 
 
 @torch.no_grad()
-def evaluate(run: str, data_cfg, out: str | Path | None = None, limit: int | None = None, k: int = 16, n_samples: int = 500,
-             features: str | None = None, inception_weights: str | None = None, seed: int = 0, device: str = "cpu",
-             gmm_components: int = DEFAULT_GMM_COMPONENTS, gmm_covariance: str = "full", batch: int = 64, progress: bool = True) -> tuple[dict, Path]:
+def evaluate(
+    run: str,
+    data_cfg,
+    out: str | Path | None = None,
+    limit: int | None = None,
+    k: int = 16,
+    n_samples: int = 500,
+    features: str | None = None,
+    inception_weights: str | None = None,
+    seed: int = 0,
+    device: str = "cpu",
+    gmm_components: int = DEFAULT_GMM_COMPONENTS,
+    gmm_covariance: str = "full",
+    batch: int = 64,
+    progress: bool = True,
+) -> tuple[dict, Path]:
     """Compute every metric, write them as JSON to ``out`` (default RUN/evaluation.json), print a table; returns (metrics, path)."""
     if k < 1:
         raise UserError(f"--k must be at least 1, got {k}")
@@ -122,8 +149,15 @@ def evaluate(run: str, data_cfg, out: str | Path | None = None, limit: int | Non
     metrics: dict = {
         "run": str(run),
         "data": {"source": data_cfg.source, "evaluated_on": described, "images": len(held), "image_size": size},
-        "settings": {"k": k, "n_samples": n_samples, "seed": seed, "near_copy_threshold_rms": NEAR_COPY_RMS,
-                     "active_unit_threshold": ACTIVE_THRESHOLD, "gmm_components": gmm_components, "gmm_covariance": gmm_covariance},
+        "settings": {
+            "k": k,
+            "n_samples": n_samples,
+            "seed": seed,
+            "near_copy_threshold_rms": NEAR_COPY_RMS,
+            "active_unit_threshold": ACTIVE_THRESHOLD,
+            "gmm_components": gmm_components,
+            "gmm_covariance": gmm_covariance,
+        },
         **likelihood_metrics(model, held, k, seed, batch, device),
     }
     net, feature_name, fid_note = feature_extractor(features, inception_weights, device)
@@ -133,8 +167,7 @@ def evaluate(run: str, data_cfg, out: str | Path | None = None, limit: int | Non
     metrics["samplers"] = {}
     for name, kind, mix_k in SAMPLERS:
         try:
-            sampler = make_sampler(kind, model, run, mix_k=mix_k if mix_k is not None else "all", gmm_components=gmm_components,
-                                   gmm_covariance=gmm_covariance)
+            sampler = make_sampler(kind, model, run, mix_k=mix_k if mix_k is not None else "all", gmm_components=gmm_components, gmm_covariance=gmm_covariance)
         except UserError as e:
             if kind != "gmm":
                 raise
@@ -185,10 +218,15 @@ def likelihood_metrics(model, held: torch.Tensor, k: int, seed: int, batch: int,
             "iwae_k": k,
             "recon_per_image": float(per["recon"].mean()),
             "kl_per_image": float(per["kl"].mean()),
-            "note": f"nats, {model.config.likelihood} likelihood of pixels in [0, 1] as in training; IWAE >= ELBO as bounds on log p(x), so neg_iwae <= neg_elbo",
+            "note": f"nats, {model.config.likelihood} likelihood of pixels in [0, 1] as in training; "
+            "IWAE >= ELBO as bounds on log p(x), so neg_iwae <= neg_elbo",
         },
-        "reconstruction": {"mse": float(per["mse"].mean()), "psnr": float(per["psnr"].mean()), "ssim": float(per["ssim"].mean()),
-                           "note": "decode of the encoder mean vs the input, pixels in [0, 1]; PSNR in dB"},
+        "reconstruction": {
+            "mse": float(per["mse"].mean()),
+            "psnr": float(per["psnr"].mean()),
+            "ssim": float(per["ssim"].mean()),
+            "note": "decode of the encoder mean vs the input, pixels in [0, 1]; PSNR in dB",
+        },
         "latents": {"kl_per_image": float(per["kl"].mean()), "active_units": active_units(torch.cat(mus)), "latent_dim": model.config.latent_dim},
     }
 
@@ -203,8 +241,10 @@ def feature_extractor(features: str | None, inception_weights: str | None, devic
             net = standard_features(inception_weights)
         except FeaturesUnavailable as e:
             net, note = None, str(e)
-            print(f"FID/KID skipped: {e}; pass --inception-weights PATH (pt_inception-2015-12-05 weights, torch-fidelity installed) "
-                  "or --features package.module:callable (e.g. animevae.evaluate:pixel_features, offline, not comparable to published FID)")
+            print(
+                f"FID/KID skipped: {e}; pass --inception-weights PATH (pt_inception-2015-12-05 weights, torch-fidelity installed) "
+                "or --features package.module:callable (e.g. animevae.evaluate:pixel_features, offline, not comparable to published FID)"
+            )
     if net is not None and isinstance(net, nn.Module):
         net = net.to(device).eval()
     return net, name, note
@@ -230,8 +270,13 @@ def memorisation(samples: dict[str, torch.Tensor], train_images, train_pos, no_t
     for name in names:
         d = nn_rms[start : start + len(samples[name])]
         start += len(samples[name])
-        out[name] = {"median_nearest_train_rms": float(d.median()), "min_nearest_train_rms": float(d.min()),
-                     "near_copies": int((d < NEAR_COPY_RMS).sum()), "near_copy_threshold_rms": NEAR_COPY_RMS, "of": len(d)}
+        out[name] = {
+            "median_nearest_train_rms": float(d.median()),
+            "min_nearest_train_rms": float(d.min()),
+            "near_copies": int((d < NEAR_COPY_RMS).sum()),
+            "near_copy_threshold_rms": NEAR_COPY_RMS,
+            "of": len(d),
+        }
     return out
 
 
@@ -269,6 +314,8 @@ def format_table(m: dict) -> str:
             continue
         mem = s.get("memorisation") or {}
         copies = f"{mem['near_copies']}/{mem['of']}" if "near_copies" in mem else "-"
-        lines.append(f"  {name:<9} {_fmt(s['diversity_rms'], '.1f'):>9} {_fmt(mem.get('median_nearest_train_rms'), '.1f'):>9} {copies:>7} "
-                     f"{_fmt(s.get('fid'), '.3f'):>9} {_fmt(s.get('kid'), '.4f'):>9}")
+        lines.append(
+            f"  {name:<9} {_fmt(s['diversity_rms'], '.1f'):>9} {_fmt(mem.get('median_nearest_train_rms'), '.1f'):>9} {copies:>7} "
+            f"{_fmt(s.get('fid'), '.3f'):>9} {_fmt(s.get('kid'), '.4f'):>9}"
+        )
     return "\n".join(lines)

@@ -89,8 +89,17 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     return ((torch.sin((1 - t64) * omega) * a64 + torch.sin(t64 * omega) * b64) / torch.sin(omega)).to(a.dtype)
 
 
-def interpolate(run: str, out: str | Path | None = None, a: str | None = None, b: str | None = None, seed: int = 0, steps: int = 10,
-                mode: str = "both", device: str = "cpu", duration_ms: int = 120) -> Path:
+def interpolate(
+    run: str,
+    out: str | Path | None = None,
+    a: str | None = None,
+    b: str | None = None,
+    seed: int = 0,
+    steps: int = 10,
+    mode: str = "both",
+    device: str = "cpu",
+    duration_ms: int = 120,
+) -> Path:
     """Decode ``steps`` points between two latents (of images ``a`` and ``b``, or two prior draws from ``seed``).
 
     Writes OUT/interpolation.png (one row per mode) and OUT/interpolation_<mode>.gif; returns OUT.
@@ -130,8 +139,18 @@ def principal_directions(mu: torch.Tensor, max_rows: int = 50_000, seed: int = 0
     return vh.T.float(), (s / max(1, len(x) - 1) ** 0.5).float()
 
 
-def traverse(run: str, out: str | Path | None = None, dim: int | None = None, pc: int | None = None, span: float = 3.0, steps: int = 9,
-             images: list[str] | None = None, rows: int = 4, seed: int = 0, device: str = "cpu") -> Path:
+def traverse(
+    run: str,
+    out: str | Path | None = None,
+    dim: int | None = None,
+    pc: int | None = None,
+    span: float = 3.0,
+    steps: int = 9,
+    images: list[str] | None = None,
+    rows: int = 4,
+    seed: int = 0,
+    device: str = "cpu",
+) -> Path:
     """Move base latents along one direction: latent dimension ``dim`` (0-based) or principal direction ``pc`` (1 = largest variance).
 
     The offsets run from -span to +span standard deviations of the stored latent means along that
@@ -173,4 +192,3 @@ def traverse(run: str, out: str | Path | None = None, dim: int | None = None, pc
     out = Path(out) if out is not None else _default_out(run, f"traverse_{'dim' + str(dim) if dim is not None else 'pc' + str(pc)}.png")
     save_grid(decode_latents(model, z), out, nrow=steps)
     return out
-

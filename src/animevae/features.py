@@ -54,13 +54,15 @@ def standard_features(weights_path: str | None = None) -> nn.Module:
     try:
         from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
     except Exception as e:  # ImportError, or torchvision failing to load beside this torch
-        raise FeaturesUnavailable(f"the standard Inception-v3 extractor (torch-fidelity, which needs torchvision) cannot be imported "
-                                  f"({type(e).__name__}: {_first_line(e)})") from None
+        raise FeaturesUnavailable(
+            f"the standard Inception-v3 extractor (torch-fidelity, which needs torchvision) cannot be imported ({type(e).__name__}: {_first_line(e)})"
+        ) from None
     try:
         net = FeatureExtractorInceptionV3("inception-v3-compat", ["2048"], feature_extractor_weights_path=weights_path)
     except Exception as e:  # a download that fails offline, or a bad weights file
-        raise FeaturesUnavailable(f"the Inception-v3 weights could not be loaded ({type(e).__name__}: {_first_line(e)}; "
-                                  "without internet they must be given as a local file)") from None
+        raise FeaturesUnavailable(
+            f"the Inception-v3 weights could not be loaded ({type(e).__name__}: {_first_line(e)}; without internet they must be given as a local file)"
+        ) from None
     return _FirstOutput(net)
 
 

@@ -87,11 +87,7 @@ def card_text(config: dict, metrics: list[dict], repo_id: str, parameters: int |
 
     dataset = hub_dataset_id(config)
     data = ModelCardData(
-        library_name="animevae",
-        tags=list(CARD_TAGS),
-        datasets=[dataset] if dataset else None,
-        license="mit",
-        pipeline_tag="unconditional-image-generation",
+        library_name="animevae", tags=list(CARD_TAGS), datasets=[dataset] if dataset else None, license="mit", pipeline_tag="unconditional-image-generation"
     )
     model = config.get("model") or config
     train = config.get("train") or {}
@@ -126,7 +122,7 @@ def card_text(config: dict, metrics: list[dict], repo_id: str, parameters: int |
 
 A convolutional variational autoencoder (VAE) for {size}x{size} anime faces, trained with
 the `animevae` package. The encoder maps a face to a {latent}-d latent (mean and log-variance),
-the decoder maps a latent back to a face ({params}{model.get('num_layers', 5)} conv layers each way).
+the decoder maps a latent back to a face ({params}{model.get("num_layers", 5)} conv layers each way).
 New faces come from mixing the learned latents of the training images (`latents.safetensors`, the
 seed notebook's sampler) or from the N(0, I) prior.
 
@@ -156,9 +152,9 @@ animevae generate --run {repo_id} --n 100 --out faces/
 |---|---|
 {table}
 
-Data: {data_line}: kept {counts.get('kept', '?')} images (skipped: {skipped or 'none'}); trained on
-{split.get('train', '?')}, held out {split.get('heldout', '?')}. Batch {train.get('batch_size', '?')},
-Adam lr {train.get('lr', '?')}, KL weight beta {train.get('beta', '?')}.
+Data: {data_line}: kept {counts.get("kept", "?")} images (skipped: {skipped or "none"}); trained on
+{split.get("train", "?")}, held out {split.get("heldout", "?")}. Batch {train.get("batch_size", "?")},
+Adam lr {train.get("lr", "?")}, KL weight beta {train.get("beta", "?")}.
 
 The loss is per image: BCE-with-logits summed over all {pixels:,} pixel values plus beta times the
 KL divergence summed over the {latent} latent dimensions, in nats.
@@ -221,8 +217,10 @@ def _hub_error(e: Exception, repo_id: str, what: str) -> UserError:
         first = (str(e).splitlines() or [""])[0][:160]
         return UserError(f"cannot push to {repo_id}: the Hub refused to {what} (HTTP {status}: {first})")
     first = (str(e).splitlines() or [type(e).__name__])[0][:120]
-    return UserError(f"cannot push to {repo_id}: cannot reach the Hugging Face Hub at {constants.ENDPOINT} while trying to {what} "
-                     f"({type(e).__name__}: {first}); check your connection")
+    return UserError(
+        f"cannot push to {repo_id}: cannot reach the Hugging Face Hub at {constants.ENDPOINT} while trying to {what} "
+        f"({type(e).__name__}: {first}); check your connection"
+    )
 
 
 def push(run, repo_id: str, private: bool = False, token: str | None = None, revision: str | None = None) -> str:
@@ -241,8 +239,9 @@ def push(run, repo_id: str, private: bool = False, token: str | None = None, rev
                 step = f"create the branch {revision}"
                 api.create_branch(repo_id, branch=revision, exist_ok=True, repo_type="model")
             step = "upload the files"
-            info = api.upload_folder(repo_id=repo_id, folder_path=tmp, repo_type="model", revision=revision,
-                                     commit_message=f"Upload animevae run {Path(run).name}")
+            info = api.upload_folder(
+                repo_id=repo_id, folder_path=tmp, repo_type="model", revision=revision, commit_message=f"Upload animevae run {Path(run).name}"
+            )
         except Exception as e:  # network and HTTP errors of every kind, across client versions
             raise _hub_error(e, repo_id, step) from None
     return str(getattr(info, "commit_url", info))

@@ -40,8 +40,15 @@ def _checkpoints(folder: Path) -> list[str]:
 
 
 def _training_line(t: dict) -> str:
-    parts = [f"batch {t.get('batch_size')}", f"Adam lr {t.get('lr')}", f"beta {t.get('beta')}", f"seed {t.get('seed')}",
-             f"precision {t.get('precision')}", f"device {t.get('device')}", f"held-out share {t.get('val_fraction')}"]
+    parts = [
+        f"batch {t.get('batch_size')}",
+        f"Adam lr {t.get('lr')}",
+        f"beta {t.get('beta')}",
+        f"seed {t.get('seed')}",
+        f"precision {t.get('precision')}",
+        f"device {t.get('device')}",
+        f"held-out share {t.get('val_fraction')}",
+    ]
     aug = []
     aug.append("flip" if t.get("hflip") else "no flip")
     rot = t.get("rotation") or 0

@@ -15,10 +15,12 @@ import torch
 from tqdm.auto import tqdm
 
 from . import runs
-from .config import TrainConfig
+from .config import ModelConfig, TrainConfig
 from .errors import UserError
 from .images import make_grid, save_loss_curve
 from .objectives import LossTerms
+from .passes import EpochPasses
+from .state import Progress
 
 
 def open_tensorboard(out: Path):
@@ -42,8 +44,15 @@ class RunLog:
 
     def start_epoch(self, epoch: int, first_step: int, elapsed: float) -> None:
         self.t0 = time.perf_counter() - elapsed
-        self.bar = tqdm(total=self.steps_per_epoch, initial=first_step, desc=f"epoch {epoch}/{self.cfg.epochs}", unit="step",
-                        disable=not self.show, dynamic_ncols=True, leave=False)
+        self.bar = tqdm(
+            total=self.steps_per_epoch,
+            initial=first_step,
+            desc=f"epoch {epoch}/{self.cfg.epochs}",
+            unit="step",
+            disable=not self.show,
+            dynamic_ncols=True,
+            leave=False,
+        )
         self.bad_run.zero_()
         self.bad_new.zero_()
 
@@ -95,8 +104,11 @@ class RunLog:
         save_loss_curve(history, self.out / "loss.png")
         if self.show:
             held = f", held-out {line['heldout_loss']:.1f}" if line["heldout_loss"] is not None else ""
-            tqdm.write(f"epoch {line['epoch']}: loss {line['loss']:.1f} (recon {line['recon']:.1f} + kl {line['kl']:.1f}){held}, "
-                       f"{line['images_per_s']:.0f} img/s, {line['seconds']:.0f}s", file=sys.stderr)
+            tqdm.write(
+                f"epoch {line['epoch']}: loss {line['loss']:.1f} (recon {line['recon']:.1f} + kl {line['kl']:.1f}){held}, "
+                f"{line['images_per_s']:.0f} img/s, {line['seconds']:.0f}s",
+                file=sys.stderr,
+            )
 
     def rewrite_metrics(self, history: list[dict]) -> None:
         """After a resume: metrics.jsonl matches the checkpoint again (drops a line written after it)."""
@@ -108,16 +120,25 @@ class RunLog:
             self.board.close()
 
 
-def epoch_line(epoch: int, step: int, sums: torch.Tensor, val: dict | None, beta: float, pixels: int, latent_dim: int,
-               seen: int, seconds: float, eval_seconds: float, bad_steps: int, clean: bool) -> dict:
+def epoch_line(epoch: int, p: Progress, sums: torch.Tensor, passes: EpochPasses, beta: float, model_cfg: ModelConfig, world: int, seconds: float) -> dict:
     """The epoch's line of metrics.jsonl: training loss per image and per dimension, held-out loss, speed."""
     r, k, c = sums.tolist()
     c = max(c, 1.0)
+    pixels, val = model_cfg.in_channels * model_cfg.image_size**2, passes.val
     return {
-        "epoch": epoch, "step": step,
-        "loss": (r + beta * k) / c, "recon": r / c, "kl": k / c,
-        "recon_per_dim": r / c / pixels, "kl_per_dim": k / c / latent_dim,
-        "heldout_loss": val["loss"] if val else None, "heldout_recon": val["recon"] if val else None, "heldout_kl": val["kl"] if val else None,
-        "images_per_s": seen / seconds, "seconds": seconds, "eval_seconds": eval_seconds, "bad_steps": bad_steps,
-        "latents": "clean pass" if clean else "training pass",
+        "epoch": epoch,
+        "step": p.step,
+        "loss": (r + beta * k) / c,
+        "recon": r / c,
+        "kl": k / c,
+        "recon_per_dim": r / c / pixels,
+        "kl_per_dim": k / c / model_cfg.latent_dim,
+        "heldout_loss": val["loss"] if val else None,
+        "heldout_recon": val["recon"] if val else None,
+        "heldout_kl": val["kl"] if val else None,
+        "images_per_s": p.seen * world / seconds,
+        "seconds": seconds,
+        "eval_seconds": passes.seconds,
+        "bad_steps": p.bad_steps,
+        "latents": "clean pass" if passes.clean else "training pass",
     }

@@ -33,8 +33,7 @@ def _gaussian_window(size: int, sigma: float, channels: int) -> torch.Tensor:
     return (g[:, None] * g[None, :]).expand(channels, 1, size, size).contiguous()
 
 
-def ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0, window: int = 11, sigma: float = 1.5,
-         k1: float = 0.01, k2: float = 0.03) -> torch.Tensor:
+def ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0, window: int = 11, sigma: float = 1.5, k1: float = 0.01, k2: float = 0.03) -> torch.Tensor:
     """Structural similarity per image (Wang et al. 2004): 11x11 gaussian window (sigma 1.5), valid region, mean over channels."""
     x, y = x.double(), y.double()
     c = x.shape[1]

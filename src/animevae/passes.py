@@ -85,8 +85,9 @@ class PassLatents:
         self.logvar.fill_(float("nan"))
 
 
-def epoch_latents(model: VAE, data: DeviceImages, train_pos: np.ndarray, my_train: np.ndarray, recorded: PassLatents | None,
-                  amp, world: int, rank: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def epoch_latents(
+    model: VAE, data: DeviceImages, train_pos: np.ndarray, my_train: np.ndarray, recorded: PassLatents | None, amp, world: int, rank: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(positions, mu, logvar) for every training image, gathered from all ranks: a clean pass of
     ``model`` (eval mode, no augmentation) over them all when ``recorded`` is None, else the training
     pass's latents plus a clean pass over the rows it missed (rank 0, which writes the file)."""
@@ -110,8 +111,19 @@ class EpochPasses:
     seconds: float
 
 
-def run_epoch_passes(model: VAE, system: System, data: DeviceImages, row_ids: np.ndarray, train_pos: np.ndarray, val_pos: np.ndarray,
-                     recorded: PassLatents | None, clean: bool, beta: float, seed: int, sample_count: int) -> EpochPasses:
+def run_epoch_passes(
+    model: VAE,
+    system: System,
+    data: DeviceImages,
+    row_ids: np.ndarray,
+    train_pos: np.ndarray,
+    val_pos: np.ndarray,
+    recorded: PassLatents | None,
+    clean: bool,
+    beta: float,
+    seed: int,
+    sample_count: int,
+) -> EpochPasses:
     """The epoch's end on ``model`` (its final weights): held-out loss, latents (gathered), and a sample grid
     mixing the clean latents of the same 512 training images every epoch, so grids compare across epochs."""
     t0 = time.perf_counter()

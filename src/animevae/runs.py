@@ -153,8 +153,7 @@ def resolve_file(folder_or_repo: str, filename: str, revision: str | None = None
         raise UserError(f"Hub repo {folder_or_repo} not found (or private: log in with `hf auth login`)") from None
     except (HfHubHTTPError, OSError) as e:
         raise UserError(
-            f"cannot download {filename} from the Hub repo {folder_or_repo} ({type(e).__name__}); "
-            "check your connection, or pass a local run folder"
+            f"cannot download {filename} from the Hub repo {folder_or_repo} ({type(e).__name__}); check your connection, or pass a local run folder"
         ) from None
 
 
@@ -170,7 +169,7 @@ class Latents:
         save_tensors({"mu": self.mu, "logvar": self.logvar, "row_id": self.row_id}, path, metadata)
 
     @classmethod
-    def load(cls, path) -> "Latents":
+    def load(cls, path) -> Latents:
         t = load_tensors(path)
         if not {"mu", "logvar", "row_id"} <= set(t):
             raise UserError(f"{path}: expected tensors mu, logvar, row_id; found {', '.join(sorted(t))}")

@@ -30,8 +30,9 @@ def gmm_file(run, n_components: int, covariance_type: str) -> Path:
     return Path(run) / f"gmm_{n_components}_{covariance_type}.safetensors"
 
 
-def load_or_fit_gmm(run: str, n_components: int = DEFAULT_GMM_COMPONENTS, covariance_type: str = "full",
-                    revision: str | None = None, progress: bool = True) -> GMMSampler:
+def load_or_fit_gmm(
+    run: str, n_components: int = DEFAULT_GMM_COMPONENTS, covariance_type: str = "full", revision: str | None = None, progress: bool = True
+) -> GMMSampler:
     """The run's fitted mixture: read from RUN/gmm_<k>_<cov>.safetensors, or fitted now (and saved there).
 
     A saved mixture older than the run's latents.safetensors is refitted. A run on the Hub (or a
@@ -51,20 +52,34 @@ def load_or_fit_gmm(run: str, n_components: int = DEFAULT_GMM_COMPONENTS, covari
             pass  # damaged or foreign: refit below
     mu = runs.Latents.load(latents_path).mu
     if progress:
-        print(f"gmm: fitting {n_components} {covariance_type}-covariance components to {min(len(mu), GMMSampler.MAX_FIT)} latents ...",
-              file=sys.stderr, flush=True)
+        print(
+            f"gmm: fitting {n_components} {covariance_type}-covariance components to {min(len(mu), GMMSampler.MAX_FIT)} latents ...",
+            file=sys.stderr,
+            flush=True,
+        )
     sampler = GMMSampler.fit(mu, n_components, covariance_type)
     if path is not None:
         try:
-            runs.save_tensors(sampler.tensors(), path, metadata={"n_components": str(n_components), "covariance_type": covariance_type,
-                                                                 "fitted_on": str(min(len(mu), GMMSampler.MAX_FIT))})
+            runs.save_tensors(
+                sampler.tensors(),
+                path,
+                metadata={"n_components": str(n_components), "covariance_type": covariance_type, "fitted_on": str(min(len(mu), GMMSampler.MAX_FIT))},
+            )
         except OSError:
             pass  # a read-only run folder: use the mixture without keeping it
     return sampler
 
 
-def make_sampler(name: str, model: VAE, run: str, mix_k=DEFAULT_MIX_K, temperature: float = 1.0, revision=None,
-                 gmm_components: int = DEFAULT_GMM_COMPONENTS, gmm_covariance: str = "full") -> Sampler:
+def make_sampler(
+    name: str,
+    model: VAE,
+    run: str,
+    mix_k=DEFAULT_MIX_K,
+    temperature: float = 1.0,
+    revision=None,
+    gmm_components: int = DEFAULT_GMM_COMPONENTS,
+    gmm_covariance: str = "full",
+) -> Sampler:
     if name == "mix":
         return MixSampler(runs.load_latents(run, revision).mu, parse_k(mix_k))
     if name == "prior":
@@ -85,9 +100,19 @@ def load_model(run: str, device: str = "cpu", revision: str | None = None) -> VA
     return VAE.from_pretrained(run, revision=revision, map_location="cpu").to(device).eval()
 
 
-def generate(run: str, n: int = 100, out: str | Path | None = None, sampler: str = "mix", mix_k=DEFAULT_MIX_K,
-             temperature: float = 1.0, seed: int = 0, device: str = "cpu", revision: str | None = None,
-             gmm_components: int = DEFAULT_GMM_COMPONENTS, gmm_covariance: str = "full") -> Path:
+def generate(
+    run: str,
+    n: int = 100,
+    out: str | Path | None = None,
+    sampler: str = "mix",
+    mix_k=DEFAULT_MIX_K,
+    temperature: float = 1.0,
+    seed: int = 0,
+    device: str = "cpu",
+    revision: str | None = None,
+    gmm_components: int = DEFAULT_GMM_COMPONENTS,
+    gmm_covariance: str = "full",
+) -> Path:
     """Write ``n`` generated faces as out/00000.png ... and out/grid.png; returns ``out``."""
     if n < 1:
         raise UserError(f"--n must be at least 1, got {n}")

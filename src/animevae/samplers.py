@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import torch
 
-
 DEFAULT_GMM_COMPONENTS = 10  # the gmm sampler's mixture components
 DEFAULT_MIX_K = 2  # measured (README, docs/results.md): the most diverse and sharpest mixes, no near-copies
 
@@ -87,8 +86,7 @@ class GMMSampler(Sampler):
         return len(self.means)
 
     @classmethod
-    def fit(cls, mu: torch.Tensor, n_components: int = 10, covariance_type: str = "full", max_fit: int | None = None,
-            seed: int = 0) -> "GMMSampler":
+    def fit(cls, mu: torch.Tensor, n_components: int = 10, covariance_type: str = "full", max_fit: int | None = None, seed: int = 0) -> GMMSampler:
         """Fit on (at most ``max_fit`` of) the latent means; a failed or degenerate fit raises UserError."""
         from .errors import UserError
 
@@ -128,8 +126,10 @@ class GMMSampler(Sampler):
             raise UserError(f"gmm: fitting {n_components} {covariance_type}-covariance components to {len(x)} latents gave non-finite parameters; {hint}")
         collapsed = int((weights * len(x) < 1.5).sum())
         if collapsed:
-            raise UserError(f"gmm: {collapsed} of {n_components} components collapsed onto a single latent ({len(x)} latents for "
-                            f"{n_components} components): that copies training faces instead of modelling a density; {hint}")
+            raise UserError(
+                f"gmm: {collapsed} of {n_components} components collapsed onto a single latent ({len(x)} latents for "
+                f"{n_components} components): that copies training faces instead of modelling a density; {hint}"
+            )
         return cls(weights / weights.sum(), means, scale, covariance_type)
 
     def sample(self, n, generator=None):
@@ -145,5 +145,5 @@ class GMMSampler(Sampler):
         return {"weights": self.weights, "means": self.means, "scale": self.scale}
 
     @classmethod
-    def from_tensors(cls, t: dict[str, torch.Tensor], covariance_type: str) -> "GMMSampler":
+    def from_tensors(cls, t: dict[str, torch.Tensor], covariance_type: str) -> GMMSampler:
         return cls(t["weights"], t["means"], t["scale"], covariance_type)

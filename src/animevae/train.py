@@ -36,8 +36,16 @@ from .state import TrainState, build_model, frozen_parts
 from .system import StopSignal, System
 
 
-def train(model_cfg: ModelConfig, train_cfg: TrainConfig, data_cfg: DataConfig, out: str | Path, overwrite: bool = False,
-          progress: bool = True, command: str | None = None, resume: bool = False) -> Path:
+def train(
+    model_cfg: ModelConfig,
+    train_cfg: TrainConfig,
+    data_cfg: DataConfig,
+    out: str | Path,
+    overwrite: bool = False,
+    progress: bool = True,
+    command: str | None = None,
+    resume: bool = False,
+) -> Path:
     """Train a VAE and write the run folder ``out``; with ``resume``, continue it from its last checkpoint."""
     cfg, out = train_cfg, Path(out)
     # where: device, precision, this process's rank among torchrun's
@@ -107,7 +115,8 @@ def train(model_cfg: ModelConfig, train_cfg: TrainConfig, data_cfg: DataConfig, 
                 if system.world > 1 and (stopping or (i + 1) % cfg.log_every == 0):
                     stopping = system.any_rank(stopping)
                 due = (cfg.save_every_steps and p.step % cfg.save_every_steps == 0) or (
-                    cfg.save_every_minutes and time.monotonic() - last_save > 60 * cfg.save_every_minutes)
+                    cfg.save_every_minutes and time.monotonic() - last_save > 60 * cfg.save_every_minutes
+                )
                 if (due or stopping) and i + 1 < steps_per_epoch:
                     p.epoch, p.step_in_epoch, p.elapsed = epoch, i + 1, log.elapsed()
                     save_checkpoint()
@@ -115,8 +124,10 @@ def train(model_cfg: ModelConfig, train_cfg: TrainConfig, data_cfg: DataConfig, 
                 if stopping:
                     log.close_bar()
                     name = signal.Signals(stop.signum).name if stop.signum else "stop"
-                    raise Interrupted(f"{name}: stopped at epoch {epoch}, step {p.step} after saving a checkpoint; continue with: animevae train --resume {out}",
-                                      130 if stop.signum == signal.SIGINT else 143)
+                    raise Interrupted(
+                        f"{name}: stopped at epoch {epoch}, step {p.step} after saving a checkpoint; continue with: animevae train --resume {out}",
+                        130 if stop.signum == signal.SIGINT else 143,
+                    )
             log.close_bar()
             seconds = log.elapsed()
             if system.world > 1:
@@ -124,9 +135,7 @@ def train(model_cfg: ModelConfig, train_cfg: TrainConfig, data_cfg: DataConfig, 
             # the epoch's end: held-out loss, every training image's latents, a sample grid, then the files
             clean = cfg.clean_latents == "every" or (cfg.clean_latents == "last" and epoch == cfg.epochs)
             passes = run_epoch_passes(state.final, system, data, faces.row_ids, train_pos, val_pos, recorded, clean, cfg.beta, cfg.seed, cfg.sample_count)
-            mc = state.model.config
-            p.history.append(epoch_line(epoch, p.step, state.sums, passes.val, cfg.beta, mc.in_channels * mc.image_size**2, mc.latent_dim,
-                                        p.seen * system.world, seconds, passes.seconds, p.bad_steps, clean))
+            p.history.append(epoch_line(epoch, p, state.sums, passes, cfg.beta, state.model.config, system.world, seconds))
             if system.is_writer:
                 write_epoch_files(out, state.final, passes, epoch, cfg.keep_last)
                 log.end_epoch(p.history, passes.grid)
@@ -187,15 +196,26 @@ def load_faces(data_cfg: DataConfig, image_size: int, system: System, show: bool
 
 def describe_data(faces: ImageSet, train_pos: np.ndarray, val_pos: np.ndarray) -> str:
     c = faces.stats["counts"]
-    return (f"data: {faces.stats['source']['name']}: kept {c['kept']}, skipped non-RGB {c['skipped_not_rgb']}, undecodable {c['skipped_undecodable']}, "
-            f"too small {c['skipped_too_small']}, too large {c['skipped_too_large']} | train {len(train_pos)}, held out {len(val_pos)}")
+    return (
+        f"data: {faces.stats['source']['name']}: kept {c['kept']}, skipped non-RGB {c['skipped_not_rgb']}, undecodable {c['skipped_undecodable']}, "
+        f"too small {c['skipped_too_small']}, too large {c['skipped_too_large']} | train {len(train_pos)}, held out {len(val_pos)}"
+    )
 
 
-def run_config(model_cfg: ModelConfig, train_cfg: TrainConfig, data_cfg: DataConfig, faces: ImageSet, train_pos, val_pos, world: int,
-               command: str | None) -> dict:
+def run_config(
+    model_cfg: ModelConfig, train_cfg: TrainConfig, data_cfg: DataConfig, faces: ImageSet, train_pos, val_pos, world: int, command: str | None
+) -> dict:
     """config.json: the model fields at top level (what from_pretrained reads), all three configs, the data's counts."""
-    return {**asdict(model_cfg), "model": asdict(model_cfg), "train": asdict(train_cfg), "data": asdict(data_cfg), "data_stats": faces.stats,
-            "split": {"train": len(train_pos), "heldout": len(val_pos)}, "world_size": world, "command": command}
+    return {
+        **asdict(model_cfg),
+        "model": asdict(model_cfg),
+        "train": asdict(train_cfg),
+        "data": asdict(data_cfg),
+        "data_stats": faces.stats,
+        "split": {"train": len(train_pos), "heldout": len(val_pos)},
+        "world_size": world,
+        "command": command,
+    }
 
 
 def wrap_for_steps(model: VAE, system: System, compile: bool) -> torch.nn.Module:

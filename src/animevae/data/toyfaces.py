@@ -5,18 +5,28 @@ the tests and CI train and evaluate a VAE with no download at all. Faces are
 drawn with PIL at 2x resolution and box-downsampled (cheap anti-aliasing), and
 face i depends only on (seed, i), so any slice can be rendered independently.
 """
+
 import colorsys
 
 import numpy as np
 from PIL import Image, ImageDraw
 
 HAIR = [  # base hair colours, jittered per face
-    (30, 28, 38), (70, 45, 35), (125, 80, 50), (240, 205, 110), (245, 140, 60),
-    (200, 45, 55), (250, 150, 190), (150, 95, 205), (60, 105, 215),
-    (130, 195, 240), (205, 210, 225), (70, 170, 110), (40, 160, 170),
+    (30, 28, 38),
+    (70, 45, 35),
+    (125, 80, 50),
+    (240, 205, 110),
+    (245, 140, 60),
+    (200, 45, 55),
+    (250, 150, 190),
+    (150, 95, 205),
+    (60, 105, 215),
+    (130, 195, 240),
+    (205, 210, 225),
+    (70, 170, 110),
+    (40, 160, 170),
 ]
-SKIN = [(255, 232, 215), (252, 220, 198), (245, 205, 178), (230, 185, 150),
-        (200, 150, 115), (160, 112, 80)]
+SKIN = [(255, 232, 215), (252, 220, 198), (245, 205, 178), (230, 185, 150), (200, 150, 115), (160, 112, 80)]
 SKIN_P = [0.3, 0.25, 0.2, 0.12, 0.08, 0.05]
 BANGS = ("straight", "spiky", "swept", "parted")
 BACK = ("short", "bob", "long", "twintails")
@@ -65,11 +75,9 @@ def _bangs(rng, style, cx, cy, R):
     a = np.radians(np.linspace(180, 360, 16))
     pts = list(zip(cx + 1.18 * R * np.cos(a), cy - 0.05 * R + 1.2 * R * np.sin(a)))
     y0 = cy - rng.uniform(0.05, 0.25) * R
-    k = {"straight": rng.integers(7, 11), "spiky": rng.integers(5, 8),
-         "swept": rng.integers(5, 7), "parted": 2 * rng.integers(2, 4)}[style]
+    k = {"straight": rng.integers(7, 11), "spiky": rng.integers(5, 8), "swept": rng.integers(5, 7), "parted": 2 * rng.integers(2, 4)}[style]
     sweep = rng.choice([-1, 1])
-    tip, notch = {"straight": (0.04, 0.06), "spiky": (0.12, 0.4),
-                  "swept": (0.08, 0.3), "parted": (0.1, 0.25)}[style]
+    tip, notch = {"straight": (0.04, 0.06), "spiky": (0.12, 0.4), "swept": (0.08, 0.3), "parted": (0.1, 0.25)}[style]
     edges = np.linspace(1.18, -1.18, k + 1)  # right to left, in units of R
     for j in range(k + 1):
         for x, depth in ((edges[j], -notch), ((edges[j] + edges[min(j + 1, k)]) / 2, tip)):
@@ -171,9 +179,12 @@ def render_face(index: int, seed: int = 0, size: int = 96) -> np.ndarray:
     # side locks, fringe, hair shine, brows, ahoge, hair clip
     lock = rng.uniform(0.5, 1.3) * R
     for s in (-1, 1):
-        d.polygon([(cx + s * 1.1 * R, cy - 0.7 * R), (cx + s * 0.72 * R, cy - 0.7 * R),
-                   (cx + s * 0.86 * R, cy + lock), (cx + s * 1.12 * R, cy + lock - 0.25 * R)],
-                  fill=hair, outline=hair_dark, width=hw)
+        d.polygon(
+            [(cx + s * 1.1 * R, cy - 0.7 * R), (cx + s * 0.72 * R, cy - 0.7 * R), (cx + s * 0.86 * R, cy + lock), (cx + s * 1.12 * R, cy + lock - 0.25 * R)],
+            fill=hair,
+            outline=hair_dark,
+            width=hw,
+        )
     d.polygon(_bangs(rng, bangs, cx, cy, R), fill=hair, outline=hair_dark, width=hw)
     for a0 in (205, 300):
         d.arc([cx - 0.95 * R, cy - 0.95 * R, cx + 0.95 * R, cy + 0.75 * R], a0, a0 + 35, fill=hair_light, width=max(2, int(1.2 * u)))
@@ -184,8 +195,11 @@ def render_face(index: int, seed: int = 0, size: int = 96) -> np.ndarray:
     top = cy - 1.25 * R
     if rng.random() < 0.25:
         s = rng.choice([-1, 1])
-        d.polygon([(cx - s * 0.08 * R, top + 0.05 * R), (cx + s * 0.15 * R, top - 0.35 * R),
-                   (cx + s * 0.3 * R, top - 0.3 * R), (cx + s * 0.12 * R, top + 0.05 * R)], fill=hair, outline=hair_dark)
+        d.polygon(
+            [(cx - s * 0.08 * R, top + 0.05 * R), (cx + s * 0.15 * R, top - 0.35 * R), (cx + s * 0.3 * R, top - 0.3 * R), (cx + s * 0.12 * R, top + 0.05 * R)],
+            fill=hair,
+            outline=hair_dark,
+        )
     if rng.random() < 0.3:
         x, y = cx + rng.choice([-1, 1]) * 0.7 * R, cy - 0.65 * R
         d.rectangle([x - 0.16 * R, y - 0.05 * R, x + 0.16 * R, y + 0.05 * R], fill=_hsv(rng.random(), 0.7, 0.95))
