@@ -148,6 +148,19 @@ def cache_speed(data: str) -> float:
     return source.num_rows / (time.perf_counter() - t)
 
 
+def project_round(a, run: Path, env: dict, into: dict, cache_dir: str, label: str) -> None:
+    """One ``animevae train`` process with the project's defaults; its timed windows, wall-clock rate, memory and held-out loss."""
+    cmd = [sys.executable, "-m", "animevae", "train", "--data", a.data, "--limit", str(a.limit), "--epochs", str(a.epochs), "--out", str(run)]
+    wall, mem = timed([*cmd, "--quiet", "--keep-last", "0", *a.project_args.split()], env)
+    lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    into["win"] += [x["images_per_s"] for x in lines[1:]] or [lines[0]["images_per_s"]]
+    into["wall"].append(sum(x["images_per_s"] * x["seconds"] for x in lines) / wall)  # the images it trained on
+    into["mem"].append(mem)
+    into["loss"].append(heldout(run / "model.safetensors", a.data, a.limit, cache_dir))
+    recent = statistics.median(into["win"][-max(1, a.epochs - 1) :])
+    print(f"{label} {recent:.0f} img/s, held-out {into['loss'][-1]:.1f}, peak {mem} MB", flush=True)
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--data", default=str(SHARED) if SHARED.is_dir() else "builtin")
@@ -155,6 +168,7 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--project-args", default="", help='extra `animevae train` options for the project side, e.g. "--batch-size 128"')
+    p.add_argument("--reference-src", help="also run the project side from this src/ folder (e.g. an older checkout's), alternating, and compare")
     p.add_argument("--memory", action="store_true", help="also train 1 epoch on 63,565 faces and report peak memory")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     p.add_argument("--out", help=argparse.SUPPRESS)
@@ -173,7 +187,7 @@ def main() -> None:
     )
     print(f"cache build: {cache_speed(a.data):,.0f} images/s (decode + filter + resize, {os.cpu_count()} processes)", flush=True)
 
-    base, proj = {"win": [], "wall": [], "mem": [], "loss": []}, {"win": [], "wall": [], "mem": [], "loss": []}
+    base, proj, ref = ({"win": [], "wall": [], "mem": [], "loss": []} for _ in range(3))
     seen = 0
     for r in range(a.rounds):
         out = work / f"baseline{r}"
@@ -187,37 +201,9 @@ def main() -> None:
         base["loss"].append(heldout(out / "model.safetensors", a.data, a.limit, cache_dir))
         print(f"round {r + 1} baseline: {statistics.median(res['windows']):.0f} img/s, held-out {base['loss'][-1]:.1f}, peak {mem} MB", flush=True)
 
-        run = work / f"project{r}"
-        wall, mem = timed(
-            [
-                py,
-                "-m",
-                "animevae",
-                "train",
-                "--data",
-                a.data,
-                "--limit",
-                str(a.limit),
-                "--epochs",
-                str(a.epochs),
-                "--out",
-                str(run),
-                "--quiet",
-                "--keep-last",
-                "0",
-                *a.project_args.split(),
-            ],
-            env,
-        )
-        lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
-        proj["win"] += [x["images_per_s"] for x in lines[1:]] or [lines[0]["images_per_s"]]
-        proj["wall"].append(sum(x["images_per_s"] * x["seconds"] for x in lines) / wall)  # the images it trained on
-        proj["mem"].append(mem)
-        proj["loss"].append(heldout(run / "model.safetensors", a.data, a.limit, cache_dir))
-        print(
-            f"round {r + 1} project:  {statistics.median(proj['win'][-max(1, a.epochs - 1) :]):.0f} img/s, held-out {proj['loss'][-1]:.1f}, peak {mem} MB",
-            flush=True,
-        )
+        project_round(a, work / f"project{r}", env, proj, cache_dir, f"round {r + 1} project:  ")
+        if a.reference_src:
+            project_round(a, work / f"reference{r}", {**env, "PYTHONPATH": a.reference_src}, ref, cache_dir, f"round {r + 1} reference:")
 
     b, q = statistics.median(base["win"]), statistics.median(proj["win"])
     bl, ql = statistics.mean(base["loss"]), statistics.mean(proj["loss"])
@@ -232,6 +218,13 @@ def main() -> None:
         f"\nspeed-up: {q / b:.2f}x images/s (timed windows), {statistics.median(proj['wall']) / statistics.median(base['wall']):.2f}x wall clock; "
         f"held-out loss difference {100 * (ql - bl) / bl:+.2f}%"
     )
+    if a.reference_src:
+        rq, rl = statistics.median(ref["win"]), statistics.mean(ref["loss"])
+        print(
+            f"against --reference-src {a.reference_src}: {rq:.0f} img/s (timed windows), {statistics.median(ref['wall']):.0f} wall clock, "
+            f"held-out {rl:.1f}; this code / reference: {q / rq:.3f}x timed windows, "
+            f"{statistics.median(proj['wall']) / statistics.median(ref['wall']):.3f}x wall clock"
+        )
 
     if a.memory:
         wall, mem = timed(

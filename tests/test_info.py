@@ -24,7 +24,7 @@ def test_info_summarizes_a_run(cli, tiny_run):
     assert out.startswith(f"run: {tiny_run}\n")
     # model config + parameter count
     assert "3x96x96 images, latent 256, 5 conv layers from 32 channels" in out
-    assert "9,122,115 parameters" in out
+    assert "arch conv, bernoulli likelihood, objective elbo; 9,122,115 parameters" in out
     # data source + filter counts + split
     assert "data: builtin (320 procedural faces) [builtin]: kept 320" in out
     assert "undecodable 0" in out

@@ -92,6 +92,7 @@ def summarize(run) -> str:
     lines.append(
         f"model: {model_cfg.in_channels}x{model_cfg.image_size}x{model_cfg.image_size} images, latent {model_cfg.latent_dim}, "
         f"{model_cfg.num_layers} conv layers from {model_cfg.base_channels} channels, LeakyReLU {model_cfg.negative_slope:g}; "
+        f"arch {model_cfg.arch}, {model_cfg.likelihood} likelihood, objective {train.get('objective', 'elbo')}; "
         f"{count_parameters(VAE(model_cfg)):,} parameters"
     )
     skipped = ", ".join(f"{k.removeprefix('skipped_').replace('_', ' ')} {v}" for k, v in counts.items() if k != "kept")
