@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import os
 import shlex
 import sys
@@ -42,6 +43,12 @@ def _field_type(cls, name: str):
     return next((t for t in (int, float) if t in typing.get_args(hint)), str)
 
 
+def with_flags(fn, a, **given):
+    """Call ``fn`` with the parsed flags that share a name with its parameters (plus ``given``)."""
+    names = inspect.signature(fn).parameters
+    return fn(**{k: getattr(a, k) for k in names if hasattr(a, k) and k not in given}, **given)
+
+
 def _given(a, cls) -> dict:
     return {f.name: getattr(a, f.name) for f in fields(cls) if hasattr(a, f.name)}
 
@@ -68,19 +75,7 @@ def cmd_train(a) -> None:
 def cmd_generate(a) -> None:
     from .sample import generate
 
-    out = generate(
-        a.run,
-        n=a.n,
-        out=a.out,
-        sampler=a.sampler,
-        mix_k=a.mix_k,
-        temperature=a.temperature,
-        seed=a.seed,
-        device=a.device,
-        revision=a.revision,
-        gmm_components=a.gmm_components,
-        gmm_covariance=a.gmm_covariance,
-    )
+    out = with_flags(generate, a)
     print(f"{a.n} faces written to {out} (grid: {out / 'grid.png'})")
 
 
@@ -147,20 +142,7 @@ def cmd_traverse(a) -> None:
 def cmd_evaluate(a) -> None:
     from .evaluate import evaluate
 
-    _, out = evaluate(
-        a.run,
-        _data_config(a, limit=False),
-        out=a.out,
-        limit=a.limit,
-        k=a.k,
-        n_samples=a.n_samples,
-        features=a.features,
-        inception_weights=a.inception_weights,
-        seed=a.seed,
-        device=a.device,
-        gmm_components=a.gmm_components,
-        gmm_covariance=a.gmm_covariance,
-    )
+    _, out = with_flags(evaluate, a, data_cfg=_data_config(a, limit=False))
     print(f"metrics written to {out}")
 
 

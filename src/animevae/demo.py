@@ -144,6 +144,13 @@ class DemoModel:
         return make_grid(row, nrow=len(row))
 
 
+def picture(label: str, elem_id: str, height: int | None = None, elem_classes: str | None = "face-image", value=None):
+    """An output image of the demo: numpy in, PNG to the browser, not editable."""
+    import gradio as gr
+
+    return gr.Image(label=label, type="numpy", format="png", interactive=False, height=height, elem_id=elem_id, elem_classes=elem_classes, value=value)
+
+
 def build_app(run, device: str = "cpu"):
     """The Gradio Blocks app for ``run`` (a run folder or Hub repo id)."""
     import gradio as gr
@@ -176,9 +183,7 @@ def build_app(run, device: str = "cpu"):
                     mix_k = gr.Slider(1, 32, value=DEFAULT_MIX_K, step=1, label="mix K (stored latents per face)")
                     temperature = gr.Slider(0.1, 2.0, value=1.0, step=0.05, label="temperature (prior)")
                     go = gr.Button("Generate", variant="primary", elem_id="generate-button")
-                grid = gr.Image(
-                    label="generated faces", type="numpy", format="png", interactive=False, height=560, elem_id="generate-output", elem_classes="grid-image"
-                )
+                grid = picture("generated faces", "generate-output", height=560, elem_classes="grid-image")
             go.click(guarded(demo_model.generate_grid), [sampler, count, seed, mix_k, temperature], grid)
 
         with gr.Tab("Explore the latent space"):
@@ -202,16 +207,7 @@ def build_app(run, device: str = "cpu"):
                         for i in range(len(demo_model.directions))
                     ]
                     reset = gr.Button("Reset sliders")
-                face = gr.Image(
-                    label="face",
-                    type="numpy",
-                    format="png",
-                    interactive=False,
-                    height=384,
-                    elem_id="explore-output",
-                    elem_classes="face-image",
-                    value=demo_model.explore("mean face", 0, *[0.0] * len(sliders)),
-                )
+                face = picture("face", "explore-output", height=384, value=demo_model.explore("mean face", 0, *[0.0] * len(sliders)))
             inputs = [base, base_seed, *sliders]
             for component in inputs:
                 component.change(guarded(demo_model.explore), inputs, face, trigger_mode="always_last", show_progress="hidden")
@@ -224,7 +220,7 @@ def build_app(run, device: str = "cpu"):
                 file_b = gr.File(label="face B", file_types=["image"], type="filepath", elem_id="interp-b")
             steps = gr.Slider(3, 16, value=8, step=1, label="steps")
             interp_go = gr.Button("Interpolate", variant="primary", elem_id="interpolate-button")
-            strip = gr.Image(label="A, the path, B", type="numpy", format="png", interactive=False, elem_id="interpolate-output")
+            strip = picture("A, the path, B", "interpolate-output", elem_classes=None)
             interp_go.click(guarded(demo_model.interpolate), [file_a, file_b, steps], strip)
 
         with gr.Tab("Reconstruct"):
@@ -234,18 +230,8 @@ def build_app(run, device: str = "cpu"):
             )
             upload = gr.File(label="your face", file_types=["image"], type="filepath", elem_id="reconstruct-upload")
             with gr.Row():
-                seen = gr.Image(
-                    label="as the model sees it",
-                    type="numpy",
-                    format="png",
-                    interactive=False,
-                    height=288,
-                    elem_id="reconstruct-input",
-                    elem_classes="face-image",
-                )
-                recon = gr.Image(
-                    label="reconstruction", type="numpy", format="png", interactive=False, height=288, elem_id="reconstruct-output", elem_classes="face-image"
-                )
+                seen = picture("as the model sees it", "reconstruct-input", height=288)
+                recon = picture("reconstruction", "reconstruct-output", height=288)
             upload.change(guarded(lambda p: (None, None) if p is None else demo_model.reconstruct(p)), upload, [seen, recon])
     return app
 

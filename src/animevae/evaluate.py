@@ -35,24 +35,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from . import metrics as metric
 from . import runs
 from .config import DataConfig, from_dict
 from .data.cache import load_images
 from .data.split import split_rows
 from .errors import UserError
 from .features import FeaturesUnavailable, extract_features, load_features, pixel_features, standard_features
-from .metrics import (
-    ACTIVE_THRESHOLD,
-    NEAR_COPY_RMS,
-    active_units,
-    frechet_distance,
-    importance_weights,
-    kernel_inception_distance,
-    mean_pairwise_rms,
-    nearest_rms,
-    psnr,
-    ssim,
-)
+from .metrics import ACTIVE_THRESHOLD, NEAR_COPY_RMS
 from .sample import decode_latents, load_model, make_sampler
 from .samplers import DEFAULT_GMM_COMPONENTS
 
@@ -195,7 +185,7 @@ def likelihood_metrics(model, held: torch.Tensor, k: int, seed: int, batch: int,
     step = max(1, min(batch, 256 // k))
     for s in range(0, len(held), step):
         x = held[s : s + step].float().div(255).to(device)
-        iw = importance_weights(model, x, k, gen)
+        iw = metric.importance_weights(model, x, k, gen)
         recon = model.likelihood(model.decode(iw.mu.to(device))).mean.cpu().double()
         xc = x.cpu().double()
         per["elbo"].append(iw.elbo)
@@ -203,8 +193,8 @@ def likelihood_metrics(model, held: torch.Tensor, k: int, seed: int, batch: int,
         per["recon"].append(-iw.log_px_z.mean(1))
         per["kl"].append(iw.kl)
         per["mse"].append((recon - xc).pow(2).flatten(1).mean(1))
-        per["psnr"].append(psnr(recon, xc))
-        per["ssim"].append(ssim(recon, xc))
+        per["psnr"].append(metric.psnr(recon, xc))
+        per["ssim"].append(metric.ssim(recon, xc))
         mus.append(iw.mu)
     per = {name: torch.cat(v) for name, v in per.items()}
     dims = held[0].numel()
@@ -227,7 +217,7 @@ def likelihood_metrics(model, held: torch.Tensor, k: int, seed: int, batch: int,
             "ssim": float(per["ssim"].mean()),
             "note": "decode of the encoder mean vs the input, pixels in [0, 1]; PSNR in dB",
         },
-        "latents": {"kl_per_image": float(per["kl"].mean()), "active_units": active_units(torch.cat(mus)), "latent_dim": model.config.latent_dim},
+        "latents": {"kl_per_image": float(per["kl"].mean()), "active_units": metric.active_units(torch.cat(mus)), "latent_dim": model.config.latent_dim},
     }
 
 
@@ -252,11 +242,11 @@ def feature_extractor(features: str | None, inception_weights: str | None, devic
 
 def sample_metrics(images: torch.Tensor, net, held_features, kid_subset_size: int, seed: int, device: str) -> dict:
     """One sampler's faces: diversity, and FID/KID against the held-out images' features (None without features)."""
-    entry = {"diversity_rms": mean_pairwise_rms(images), "fid": None, "kid": None, "kid_std": None}
+    entry = {"diversity_rms": metric.mean_pairwise_rms(images), "fid": None, "kid": None, "kid_std": None}
     if net is not None:
         f = extract_features(net, images, device=device)
-        kid_mean, kid_std = kernel_inception_distance(f, held_features, subset_size=kid_subset_size, seed=seed)
-        entry.update(fid=frechet_distance(f, held_features), kid=kid_mean, kid_std=kid_std)
+        kid_mean, kid_std = metric.kernel_inception_distance(f, held_features, subset_size=kid_subset_size, seed=seed)
+        entry.update(fid=metric.frechet_distance(f, held_features), kid=kid_mean, kid_std=kid_std)
     return entry
 
 
@@ -265,7 +255,7 @@ def memorisation(samples: dict[str, torch.Tensor], train_images, train_pos, no_t
     if train_images is None or not samples:
         return {name: {"skipped": no_train} for name in samples}
     names = list(samples)
-    nn_rms = nearest_rms(torch.cat([samples[n] for n in names]), train_images, train_pos)
+    nn_rms = metric.nearest_rms(torch.cat([samples[n] for n in names]), train_images, train_pos)
     out, start = {}, 0
     for name in names:
         d = nn_rms[start : start + len(samples[name])]
