@@ -23,9 +23,9 @@ from pathlib import Path
 import pytest
 import torch
 
-import animevae.train as train_module
+import animevae.loop as train_module
 from animevae.config import PRESETS, DataConfig, ModelConfig, TrainConfig
-from animevae.train import train
+from animevae.loop import train
 
 SHARED_FACES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "anime-faces-96"
 

@@ -6,11 +6,11 @@ import torch
 from torch import nn
 
 from animevae.config import ModelConfig, TrainConfig
+from animevae.loop import train_step
 from animevae.model import VAE
 from animevae.objectives import ELBO, OBJECTIVES, LossTerms, register_objective
 from animevae.state import TrainState, build_model
 from animevae.system import System
-from animevae.train import train_step
 
 SMALL = ModelConfig(image_size=24, num_layers=3, latent_dim=4, base_channels=4)
 

@@ -9,8 +9,22 @@ from .runs import Latents, load_latents
 from .samplers import MixSampler, PriorSampler, Sampler
 
 __version__ = "0.1.0"
+_API = ("train", "Run", "load_run", "show")  # api.py, imported on first use: `import animevae` stays light for the CLI
+
+
+def __getattr__(name: str):
+    if name in _API:
+        from . import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'animevae' has no attribute {name!r}")
+
 
 __all__ = [
+    "train",
+    "Run",
+    "load_run",
+    "show",
     "VAE",
     "EncoderOutput",
     "VAEOutput",

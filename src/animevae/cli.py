@@ -10,7 +10,8 @@ import sys
 import typing
 from dataclasses import fields
 
-from .config import PRESETS, DataConfig, ModelConfig, TrainConfig, resolve_configs, resumed_configs
+from . import __version__
+from .config import PRESETS, DataConfig, ModelConfig, TrainConfig
 from .errors import Interrupted, UserError
 from .samplers import DEFAULT_GMM_COMPONENTS, DEFAULT_MIX_K
 
@@ -54,22 +55,26 @@ def _given(a, cls) -> dict:
 
 
 def cmd_train(a) -> None:
-    from .train import train
+    from .api import train
 
-    command = "animevae " + shlex.join(sys.argv[1:])
-    if a.resume:
-        given = {k for k, v in vars(a).items() if k not in ("func", "command", "resume", "quiet", "epochs") and not (k == "config" and v is None)}
-        if given:
-            raise UserError(f"--resume continues a run exactly as configured; only --epochs can change (got --{sorted(given)[0].replace('_', '-')})")
-        model_cfg, train_cfg, data_cfg, command = resumed_configs(a.resume, getattr(a, "epochs", None))
-        out = a.resume
-    else:
-        settings = {**_given(a, ModelConfig), **_given(a, TrainConfig), **_given(a, DataConfig)}
-        model_cfg, train_cfg, data_cfg = resolve_configs(settings, getattr(a, "preset", "seed"), a.config)
-        out = getattr(a, "out", "runs/anime")
-    out = train(model_cfg, train_cfg, data_cfg, out, overwrite=getattr(a, "overwrite", False), progress=not a.quiet, command=command, resume=bool(a.resume))
+    given = {**_given(a, ModelConfig), **_given(a, TrainConfig), **_given(a, DataConfig)}
+    if a.resume:  # flags that are not settings (the API refuses the settings themselves)
+        extra = sorted(k for k in vars(a) if k in ("preset", "out", "overwrite") or (k == "config" and a.config))
+        if extra:
+            raise UserError(f"--resume continues a run exactly as configured; only --epochs can change (got --{extra[0]})")
+    out = a.resume or getattr(a, "out", "runs/anime")
+    run = train(
+        out,
+        preset=getattr(a, "preset", "seed"),
+        config=None if a.resume else a.config,
+        resume=bool(a.resume),
+        overwrite=getattr(a, "overwrite", False),
+        progress=not a.quiet,
+        command="animevae " + shlex.join(sys.argv[1:]),
+        **given,
+    )
     if int(os.environ.get("RANK", "0")) == 0:
-        print(f"run written to {out}  (generate faces: animevae generate --run {shlex.quote(str(out))})")
+        print(f"run written to {run.path}  (generate faces: animevae generate --run {shlex.quote(str(run.path))})")
 
 
 def cmd_generate(a) -> None:
@@ -283,6 +288,7 @@ def _exploring_commands(sub) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="animevae", description="Train a VAE on anime faces, generate new ones, fine-tune on your own.")
+    parser.add_argument("--version", action="version", version=f"animevae {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     _training_commands(sub)
     _sharing_commands(sub)

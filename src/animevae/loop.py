@@ -1,4 +1,4 @@
-"""The training loop: decoded faces -> on-device augmentation -> objective (VAE + loss) -> optimizers,
+"""The training loop, ``train()``: decoded faces -> on-device augmentation -> objective (VAE + loss) -> optimizers,
 and the run folder at every epoch's end.
 
 ``train()`` reads top to bottom, a comment per stage; the pieces it calls each live in a module named
