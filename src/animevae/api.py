@@ -104,24 +104,29 @@ class Run:
 
     @property
     def is_local(self) -> bool:
+        """A folder on this machine (else a Hub repo id)."""
         return Path(self.path).expanduser().is_dir()
 
     @property
     def model(self):
+        """The trained VAE, in eval mode, on ``device`` (loaded once)."""
         if self._model is None:
             self._model = load_model(self.path, self.device, self.revision)
         return self._model
 
     @property
     def config(self) -> dict:
+        """config.json: the model, train and data configs, the data's counts, the command."""
         return runs.load_run_config(self.path, self.revision)
 
     @property
     def latents(self) -> runs.Latents:
+        """Every training image's latent mean and log-variance, with its dataset row."""
         return runs.load_latents(self.path, self.revision)
 
     @property
     def metrics(self) -> list[dict]:
+        """metrics.jsonl: one dict per finished epoch (losses, held-out loss, images/s)."""
         if self.is_local:
             return runs.read_metrics(self.path)
         try:

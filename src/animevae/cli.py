@@ -93,7 +93,7 @@ def cmd_cache(a) -> None:
     c = faces.stats["counts"]
     print(
         f"{faces.path}: {c['kept']} images kept; skipped: non-RGB {c['skipped_not_rgb']}, undecodable {c['skipped_undecodable']}, "
-        f"too small {c['skipped_too_small']}, too large {c['skipped_too_large']}"
+        f"too small {c['skipped_too_small']}, too large {c['skipped_too_large']}, not a file {c['skipped_not_a_file']}"
     )
 
 

@@ -111,6 +111,7 @@ class DataConfig:
     cache: bool = opt(True, "decode into memory instead of the on-disk cache", flag="--no-cache")
     cache_dir: str | None = opt(None, "where decoded images are cached (default: $ANIMEVAE_CACHE or ~/.cache/animevae)")
     workers: int | None = opt(None, "decode processes (default: all cores)")
+    max_file_mb: float = opt(64.0, "files (and parquet cells) larger than this are skipped as too large, unread")
 
     def __post_init__(self):
         _check_types(self)
@@ -118,6 +119,8 @@ class DataConfig:
             raise UserError(f"--limit must be at least 1, got {self.limit}")
         if self.builtin_count < 1:
             raise UserError(f"builtin_count must be at least 1, got {self.builtin_count}")
+        if not (self.max_file_mb > 0 and math.isfinite(self.max_file_mb)):
+            raise UserError(f"--max-file-mb must be a positive number, got {self.max_file_mb}")
 
 
 AUG, BEYOND, CKPT, TUNE = (

@@ -67,6 +67,7 @@ def read_upload(path, size: int) -> np.ndarray:
             "skipped_too_small": "it is smaller than 8 px on a side",
             "skipped_too_large": "it has more than 40 megapixels",
             "skipped_not_rgb": "it could not be converted to RGB",
+            "skipped_not_a_file": "it is not a regular file",
         }.get(reason, reason)
         raise UploadError(f"{path.name} was skipped: {why}.")
     return arr

@@ -21,6 +21,8 @@ from .errors import UserError
 from .images import save_gif, save_grid, to_hwc
 from .sample import decode_latents, load_model
 
+MAX_IMAGE_BYTES = 64 << 20  # an image file given by name (--a, --b, --image) is read only up to this size
+
 
 def _default_out(run: str, name: str) -> Path:
     return Path(run) / name if Path(run).is_dir() else Path(name)
@@ -36,12 +38,15 @@ def encode_images(model, images: torch.Tensor, batch: int = 128) -> torch.Tensor
 def read_image(path: str | Path, size: int) -> torch.Tensor:
     """One image file -> uint8 3 x size x size (any mode converted to RGB, resized like the training data)."""
     from .data.decode import decode_image
+    from .data.sources import Skipped, read_file
 
-    p = Path(path).expanduser()
-    try:
-        data = p.read_bytes()
-    except OSError as e:
-        raise UserError(f"{path}: cannot read it ({e.strerror or e})") from None
+    data = read_file(str(Path(path).expanduser()), MAX_IMAGE_BYTES)
+    if isinstance(data, OSError):
+        raise UserError(f"{path}: cannot read it ({data.strerror or data})") from None
+    if isinstance(data, Skipped):
+        raise UserError(
+            f"{path}: not read ({data.reason.removeprefix('skipped_').replace('_', ' ')}); give an image file of at most {MAX_IMAGE_BYTES >> 20} MB"
+        )
     arr, reason = decode_image(data, size, convert_to_rgb=True)
     if arr is None:
         raise UserError(f"{path}: not a usable image ({reason.replace('skipped_', '').replace('_', ' ')})")

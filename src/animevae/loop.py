@@ -196,10 +196,11 @@ def load_faces(data_cfg: DataConfig, image_size: int, system: System, show: bool
 
 def describe_data(faces: ImageSet, train_pos: np.ndarray, val_pos: np.ndarray) -> str:
     c = faces.stats["counts"]
-    return (
-        f"data: {faces.stats['source']['name']}: kept {c['kept']}, skipped non-RGB {c['skipped_not_rgb']}, undecodable {c['skipped_undecodable']}, "
-        f"too small {c['skipped_too_small']}, too large {c['skipped_too_large']} | train {len(train_pos)}, held out {len(val_pos)}"
+    skipped = (
+        f"skipped non-RGB {c['skipped_not_rgb']}, undecodable {c['skipped_undecodable']}, too small {c['skipped_too_small']}, "
+        f"too large {c['skipped_too_large']}, not a file {c['skipped_not_a_file']}"
     )
+    return f"data: {faces.stats['source']['name']}: kept {c['kept']}, {skipped} | train {len(train_pos)}, held out {len(val_pos)}"
 
 
 def run_config(

@@ -26,7 +26,7 @@ from ..errors import UserError
 from . import decode as decode_mod
 from .sources import Source, _hash, open_source
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: skipped_not_a_file counted, max_file_mb in the key
 CHUNK = 256
 
 
@@ -127,7 +127,7 @@ def _check_nonempty(stats: dict, source: Source) -> None:
 
 
 def cache_key(source: Source, cfg: DataConfig, image_size: int) -> str:
-    return _hash([CACHE_VERSION, source.fingerprint, image_size, cfg.convert_to_rgb, decode_mod.MIN_SIDE, decode_mod.MAX_PIXELS])
+    return _hash([CACHE_VERSION, source.fingerprint, image_size, cfg.convert_to_rgb, source.max_bytes, decode_mod.MIN_SIDE, decode_mod.MAX_PIXELS])
 
 
 def _open_cached(folder: Path) -> ImageSet:

@@ -14,7 +14,7 @@ import warnings
 import numpy as np
 from PIL import Image, ImageOps
 
-REASONS = ("kept", "skipped_not_rgb", "skipped_undecodable", "skipped_too_small", "skipped_too_large")
+REASONS = ("kept", "skipped_not_rgb", "skipped_undecodable", "skipped_too_small", "skipped_too_large", "skipped_not_a_file")
 MIN_SIDE = 8  # smaller images carry no face; a 1x1 "image" would train on a flat colour
 MAX_PIXELS = 40_000_000  # larger ones are decompression bombs or not faces; refuse before decoding
 
@@ -36,8 +36,8 @@ def to_rgb(img: Image.Image) -> Image.Image:
 
 def decode_image(data, size: int, convert_to_rgb: bool = False) -> tuple[np.ndarray | None, str]:
     """bytes (or an HxWx3 uint8 array, or an Exception from reading) -> (3 x size x size uint8, reason)."""
-    if isinstance(data, Exception):
-        return None, "skipped_undecodable"
+    if isinstance(data, Exception):  # not read: a reason of its own (sources.Skipped), or a read that failed
+        return None, getattr(data, "reason", "skipped_undecodable")
     if isinstance(data, np.ndarray):
         img = Image.fromarray(data)
     else:

@@ -7,10 +7,12 @@ take a slice, and a row id always means the same image of the same source.
 
 from __future__ import annotations
 
+import errno
 import glob
 import hashlib
 import json
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +35,7 @@ class Source:
     column: str | None = None
     image_size: int = 96
     stats: dict = field(default_factory=dict)  # listing-time counts (e.g. files ignored by extension)
+    max_bytes: int = 64 << 20  # a file or cell larger than this is skipped as too large, unread
 
     def read(self, start: int, stop: int) -> list:
         """Encoded images of rows start..stop-1: bytes, an np.ndarray (HxWx3), or an Exception (unreadable)."""
@@ -41,32 +44,63 @@ class Source:
 
             return list(render_faces(stop - start, seed=BUILTIN_SEED, size=self.image_size, start=start))
         if self.kind == "folder":
-            return [_read_file(p) for p in self.items[start:stop]]
+            return [read_file(p, self.max_bytes) for p in self.items[start:stop]]
         cells = self.items[start:stop][self.column]
-        return [_cell_bytes(c) for c in cells]
+        return [_cell_bytes(c, self.max_bytes) for c in cells]
 
     def describe(self) -> dict:
         return {"kind": self.kind, "name": self.name, "rows": self.num_rows, "image_column": self.column, "fingerprint": self.fingerprint}
 
 
-def _read_file(path: str):
+class Skipped(Exception):
+    """A row that is not read at all, with the reason it is counted under (``decode.REASONS``)."""
+
+    def __init__(self, reason: str, what: str):
+        super().__init__(what)
+        self.reason = reason
+
+
+def read_file(path: str, max_bytes: int):
+    """The bytes of a regular file of at most ``max_bytes``; else a ``Skipped`` or the ``OSError``, never blocking.
+
+    FIFOs, sockets, devices (and links to them) are ``skipped_not_a_file`` without being opened for a
+    blocking read: ``open`` on a FIFO would wait for a writer forever, ``/dev/zero`` would never end.
+    Larger files are ``skipped_too_large`` from their size alone; the read is capped too, in case the
+    file grows between the two.
+    """
     try:
-        with open(path, "rb") as f:
-            return f.read()
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))  # a FIFO opens at once, writer or not
     except OSError as e:
+        if e.errno == errno.ENXIO:  # a socket
+            return Skipped("skipped_not_a_file", f"{path}: a socket")
         return e
+    with os.fdopen(fd, "rb") as f:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            return Skipped("skipped_not_a_file", f"{path}: not a regular file")
+        if info.st_size > max_bytes:
+            return Skipped("skipped_too_large", f"{path}: {info.st_size} bytes")
+        try:
+            data = f.read(max_bytes + 1)
+        except OSError as e:
+            return e
+    return data if len(data) <= max_bytes else Skipped("skipped_too_large", f"{path}: over {max_bytes} bytes")
 
 
-def _cell_bytes(cell):
+def _cell_bytes(cell, max_bytes: int):
     """A datasets Image cell (decode=False) is {bytes, path}; bytes may be None when it points at a file."""
     if isinstance(cell, dict):
         if cell.get("bytes") is not None:
-            return cell["bytes"]
+            return _capped(cell["bytes"], max_bytes)
         if cell.get("path"):
-            return _read_file(cell["path"])
+            return read_file(cell["path"], max_bytes)
     if isinstance(cell, (bytes, bytearray)):
-        return bytes(cell)
+        return _capped(bytes(cell), max_bytes)
     return ValueError(f"not an image cell: {type(cell).__name__}")
+
+
+def _capped(data: bytes, max_bytes: int):
+    return data if len(data) <= max_bytes else Skipped("skipped_too_large", f"a {len(data)}-byte cell")
 
 
 def _hash(obj) -> str:
@@ -75,6 +109,12 @@ def _hash(obj) -> str:
 
 def open_source(cfg: DataConfig, image_size: int = 96) -> Source:
     """Resolve ``cfg.source`` to a Source, with a clear error when it does not exist or is empty."""
+    source = _open(cfg, image_size)
+    source.max_bytes = int(cfg.max_file_mb * (1 << 20))
+    return source
+
+
+def _open(cfg: DataConfig, image_size: int) -> Source:
     spec = cfg.source
     if spec == "builtin":
         n = min(cfg.builtin_count, cfg.limit or cfg.builtin_count)
