@@ -15,6 +15,7 @@ import shutil
 import signal
 import sys
 import time
+from contextlib import nullcontext
 from dataclasses import asdict
 from pathlib import Path
 
@@ -51,102 +52,104 @@ def train(
     # where: device, precision, this process's rank among torchrun's
     system = System.setup(cfg.device, cfg.precision, cfg.channels_last)
     show = progress and system.is_writer
-    # the run folder: a new one, or the newest complete checkpoint of the one we resume
-    saved = open_run(out, resume, overwrite, system, show)
-    # the model, initialised by the seed (or loaded from --init-from)
-    torch.manual_seed(cfg.seed)
-    model = build_model(model_cfg, cfg, pretrained=saved is None)
-    # the data: decoded faces (rank 0 builds the cache) and the seeded held-out split
-    faces = load_faces(data_cfg, model.config.image_size, system, show)
-    if saved is not None and saved[1]["data_fingerprint"] != faces.stats["source"]["fingerprint"]:
-        raise UserError(f"--resume {out}: the data source changed since the run started (fingerprint differs); resume needs the same data")
-    train_pos, val_pos = split_rows(len(faces), cfg.val_fraction, cfg.seed)
-    if len(train_pos) < system.world:
-        raise UserError(f"--data {data_cfg.source}: {len(train_pos)} training image(s) for {system.world} processes; use more data")
-    if show:
-        print(describe_data(faces, train_pos, val_pos), file=sys.stderr)
-    # the training state: model, EMA, objective, optimizers by name, scaler, RNGs, progress
-    steps_per_epoch = len(train_pos) // (cfg.batch_size * system.world) or 1
-    state = TrainState.create(model, cfg, system, steps_per_epoch)
-    step_model = wrap_for_steps(state.model, system, cfg.compile)
-    data = DeviceImages(faces.images, system.device)
-    if system.is_writer:
-        check_disk_space(out, state.model, len(train_pos), cfg)
-        runs.write_json(out / runs.CONFIG, run_config(state.model.config, cfg, data_cfg, faces, train_pos, val_pos, system.world, command))
-    log = RunLog(out, cfg, steps_per_epoch, system.world, system.device, show, system.is_writer)
-    if saved is not None:
-        state.restore(*saved, system.rank)
-        log.rewrite_metrics(state.progress.history)
-    p = state.progress
-    recorded = PassLatents(len(faces), state.model.config.latent_dim, system.device) if cfg.clean_latents != "every" else None
-    fused = state.optimizers["model"].defaults.get("fused") and not state.scaler.is_enabled()  # bad steps skipped on the device
+    # one run per folder: the lock holds while this process lives; a second run on it is refused
+    with runs.FolderLock(out) if system.is_writer else nullcontext():
+        # the run folder: a new one, or the newest complete checkpoint of the one we resume
+        saved = open_run(out, resume, overwrite, system, show)
+        # the model, initialised by the seed (or loaded from --init-from)
+        torch.manual_seed(cfg.seed)
+        model = build_model(model_cfg, cfg, pretrained=saved is None)
+        # the data: decoded faces (rank 0 builds the cache) and the seeded held-out split
+        faces = load_faces(data_cfg, model.config.image_size, system, show)
+        if saved is not None and saved[1]["data_fingerprint"] != faces.stats["source"]["fingerprint"]:
+            raise UserError(f"--resume {out}: the data source changed since the run started (fingerprint differs); resume needs the same data")
+        train_pos, val_pos = split_rows(len(faces), cfg.val_fraction, cfg.seed)
+        if len(train_pos) < system.world:
+            raise UserError(f"--data {data_cfg.source}: {len(train_pos)} training image(s) for {system.world} processes; use more data")
+        if show:
+            print(describe_data(faces, train_pos, val_pos), file=sys.stderr)
+        # the training state: model, EMA, objective, optimizers by name, scaler, RNGs, progress
+        steps_per_epoch = len(train_pos) // (cfg.batch_size * system.world) or 1
+        state = TrainState.create(model, cfg, system, steps_per_epoch)
+        step_model = wrap_for_steps(state.model, system, cfg.compile)
+        data = DeviceImages(faces.images, system.device)
+        if system.is_writer:
+            check_disk_space(out, state.model, len(train_pos), cfg)
+            runs.write_json(out / runs.CONFIG, run_config(state.model.config, cfg, data_cfg, faces, train_pos, val_pos, system.world, command))
+        log = RunLog(out, cfg, steps_per_epoch, system.world, system.device, show, system.is_writer)
+        if saved is not None:
+            state.restore(*saved, system.rank)
+            log.rewrite_metrics(state.progress.history)
+        p = state.progress
+        recorded = PassLatents(len(faces), state.model.config.latent_dim, system.device) if cfg.clean_latents != "every" else None
+        fused = state.optimizers["model"].defaults.get("fused") and not state.scaler.is_enabled()  # bad steps skipped on the device
 
-    def save_checkpoint() -> None:
-        captured = state.capture(system.world, data_fingerprint=faces.stats["source"]["fingerprint"])
-        if captured is not None:
-            checkpoint.save(out, p.step, *captured)
+        def save_checkpoint() -> None:
+            captured = state.capture(system.world, data_fingerprint=faces.stats["source"]["fingerprint"])
+            if captured is not None:
+                checkpoint.save(out, p.step, *captured)
 
-    last_save = time.monotonic()
-    with StopSignal() as stop:
-        for epoch in range(p.epoch, cfg.epochs + 1):
-            # a new epoch: this epoch's order, this rank's shard (a resumed epoch continues where it stopped)
-            train_mode(state.model, cfg.freeze)
-            shard = train_pos[np.random.default_rng([cfg.seed, epoch]).permutation(len(train_pos))][system.rank :: system.world]
-            if p.step_in_epoch == 0:
-                state.sums.zero_()
-                p.seen, p.elapsed = 0, 0.0
-            log.start_epoch(epoch, p.step_in_epoch, p.elapsed)
-            if recorded is not None:
-                recorded.clear()
-            for i in range(p.step_in_epoch, steps_per_epoch):
-                # one step: a batch, augmented on the device, through the objective and the optimizers
-                idx = shard[i * cfg.batch_size : (i + 1) * cfg.batch_size]
-                if len(idx) == 0:
-                    idx = shard[: cfg.batch_size]
-                x = augment(data[idx], state.aug_gen, cfg.hflip, cfg.rotation, cfg.rotation_fill, cfg.interpolation)
-                terms, bad = train_step(state, step_model, x.contiguous(memory_format=system.memory_format), fused)
+        last_save = time.monotonic()
+        with StopSignal() as stop:
+            for epoch in range(p.epoch, cfg.epochs + 1):
+                # a new epoch: this epoch's order, this rank's shard (a resumed epoch continues where it stopped)
+                train_mode(state.model, cfg.freeze)
+                shard = train_pos[np.random.default_rng([cfg.seed, epoch]).permutation(len(train_pos))][system.rank :: system.world]
+                if p.step_in_epoch == 0:
+                    state.sums.zero_()
+                    p.seen, p.elapsed = 0, 0.0
+                log.start_epoch(epoch, p.step_in_epoch, p.elapsed)
                 if recorded is not None:
-                    recorded.record(idx, terms.output.mu, terms.output.logvar)
-                p.seen += len(idx)
-                p.step += 1
-                p.bad_steps += log.step(state.sums, terms, bad, len(idx), i, epoch, p.step, p.seen, cfg.beta)
-                # checkpoint when due, and stop cleanly on SIGINT/SIGTERM (every rank votes)
-                stopping = stop.signum is not None
-                if system.world > 1 and (stopping or (i + 1) % cfg.log_every == 0):
-                    stopping = system.any_rank(stopping)
-                due = (cfg.save_every_steps and p.step % cfg.save_every_steps == 0) or (
-                    cfg.save_every_minutes and time.monotonic() - last_save > 60 * cfg.save_every_minutes
-                )
-                if (due or stopping) and i + 1 < steps_per_epoch:
-                    p.epoch, p.step_in_epoch, p.elapsed = epoch, i + 1, log.elapsed()
-                    save_checkpoint()
-                    last_save = time.monotonic()
-                if stopping:
-                    log.close_bar()
-                    name = signal.Signals(stop.signum).name if stop.signum else "stop"
-                    raise Interrupted(
-                        f"{name}: stopped at epoch {epoch}, step {p.step} after saving a checkpoint; continue with: animevae train --resume {out}",
-                        130 if stop.signum == signal.SIGINT else 143,
+                    recorded.clear()
+                for i in range(p.step_in_epoch, steps_per_epoch):
+                    # one step: a batch, augmented on the device, through the objective and the optimizers
+                    idx = shard[i * cfg.batch_size : (i + 1) * cfg.batch_size]
+                    if len(idx) == 0:
+                        idx = shard[: cfg.batch_size]
+                    x = augment(data[idx], state.aug_gen, cfg.hflip, cfg.rotation, cfg.rotation_fill, cfg.interpolation)
+                    terms, bad = train_step(state, step_model, x.contiguous(memory_format=system.memory_format), fused)
+                    if recorded is not None:
+                        recorded.record(idx, terms.output.mu, terms.output.logvar)
+                    p.seen += len(idx)
+                    p.step += 1
+                    p.bad_steps += log.step(state.sums, terms, bad, len(idx), i, epoch, p.step, p.seen, cfg.beta)
+                    # checkpoint when due, and stop cleanly on SIGINT/SIGTERM (every rank votes)
+                    stopping = stop.signum is not None
+                    if system.world > 1 and (stopping or (i + 1) % cfg.log_every == 0):
+                        stopping = system.any_rank(stopping)
+                    due = (cfg.save_every_steps and p.step % cfg.save_every_steps == 0) or (
+                        cfg.save_every_minutes and time.monotonic() - last_save > 60 * cfg.save_every_minutes
                     )
-            log.close_bar()
-            seconds = log.elapsed()
-            if system.world > 1:
-                torch.distributed.all_reduce(state.sums)
-            # the epoch's end: held-out loss, every training image's latents, a sample grid, then the files
-            clean = cfg.clean_latents == "every" or (cfg.clean_latents == "last" and epoch == cfg.epochs)
-            passes = run_epoch_passes(state.final, system, data, faces.row_ids, train_pos, val_pos, recorded, clean, cfg.beta, cfg.seed, cfg.sample_count)
-            p.history.append(epoch_line(epoch, p, state.sums, passes, cfg.beta, state.model.config, system.world, seconds))
-            if system.is_writer:
-                write_epoch_files(out, state.final, passes, epoch, cfg.keep_last)
-                log.end_epoch(p.history, passes.grid)
-            # a checkpoint at every epoch's end: the next step is the next epoch's first
-            state.sums.zero_()
-            p.epoch, p.step_in_epoch, p.seen, p.elapsed = epoch + 1, 0, 0, 0.0
-            save_checkpoint()
-            last_save = time.monotonic()
-    log.close()
-    system.close()
-    return out
+                    if (due or stopping) and i + 1 < steps_per_epoch:
+                        p.epoch, p.step_in_epoch, p.elapsed = epoch, i + 1, log.elapsed()
+                        save_checkpoint()
+                        last_save = time.monotonic()
+                    if stopping:
+                        log.close_bar()
+                        name = signal.Signals(stop.signum).name if stop.signum else "stop"
+                        raise Interrupted(
+                            f"{name}: stopped at epoch {epoch}, step {p.step} after saving a checkpoint; continue with: animevae train --resume {out}",
+                            130 if stop.signum == signal.SIGINT else 143,
+                        )
+                log.close_bar()
+                seconds = log.elapsed()
+                if system.world > 1:
+                    torch.distributed.all_reduce(state.sums)
+                # the epoch's end: held-out loss, every training image's latents, a sample grid, then the files
+                clean = cfg.clean_latents == "every" or (cfg.clean_latents == "last" and epoch == cfg.epochs)
+                passes = run_epoch_passes(state.final, system, data, faces.row_ids, train_pos, val_pos, recorded, clean, cfg.beta, cfg.seed, cfg.sample_count)
+                p.history.append(epoch_line(epoch, p, state.sums, passes, cfg.beta, state.model.config, system.world, seconds))
+                if system.is_writer:
+                    write_epoch_files(out, state.final, passes, epoch, cfg.keep_last)
+                    log.end_epoch(p.history, passes.grid)
+                # a checkpoint at every epoch's end: the next step is the next epoch's first
+                state.sums.zero_()
+                p.epoch, p.step_in_epoch, p.seen, p.elapsed = epoch + 1, 0, 0, 0.0
+                save_checkpoint()
+                last_save = time.monotonic()
+        log.close()
+        system.close()
+        return out
 
 
 def train_step(state: TrainState, step_model: torch.nn.Module, x: torch.Tensor, fused: bool) -> tuple[LossTerms, torch.Tensor]:

@@ -14,10 +14,14 @@ crash at any instant leaves either the old or the new file, never half of one.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
+import socket
+import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +35,7 @@ WEIGHTS = "model.safetensors"
 LATENTS = "latents.safetensors"
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
+LOCK = ".lock"
 
 
 def _umask() -> int:
@@ -225,3 +230,60 @@ def keep_epoch_copy(out: Path, epoch: int, keep_last: int) -> None:
         old = sorted((p for p in epochs.iterdir() if p.name.startswith("epoch_") and p.name[6:].isdigit()), key=lambda p: int(p.name[6:]))
         for p in old[: max(0, len(old) - keep_last)]:
             shutil.rmtree(p, ignore_errors=True)
+
+
+class FolderLock:
+    """One process at a time in a folder: an exclusive ``flock`` on FOLDER/NAME, which holds the owner's pid and host.
+
+    The kernel drops the lock when its process ends, however it ends, so a lock left by a killed run is
+    stale by construction: the next run takes it over (and says so). ``acquire(wait=False)`` refuses with
+    a one-line error naming the other process; ``wait=True`` waits for it (the cache build).
+    """
+
+    def __init__(self, folder: str | os.PathLike, name: str = LOCK, what: str = "--out"):
+        self.folder, self.path, self.what, self.fd = Path(folder), Path(folder) / name, what, None
+
+    def owner(self) -> str:
+        try:
+            info = json.loads(self.path.read_text() or "{}")
+        except (OSError, ValueError):
+            return "another process"
+        return f"pid {info.get('pid', '?')} on {info.get('host', '?')}, since {info.get('since', '?')}" if info else "another process"
+
+    def acquire(self, wait: bool = False) -> FolderLock:
+        if self.folder.exists() and not self.folder.is_dir():
+            raise UserError(f"{self.what} {self.folder}: exists and is not a folder; choose another path")
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise UserError(f"{self.what} {self.folder}: cannot write there ({e.strerror}); choose a writable folder") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if not wait:
+                os.close(fd)
+                who = self.owner()
+                raise UserError(f"{self.what} {self.folder}: in use by another animevae run ({who}); wait for it to end, or pick another folder") from None
+            print(f"animevae: waiting for {self.owner()}, which is building {self.folder} ...", file=sys.stderr, flush=True)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        left = os.pread(fd, 4096, 0)
+        if left:  # a holder that ended without releasing: killed
+            print(f"animevae: note: taking over {self.path.name} in {self.folder} from a run that did not finish ({self.owner()})", file=sys.stderr)
+        record = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%d %H:%M:%S")}).encode()
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, record, 0)
+        self.fd = fd
+        return self
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.ftruncate(self.fd, 0)  # empty: ended cleanly
+            os.close(self.fd)
+            self.fd = None
+
+    def __enter__(self) -> FolderLock:
+        return self if self.fd is not None else self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()

@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 
 from ..config import DataConfig
 from ..errors import UserError
+from ..runs import FolderLock
 from . import decode as decode_mod
 from .sources import Source, _hash, open_source
 
@@ -150,29 +151,45 @@ def load_images(cfg: DataConfig, image_size: int, progress: bool = True, source:
 
     root = Path(cfg.cache_dir).expanduser() if cfg.cache_dir else default_cache_dir()
     folder = root / cache_key(source, cfg, image_size)
-    if (folder / "meta.json").exists():
-        try:
-            cached = _open_cached(folder)
-            _check_nonempty(cached.stats, source)
+    cached = _try_cached(folder, source)
+    if cached is not None:
+        return cached
+    # one build per cache entry: a second process on the same new source waits, then reads what the first built
+    with FolderLock(root, name=f".{folder.name}.lock", what="cache folder").acquire(wait=True):
+        cached = _try_cached(folder, source)
+        if cached is not None:
             return cached
-        except (OSError, ValueError, KeyError, json.JSONDecodeError):
-            shutil.rmtree(folder, ignore_errors=True)  # damaged: rebuild below
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=root))
-    except OSError as e:
-        raise UserError(f"cache folder {root}: cannot write there ({e.strerror}); set --cache-dir or pass --no-cache") from None
-    try:
-        rows, reasons = _decode_into(source, cfg, image_size, tmp / "images.u8", progress)
-        stats = _stats(source, reasons)
-        np.save(tmp / "row_ids.npy", rows)
-        meta = {"version": CACHE_VERSION, "shape": [len(rows), 3, image_size, image_size], "stats": stats}
-        (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
-        if folder.exists():
-            shutil.rmtree(folder, ignore_errors=True)
-        os.replace(tmp, folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        for left in root.glob(f".{folder.name}.*"):  # a killed build's temporary folder (no live build holds the lock)
+            if left.is_dir():
+                shutil.rmtree(left, ignore_errors=True)
+        try:
+            tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=root))
+        except OSError as e:
+            raise UserError(f"cache folder {root}: cannot write there ({e.strerror}); set --cache-dir or pass --no-cache") from None
+        try:
+            rows, reasons = _decode_into(source, cfg, image_size, tmp / "images.u8", progress)
+            stats = _stats(source, reasons)
+            np.save(tmp / "row_ids.npy", rows)
+            meta = {"version": CACHE_VERSION, "shape": [len(rows), 3, image_size, image_size], "stats": stats}
+            (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
+            if folder.exists():
+                shutil.rmtree(folder, ignore_errors=True)
+            os.replace(tmp, folder)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
     _check_nonempty(stats, source)
     return _open_cached(folder)
+
+
+def _try_cached(folder: Path, source: Source) -> ImageSet | None:
+    """The cache entry when it is complete and readable; a damaged one is removed (and rebuilt by the caller)."""
+    if not (folder / "meta.json").exists():
+        return None
+    try:
+        cached = _open_cached(folder)
+    except (OSError, ValueError, KeyError, json.JSONDecodeError):
+        shutil.rmtree(folder, ignore_errors=True)
+        return None
+    _check_nonempty(cached.stats, source)
+    return cached
