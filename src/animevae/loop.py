@@ -52,6 +52,8 @@ def train(
     # where: device, precision, this process's rank among torchrun's
     system = System.setup(cfg.device, cfg.precision, cfg.channels_last)
     show = progress and system.is_writer
+    if system.is_writer and not resume:
+        runs.check_out_dir(out, overwrite)  # before the lock: a refused run leaves the folder as it was
     # one run per folder: the lock holds while this process lives; a second run on it is refused
     with runs.FolderLock(out) if system.is_writer else nullcontext():
         # the run folder: a new one, or the newest complete checkpoint of the one we resume

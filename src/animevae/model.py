@@ -242,6 +242,9 @@ def load_weights(model: nn.Module, path: str | os.PathLike, map_location="cpu") 
         if wrong:
             parts.append(f"shape mismatch: {wrong[0]}")
         raise UserError(f"{path}: weights do not fit this model config: {'; '.join(parts)}")
+    broken = next((k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()), None)
+    if broken is not None:
+        raise UserError(f"{path}: tensor {broken} holds NaN or inf; these weights cannot make faces (an earlier copy may be in RUN/epochs/)")
     model.load_state_dict(state, strict=True)
 
 

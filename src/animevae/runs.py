@@ -122,6 +122,27 @@ def load_tensors(path, device: str = "cpu") -> dict[str, torch.Tensor]:
         raise UserError(f"{path}: not a readable safetensors file ({str(e).splitlines()[0][:120]}); it may be damaged or not an animevae file") from None
 
 
+def read_metadata(path) -> dict[str, str]:
+    """A safetensors file's string metadata ({} when it has none or cannot be read)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), "pt") as f:
+            return dict(f.metadata() or {})
+    except (SafetensorError, OSError, ValueError):
+        return {}
+
+
+def sha256_file(path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def read_json(path) -> dict:
     try:
         data = json.loads(Path(path).read_text())
@@ -180,11 +201,30 @@ class Latents:
             raise UserError(f"{path}: expected tensors mu, logvar, row_id; found {', '.join(sorted(t))}")
         if not (t["mu"].ndim == 2 and t["mu"].shape == t["logvar"].shape and t["row_id"].shape == t["mu"].shape[:1]):
             raise UserError(f"{path}: mu, logvar and row_id do not line up")
+        bad = int((~torch.isfinite(t["mu"]).all(1) | ~torch.isfinite(t["logvar"]).all(1)).sum())
+        if bad:
+            raise UserError(f"{path}: {bad} of {len(t['mu'])} rows hold NaN or inf; the faces from them would be garbage: resume or retrain the run")
         return cls(t["mu"].float(), t["logvar"].float(), t["row_id"])
+
+    def check(self, config: dict, where) -> Latents:
+        """Refuse latents that do not belong to the run's model (width) or its training split (rows)."""
+        width = (config.get("model") or config).get("latent_dim")
+        if width is not None and self.mu.shape[1] != width:
+            raise UserError(f"{where}: latents are {self.mu.shape[1]} wide but the model's latent_dim is {width}; they come from another run")
+        rows = (config.get("split") or {}).get("train")
+        if rows is not None and len(self.mu) != rows:
+            raise UserError(f"{where}: {len(self.mu)} latent rows but the run trained on {rows} images; they come from another run or another data source")
+        return self
 
 
 def load_latents(run: str, revision: str | None = None) -> Latents:
-    return Latents.load(resolve_file(run, LATENTS, revision=revision))
+    """The run's latents, checked for finite values and against its own config.json (width, row count) when it has one."""
+    path = resolve_file(run, LATENTS, revision=revision)
+    latents = Latents.load(path)
+    local = Path(run).expanduser()
+    if local.is_dir() and not (local / CONFIG).is_file():
+        return latents  # a bare latents file claims nothing beyond itself (the model loader needs config.json anyway)
+    return latents.check(load_run_config(run, revision), path)
 
 
 def load_run_config(run: str, revision: str | None = None) -> dict:
@@ -195,17 +235,25 @@ RUN_FILES = (CONFIG, WEIGHTS, LATENTS, METRICS, "loss.png")
 RUN_FOLDERS = ("samples", "epochs", "checkpoints", "tensorboard")
 
 
+def check_out_dir(out: Path, overwrite: bool) -> None:
+    """Refuse, touching nothing, a --out that is a file or already holds a run (unless it is to be overwritten)."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out}: exists and is not a folder; choose another path")
+    if out.is_dir() and (out / CONFIG).exists() and not overwrite:
+        live = FolderLock(out).holder()
+        if live:
+            raise UserError(f"--out {out}: in use by another animevae run ({live}); wait for it to end, or pick another folder")
+        raise UserError(f"--out {out}: already holds a run; pass --resume {out} to continue it, --overwrite to replace it, or pick a new --out")
+
+
 def prepare_out_dir(out: Path, overwrite: bool) -> None:
     """Refuse to write over another run, and fail before training if the folder can't be written.
 
     ``overwrite`` removes the old run's own files and folders (nothing else in the folder), so no
     stale metrics line, sample grid or checkpoint of the old run mixes with the new one.
     """
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out}: exists and is not a folder; choose another path")
+    check_out_dir(out, overwrite)
     if out.is_dir() and (out / CONFIG).exists():
-        if not overwrite:
-            raise UserError(f"--out {out}: already holds a run; pass --resume {out} to continue it, --overwrite to replace it, or pick a new --out")
         for name in RUN_FOLDERS:
             shutil.rmtree(out / name, ignore_errors=True)
         for name in RUN_FILES:
@@ -249,6 +297,20 @@ class FolderLock:
         except (OSError, ValueError):
             return "another process"
         return f"pid {info.get('pid', '?')} on {info.get('host', '?')}, since {info.get('since', '?')}" if info else "another process"
+
+    def holder(self) -> str | None:
+        """Who holds the lock now (a live process), without taking it or creating the file; None when free."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except OSError:
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            return None
+        except BlockingIOError:
+            return self.owner()
+        finally:
+            os.close(fd)
 
     def acquire(self, wait: bool = False) -> FolderLock:
         if self.folder.exists() and not self.folder.is_dir():

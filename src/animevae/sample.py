@@ -35,22 +35,29 @@ def load_or_fit_gmm(
 ) -> GMMSampler:
     """The run's fitted mixture: read from RUN/gmm_<k>_<cov>.safetensors, or fitted now (and saved there).
 
-    A saved mixture older than the run's latents.safetensors is refitted. A run on the Hub (or a
-    read-only folder) is fitted in memory each time.
+    A saved mixture is used only when it records the sha256 of the latents file it was fitted on and
+    that is today's file, and its tensors fit the latents; otherwise it is refitted, with one line
+    saying why. A run on the Hub (or a read-only folder) is fitted in memory each time.
     """
     import sys
 
     if covariance_type not in GMMSampler.COVARIANCE_TYPES:
         raise UserError(f"--gmm-covariance {covariance_type}: unknown; choose full or diag")
     latents_path = Path(runs.resolve_file(run, runs.LATENTS, revision=revision))
+    latents = runs.load_latents(run, revision)  # checked against the run's config: width, rows, finite values
     local = Path(run).expanduser().is_dir()
     path = gmm_file(Path(run).expanduser(), n_components, covariance_type) if local else None
-    if path is not None and path.is_file() and path.stat().st_mtime >= latents_path.stat().st_mtime:
-        try:
-            return GMMSampler.from_tensors(runs.load_tensors(path), covariance_type)
-        except (UserError, KeyError, ValueError):
-            pass  # damaged or foreign: refit below
-    mu = runs.Latents.load(latents_path).mu
+    fitted_on = runs.sha256_file(latents_path)
+    if path is not None and path.is_file():
+        why = "it was fitted on other latents"
+        if runs.read_metadata(path).get("latents_sha256") == fitted_on:
+            try:
+                return GMMSampler.from_tensors(runs.load_tensors(path), covariance_type, latents.mu.shape[1])
+            except (UserError, ValueError) as e:
+                why = str(e)
+        if progress:
+            print(f"gmm: not using {path.name} ({why}); fitting it again", file=sys.stderr)
+    mu = latents.mu
     if progress:
         print(
             f"gmm: fitting {n_components} {covariance_type}-covariance components to {min(len(mu), GMMSampler.MAX_FIT)} latents ...",
@@ -59,12 +66,9 @@ def load_or_fit_gmm(
         )
     sampler = GMMSampler.fit(mu, n_components, covariance_type)
     if path is not None:
+        meta = {"n_components": str(n_components), "covariance_type": covariance_type, "fitted_on": str(min(len(mu), GMMSampler.MAX_FIT))}
         try:
-            runs.save_tensors(
-                sampler.tensors(),
-                path,
-                metadata={"n_components": str(n_components), "covariance_type": covariance_type, "fitted_on": str(min(len(mu), GMMSampler.MAX_FIT))},
-            )
+            runs.save_tensors(sampler.tensors(), path, metadata={**meta, "latents_sha256": fitted_on})
         except OSError:
             pass  # a read-only run folder: use the mixture without keeping it
     return sampler

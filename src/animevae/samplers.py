@@ -145,5 +145,15 @@ class GMMSampler(Sampler):
         return {"weights": self.weights, "means": self.means, "scale": self.scale}
 
     @classmethod
-    def from_tensors(cls, t: dict[str, torch.Tensor], covariance_type: str) -> GMMSampler:
-        return cls(t["weights"], t["means"], t["scale"], covariance_type)
+    def from_tensors(cls, t: dict[str, torch.Tensor], covariance_type: str, latent_dim: int) -> GMMSampler:
+        """A saved mixture, refused (ValueError, saying why) unless its shapes fit ``latent_dim`` and its numbers are finite."""
+        if not {"weights", "means", "scale"} <= set(t):
+            raise ValueError(f"expected weights, means, scale; found {', '.join(sorted(t))}")
+        w, m, s = t["weights"], t["means"], t["scale"]
+        k = len(w)
+        scale_shape = (k, latent_dim, latent_dim) if covariance_type == "full" else (k, latent_dim)
+        if w.ndim != 1 or tuple(m.shape) != (k, latent_dim) or tuple(s.shape) != scale_shape:
+            raise ValueError(f"shapes {tuple(w.shape)}, {tuple(m.shape)}, {tuple(s.shape)} do not fit {latent_dim}-wide latents")
+        if not all(torch.isfinite(x).all() for x in (w, m, s)) or (w < 0).any() or abs(float(w.sum()) - 1) > 1e-6:
+            raise ValueError("non-finite parameters or weights that are not a distribution")
+        return cls(w, m, s, covariance_type)
