@@ -60,7 +60,17 @@ def train(
         settings = {**options, **({"source": data} if data is not None else {})}
         model_cfg, train_cfg, data_cfg = resolve_configs(settings, preset, config)
         command = command or f"animevae.train({str(out)!r}, {', '.join(f'{k}={v!r}' for k, v in settings.items())})"
-    train_loop(model_cfg, train_cfg, data_cfg, out, overwrite=overwrite, progress=progress, command=command, resume=resume)
+    try:
+        train_loop(model_cfg, train_cfg, data_cfg, out, overwrite=overwrite, progress=progress, command=command, resume=resume)
+    except (OSError, runs.WriteFailed) as e:  # a full disk mid-run, say: what failed, and how to go on
+        what = str(e) if isinstance(e, runs.WriteFailed) else f"{e.filename or 'a file'}: {e.strerror or e}"
+        saved = any(Path(out, "checkpoints").glob("step_*"))
+        then = (
+            f"the last complete checkpoint is in {Path(out) / 'checkpoints'}: fix that, then: animevae train --resume {out}"
+            if saved
+            else "no checkpoint was written yet: fix that, then start the run again"
+        )
+        raise UserError(f"{what}; the run stopped, {then}") from None
     return Run(out)
 
 

@@ -60,20 +60,27 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+class WriteFailed(UserError):
+    """A file could not be written (a full disk, say); the old file, if any, is untouched."""
+
+
 def atomic_write(path: str | os.PathLike, write) -> None:
     """Call ``write(tmp_path)``, fsync the result, then rename it over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    path, tmp = Path(path), None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
         write(tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as e:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, (OSError, SafetensorError)):  # no space, no permission, a vanished folder ...
+            raise WriteFailed(f"cannot write {path} ({getattr(e, 'strerror', None) or str(e).splitlines()[0][:120]})") from None
         raise
     fsync_dir(path.parent)
 
