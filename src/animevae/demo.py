@@ -3,7 +3,8 @@
 Four tabs: generate a grid (mix or prior sampler), explore the top principal directions of the
 stored latent means with sliders (the face redraws as they move), interpolate between two uploaded
 faces, and reconstruct an uploaded face. Uploads are checked before anything decodes them: at most
-10 MB, sides of at most 4096 px, and something ``decode_image`` accepts as an image.
+10 MB, sides of at most 4096 px (read from the header), and something ``decode_image`` accepts as an
+image. One computation runs at a time; at most QUEUE_SIZE requests wait, more are refused.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from .sample import DEFAULT_MIX_K, decode_latents, load_model, make_sampler
 MAX_UPLOAD_BYTES = 10 * 1000 * 1000
 MAX_UPLOAD_SIDE = 4096
 NUM_DIRECTIONS = 6
+QUEUE_SIZE = 32  # requests waiting for the model; beyond this the demo answers "the queue is full"
 SLIDER_RANGE = 3.0  # standard deviations along a direction
 # faces are 96 px: show them larger, with crisp pixels
 CSS = (
@@ -56,6 +58,8 @@ def read_upload(path, size: int) -> np.ndarray:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             w, h = Image.open(io.BytesIO(data)).size
+    except Image.DecompressionBombError:  # Pillow refuses it from the header alone
+        raise UploadError(f"{path.name} has far too many pixels; upload an image with sides of at most {MAX_UPLOAD_SIDE} px.") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
         raise UploadError(f"{path.name} is not an image this demo can read (use PNG, JPEG, WebP, BMP or GIF).") from None
     if max(w, h) > MAX_UPLOAD_SIDE:
@@ -185,7 +189,7 @@ def build_app(run, device: str = "cpu"):
                     temperature = gr.Slider(0.1, 2.0, value=1.0, step=0.05, label="temperature (prior)")
                     go = gr.Button("Generate", variant="primary", elem_id="generate-button")
                 grid = picture("generated faces", "generate-output", height=560, elem_classes="grid-image")
-            go.click(guarded(demo_model.generate_grid), [sampler, count, seed, mix_k, temperature], grid)
+            go.click(guarded(demo_model.generate_grid), [sampler, count, seed, mix_k, temperature], grid, api_name="generate")
 
         with gr.Tab("Explore the latent space"):
             gr.Markdown(
@@ -222,7 +226,7 @@ def build_app(run, device: str = "cpu"):
             steps = gr.Slider(3, 16, value=8, step=1, label="steps")
             interp_go = gr.Button("Interpolate", variant="primary", elem_id="interpolate-button")
             strip = picture("A, the path, B", "interpolate-output", elem_classes=None)
-            interp_go.click(guarded(demo_model.interpolate), [file_a, file_b, steps], strip)
+            interp_go.click(guarded(demo_model.interpolate), [file_a, file_b, steps], strip, api_name="interpolate")
 
         with gr.Tab("Reconstruct"):
             gr.Markdown(
@@ -233,7 +237,7 @@ def build_app(run, device: str = "cpu"):
             with gr.Row():
                 seen = picture("as the model sees it", "reconstruct-input", height=288)
                 recon = picture("reconstruction", "reconstruct-output", height=288)
-            upload.change(guarded(lambda p: (None, None) if p is None else demo_model.reconstruct(p)), upload, [seen, recon])
+            upload.change(guarded(lambda p: (None, None) if p is None else demo_model.reconstruct(p)), upload, [seen, recon], api_name="reconstruct")
     return app
 
 
@@ -248,7 +252,8 @@ def launch(run, host: str = "127.0.0.1", port: int = 7860, share: bool = False) 
         raise UserError(f"--port must be between 1 and 65535, got {port}")
     app = build_app(run)
     try:
-        app.queue(default_concurrency_limit=1).launch(
+        # one computation at a time (the model runs on all cores), at most QUEUE_SIZE waiting: more are refused with a message
+        app.queue(default_concurrency_limit=1, max_size=QUEUE_SIZE).launch(
             server_name=host, server_port=port, share=share, max_file_size=MAX_UPLOAD_BYTES, ssr_mode=False, footer_links=[], show_error=True, css=CSS
         )
     except OSError as e:
