@@ -12,31 +12,12 @@ import uuid
 
 import pytest
 import torch
+from test_resume import BASE
 
 from animevae import checkpoint
 from animevae.runs import load_tensors
 
-RUN = [
-    "--data",
-    "builtin",
-    "--builtin-count",
-    "256",
-    "--image-size",
-    "48",
-    "--base-channels",
-    "16",
-    "--latent-dim",
-    "32",
-    "--batch-size",
-    "16",
-    "--keep-last",
-    "1",
-    "--quiet",
-    "--seed",
-    "5",
-    "--epochs",
-    "6",
-]
+RUN = [*BASE, "--epochs", "6"]  # the resume test's small deterministic run, longer
 
 
 @pytest.fixture
