@@ -72,7 +72,7 @@ def test_jupyter_shows_the_summary_and_the_grid(api_run):
 def test_resume_and_mistakes_are_user_errors(api_run, tmp_path):
     run = animevae.train(api_run.path, resume=True, epochs=3, progress=False)
     assert [m["epoch"] for m in run.metrics] == [1, 2, 3]
-    with pytest.raises(UserError, match="only --epochs can change"):
+    with pytest.raises(UserError, match="only --epochs and --max-minutes can change"):
         animevae.train(api_run.path, resume=True, lr=0.1)
     with pytest.raises(UserError, match="unknown setting 'learning_rate'"):
         animevae.train(tmp_path / "x", data="builtin", learning_rate=0.1)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import os
 import signal
 import subprocess
 import sys
@@ -207,20 +206,7 @@ def test_damaged_cache_is_rebuilt(tmp_path, messy_dir):
 # source: reading it waits for a writer that only the test controls, so the build cannot finish
 # before the test interrupts it.
 
-N_BEFORE = cache_mod.CHUNK + 10  # rows before the FIFO: at least one full chunk is decoded first
-
-
-def _blocking_folder(tmp_path) -> tuple[Path, Path, bytes, np.ndarray]:
-    folder = tmp_path / "faces"
-    folder.mkdir()
-    faces = render_faces(N_BEFORE + 3, seed=3, size=16)
-    for i in range(N_BEFORE):
-        (folder / f"a{i:04d}.png").write_bytes(encode(Image.fromarray(faces[i]), "PNG"))
-    fifo = folder / "b-pipe.png"  # sorts after the a* files
-    os.mkfifo(fifo)
-    for i in range(N_BEFORE + 1, N_BEFORE + 3):
-        (folder / f"c{i}.png").write_bytes(encode(Image.fromarray(faces[i]), "PNG"))
-    return folder, fifo, encode(Image.fromarray(faces[N_BEFORE]), "PNG"), faces
+SLOW = {"source": "builtin", "builtin_count": 6000, "workers": 1}  # a build long enough (seconds) to be caught mid-way
 
 
 def _wait_for_build_folder(root: Path, timeout: float = 60) -> Path | None:
@@ -234,76 +220,65 @@ def _wait_for_build_folder(root: Path, timeout: float = 60) -> Path | None:
     return None
 
 
-def _release(fifo: Path):
-    """Unblock a writer still waiting on the FIFO (a reader that opens and closes)."""
-    try:
-        os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))
-    except OSError:
-        pass
+def _dirs(root: Path) -> list[Path]:
+    return [p for p in root.iterdir() if p.is_dir()]  # the build's lock file aside
 
 
-needs_fifo = pytest.mark.skipif(not hasattr(os, "mkfifo") or not hasattr(signal, "pthread_kill"), reason="needs POSIX FIFOs and signals")
+needs_signals = pytest.mark.skipif(not hasattr(signal, "pthread_kill"), reason="needs POSIX signals")
 
 
-@needs_fifo
-def test_killed_build_leaves_no_cache_and_is_not_reused(tmp_path):
-    folder, fifo, fifo_png, faces = _blocking_folder(tmp_path)
+def test_killed_build_leaves_no_cache_and_its_leftover_is_removed_by_the_next_build(tmp_path):
     root = tmp_path / "cache"
     script = (
         "import sys; from animevae.config import DataConfig; from animevae.data.cache import load_images; "
-        "load_images(DataConfig(source=sys.argv[1], cache_dir=sys.argv[2], workers=1), 16, progress=False)"
+        f"load_images(DataConfig(**{SLOW!r}, cache_dir=sys.argv[1]), 96, progress=False)"
     )
-    proc = subprocess.Popen([sys.executable, "-c", script, str(folder), str(root)], stderr=subprocess.PIPE)
+    proc = subprocess.Popen([sys.executable, "-c", script, str(root)], stderr=subprocess.PIPE)
     try:
         partial = _wait_for_build_folder(root)
         assert partial is not None, proc.stderr.read().decode()[-2000:] if proc.poll() is not None else "no build"
-        time.sleep(0.5)  # let it decode the first rows and block on the FIFO
+        time.sleep(0.3)
         assert proc.poll() is None  # still running: mid-build
     finally:
         proc.kill()  # SIGKILL: no cleanup code runs, like a power cut or the OOM killer
         proc.wait(30)
-    leftovers = list(root.iterdir())
-    assert leftovers == [partial] and partial.name.startswith(".")
+    assert _dirs(root) == [partial] and partial.name.startswith(".")
     assert not (partial / "meta.json").exists()
 
-    writer = threading.Thread(target=lambda: fifo.write_bytes(fifo_png), daemon=True)
-    writer.start()
-    try:
-        result = _load(folder, tmp_path, size=16)
-    finally:
-        _release(fifo)
-        writer.join(10)
+    result = load_images(DataConfig(**SLOW, cache_dir=str(root)), 96, progress=False)
     assert partial.name.startswith(f".{result.path.name}.")  # the same key: the leftover was there to misuse
     assert result.path.parent == root and not result.path.name.startswith(".")
-    assert (result.path / "meta.json").is_file()
-    assert len(result) == N_BEFORE + 3 and list(result.row_ids) == list(range(N_BEFORE + 3))
-    np.testing.assert_array_equal(np.asarray(result.images), faces.transpose(0, 3, 1, 2))  # PNG is lossless
-    assert partial.exists() and not (partial / "meta.json").exists()  # left alone, never renamed into place
+    assert (result.path / "meta.json").is_file() and len(result) == 6000
+    np.testing.assert_array_equal(np.asarray(result.images[:4]), render_faces(4, seed=1234, size=96).transpose(0, 3, 1, 2))
+    assert not partial.exists() and _dirs(root) == [result.path]  # removed by the next build, never renamed into place
 
 
 class _Interrupted(BaseException):  # like KeyboardInterrupt: not an Exception, so nothing may swallow it
     pass
 
 
-@needs_fifo
+@needs_signals
 def test_failed_build_removes_its_temporary_folder(tmp_path):
-    folder, fifo, _, _ = _blocking_folder(tmp_path)
     root = tmp_path / "cache"
     main = threading.get_ident()
 
     def handler(signum, frame):
         raise _Interrupted()
 
+    done = threading.Event()
+
     def interrupt_mid_build():
-        _wait_for_build_folder(root, timeout=30)
-        time.sleep(0.3)
-        signal.pthread_kill(main, signal.SIGUSR1)
+        if _wait_for_build_folder(root, timeout=30) is not None and not done.wait(0.3):
+            signal.pthread_kill(main, signal.SIGUSR1)
 
     old = signal.signal(signal.SIGUSR1, handler)
+    interrupter = threading.Thread(target=interrupt_mid_build, daemon=True)
     try:
-        threading.Thread(target=interrupt_mid_build, daemon=True).start()
+        interrupter.start()
         with pytest.raises(_Interrupted):
-            _load(folder, tmp_path, size=16)
+            load_images(DataConfig(**SLOW, cache_dir=str(root)), 96, progress=False)
     finally:
+        done.set()
+        interrupter.join(30)  # no signal can arrive after the handler is restored
         signal.signal(signal.SIGUSR1, old)
-    assert list(root.iterdir()) == []  # neither a finished cache nor a half-written one
+    assert _dirs(root) == []  # neither a finished cache nor a half-written one

@@ -21,7 +21,7 @@ import torch
 from PIL import Image
 
 from . import runs
-from .config import DataConfig, resolve_configs, resumed_configs
+from .config import RESUME_MAY_CHANGE, DataConfig, resolve_configs, resumed_configs
 from .errors import UserError
 from .evaluate import evaluate as evaluate_run
 from .explore import encode_images, lerp, read_image, slerp
@@ -52,10 +52,10 @@ def train(
     ``config`` names a TOML/JSON file of settings; ``preset`` is ``"seed"`` (the notebook's) or ``"quality"``.
     """
     if resume:
-        extra = sorted(k for k in options if k != "epochs") + (["data"] if data is not None else []) + (["config"] if config else [])
+        extra = sorted(k for k in options if k not in RESUME_MAY_CHANGE) + (["data"] if data is not None else []) + (["config"] if config else [])
         if extra:
-            raise UserError(f"--resume continues a run exactly as configured; only --epochs can change (got --{extra[0].replace('_', '-')})")
-        model_cfg, train_cfg, data_cfg, command = resumed_configs(str(out), options.get("epochs"))
+            raise UserError(f"--resume continues a run exactly as configured; only --epochs and --max-minutes can change (got --{extra[0].replace('_', '-')})")
+        model_cfg, train_cfg, data_cfg, command = resumed_configs(str(out), **options)
     else:
         settings = {**options, **({"source": data} if data is not None else {})}
         model_cfg, train_cfg, data_cfg = resolve_configs(settings, preset, config)

@@ -61,7 +61,7 @@ def cmd_train(a) -> None:
     if a.resume:  # flags that are not settings (the API refuses the settings themselves)
         extra = sorted(k for k in vars(a) if k in ("preset", "out", "overwrite") or (k == "config" and a.config))
         if extra:
-            raise UserError(f"--resume continues a run exactly as configured; only --epochs can change (got --{extra[0]})")
+            raise UserError(f"--resume continues a run exactly as configured; only --epochs and --max-minutes can change (got --{extra[0]})")
     out = a.resume or getattr(a, "out", "runs/anime")
     run = train(
         out,

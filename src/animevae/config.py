@@ -136,6 +136,7 @@ class TrainConfig:
     """How a run trains. Defaults are the seed's (Adam, 100 epochs, batch 64) plus what users expect."""
 
     epochs: int = opt(100, "passes over the training images (the seed's: 100)")
+    max_minutes: float | None = opt(None, "stop after this many minutes of training (and end-of-epoch passes), every output written as at a normal end")
     batch_size: int = opt(64, "images per step")
     lr: float = opt(1e-3, "Adam learning rate (1e-4 by default with --init-from)")
     beta: float = opt(1.0, "weight of the KL term (the seed's: 1)")
@@ -177,6 +178,8 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "log_every", "sample_count"):
             if getattr(self, name) < 1:
                 raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        if self.max_minutes is not None and not (self.max_minutes > 0 and math.isfinite(self.max_minutes)):
+            raise UserError(f"--max-minutes must be a positive number of minutes, got {self.max_minutes}")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise UserError(f"--lr must be a positive number, got {self.lr}")
         if not (self.beta >= 0 and math.isfinite(self.beta)):
@@ -264,8 +267,11 @@ def resolve_configs(settings: dict, preset: str = "seed", config_file: str | Non
     return tuple(from_dict(cls, sections[name], where) for name, cls in SECTIONS.items())  # type: ignore[return-value]
 
 
-def resumed_configs(run: str, epochs: int | None = None) -> tuple[ModelConfig, TrainConfig, DataConfig, str | None]:
-    """A run folder's own saved configs and command, to continue it exactly; only ``epochs`` may change (to train longer)."""
+RESUME_MAY_CHANGE = ("epochs", "max_minutes")  # to train longer; nothing else changes in a resumed run
+
+
+def resumed_configs(run: str, **longer) -> tuple[ModelConfig, TrainConfig, DataConfig, str | None]:
+    """A run folder's own saved configs and command, to continue it exactly; only ``epochs`` and ``max_minutes`` may change."""
     path = Path(run) / "config.json"
     if not path.is_file():
         raise UserError(f"--resume {run}: no config.json there; is it an animevae run folder?")
@@ -274,8 +280,7 @@ def resumed_configs(run: str, epochs: int | None = None) -> tuple[ModelConfig, T
         sections = {name: dict(saved[name]) for name in SECTIONS}
     except (OSError, ValueError, KeyError, TypeError):
         raise UserError(f"{path}: not a readable animevae run config; start the run again with --overwrite") from None
-    if epochs is not None:
-        sections["train"]["epochs"] = epochs
+    sections["train"].update({k: v for k, v in longer.items() if k in RESUME_MAY_CHANGE and v is not None})
     model, train, data = (from_dict(cls, sections[name], str(path)) for name, cls in SECTIONS.items())
     return model, train, data, saved.get("command")
 

@@ -110,6 +110,15 @@ class RunLog:
                 file=sys.stderr,
             )
 
+    def budget_spent(self, p: Progress, max_minutes: float) -> None:
+        """Say where --max-minutes stopped the run and how to go on (with --quiet too: it ended early)."""
+        if self.writer:
+            tqdm.write(
+                f"--max-minutes {max_minutes:g} spent after {p.trained_seconds / 60:.1f} minutes, at epoch {p.epoch}, step {p.step}: "
+                f"every output written; to train longer: animevae train --resume {self.out} --max-minutes MORE",
+                file=sys.stderr,
+            )
+
     def rewrite_metrics(self, history: list[dict]) -> None:
         """After a resume: metrics.jsonl matches the checkpoint again (drops a line written after it)."""
         if self.writer:

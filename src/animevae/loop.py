@@ -103,6 +103,7 @@ def train(
                 log.start_epoch(epoch, p.step_in_epoch, p.elapsed)
                 if recorded is not None:
                     recorded.clear()
+                out_of_time = False
                 for i in range(p.step_in_epoch, steps_per_epoch):
                     # one step: a batch, augmented on the device, through the objective and the optimizers
                     idx = shard[i * cfg.batch_size : (i + 1) * cfg.batch_size]
@@ -115,14 +116,15 @@ def train(
                     p.seen += len(idx)
                     p.step += 1
                     p.bad_steps += log.step(state.sums, terms, bad, len(idx), i, epoch, p.step, p.seen, cfg.beta)
-                    # checkpoint when due, and stop cleanly on SIGINT/SIGTERM (every rank votes)
-                    stopping = stop.signum is not None
-                    if system.world > 1 and (stopping or (i + 1) % cfg.log_every == 0):
-                        stopping = system.any_rank(stopping)
+                    # checkpoint when due; stop cleanly on SIGINT/SIGTERM or when --max-minutes is spent (every rank votes)
+                    stopping, boundary = stop.signum is not None, (i + 1) % cfg.log_every == 0 or i + 1 == steps_per_epoch
+                    out_of_time = boundary and cfg.max_minutes is not None and p.trained_seconds + log.elapsed() >= 60 * cfg.max_minutes
+                    if system.world > 1 and (stopping or boundary):
+                        stopping, out_of_time = system.any_rank(stopping), system.any_rank(out_of_time)
                     due = (cfg.save_every_steps and p.step % cfg.save_every_steps == 0) or (
                         cfg.save_every_minutes and time.monotonic() - last_save > 60 * cfg.save_every_minutes
                     )
-                    if (due or stopping) and i + 1 < steps_per_epoch:
+                    if (due or stopping or out_of_time) and i + 1 < steps_per_epoch:
                         p.epoch, p.step_in_epoch, p.elapsed = epoch, i + 1, log.elapsed()
                         save_checkpoint()
                         last_save = time.monotonic()
@@ -133,22 +135,33 @@ def train(
                             f"{name}: stopped at epoch {epoch}, step {p.step} after saving a checkpoint; continue with: animevae train --resume {out}",
                             130 if stop.signum == signal.SIGINT else 143,
                         )
+                    if out_of_time:
+                        break
                 log.close_bar()
                 seconds = log.elapsed()
                 if system.world > 1:
                     torch.distributed.all_reduce(state.sums)
-                # the epoch's end: held-out loss, every training image's latents, a sample grid, then the files
-                clean = cfg.clean_latents == "every" or (cfg.clean_latents == "last" and epoch == cfg.epochs)
+                # the epoch's end (or the run's, its time spent): held-out loss, every training image's latents, a grid, the files
+                last = epoch == cfg.epochs or out_of_time
+                clean = cfg.clean_latents == "every" or (cfg.clean_latents == "last" and last)
                 passes = run_epoch_passes(state.final, system, data, faces.row_ids, train_pos, val_pos, recorded, clean, cfg.beta, cfg.seed, cfg.sample_count)
-                p.history.append(epoch_line(epoch, p, state.sums, passes, cfg.beta, state.model.config, system.world, seconds))
+                partial = out_of_time and i + 1 < steps_per_epoch  # its checkpoint is the mid-epoch one saved above
+                p.history.append(epoch_line(epoch, p, state.sums, passes, cfg.beta, state.model.config, system.world, seconds) | {"partial": partial})
+                p.trained_seconds += seconds + passes.seconds
                 if system.is_writer:
                     write_epoch_files(out, state.final, passes, epoch, cfg.keep_last)
                     log.end_epoch(p.history, passes.grid)
+                if partial:
+                    log.budget_spent(p, cfg.max_minutes)
+                    break
                 # a checkpoint at every epoch's end: the next step is the next epoch's first
                 state.sums.zero_()
                 p.epoch, p.step_in_epoch, p.seen, p.elapsed = epoch + 1, 0, 0, 0.0
                 save_checkpoint()
                 last_save = time.monotonic()
+                if out_of_time:
+                    log.budget_spent(p, cfg.max_minutes)
+                    break
         log.close()
         system.close()
         return out

@@ -74,6 +74,7 @@ class Progress:
     seen: int = 0
     elapsed: float = 0.0
     bad_steps: int = 0
+    trained_seconds: float = 0.0  # training + end-of-epoch passes of the finished epochs, across resumes (--max-minutes)
     history: list[dict] = field(default_factory=list)  # one metrics line per finished epoch
 
 
@@ -150,7 +151,7 @@ class TrainState:
         aug = tensors[f"rng.aug.{rank}"]
         self.aug_gen.set_state(aug.to(self.aug_gen.device) if self.aug_gen.device.type != "cpu" else aug)
         self.sums = tensors["sums"].to(self.sums.device)
-        self.progress = Progress(**{k: meta[k] for k in Progress.__dataclass_fields__})
+        self.progress = Progress(**{k: meta[k] for k in Progress.__dataclass_fields__ if k in meta})  # older checkpoints lack new fields
 
 
 def _under(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
