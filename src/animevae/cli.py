@@ -191,8 +191,9 @@ def _sharing_commands(sub) -> None:
     gen.add_argument(
         "--sampler",
         default="mix",
-        choices=["mix", "prior", "gmm"],
-        help="mix: the seed's latent averaging; prior: z ~ N(0, I); gmm: a Gaussian mixture fitted to the stored latents",
+        choices=["mix", "prior", "gmm", "two-stage"],
+        help="mix: the seed's latent averaging; prior: z ~ N(0, I); gmm: a Gaussian mixture fitted to the stored latents; "
+        "two-stage: a second VAE fitted to them (Dai & Wipf 2019)",
     )
     gen.add_argument("--mix-k", default=str(DEFAULT_MIX_K), help=f"stored latents one mix draws on, or 'all' (default {DEFAULT_MIX_K}: see the README's table)")
     gen.add_argument("--temperature", type=float, default=1.0, help="prior sampler's scale")

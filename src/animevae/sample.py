@@ -10,7 +10,7 @@ from . import runs
 from .errors import UserError
 from .images import save_grid, save_images
 from .model import VAE
-from .samplers import DEFAULT_GMM_COMPONENTS, DEFAULT_MIX_K, GMMSampler, MixSampler, PriorSampler, Sampler
+from .samplers import DEFAULT_GMM_COMPONENTS, DEFAULT_MIX_K, GMMSampler, MixSampler, PriorSampler, Sampler, TwoStageSampler
 
 
 def parse_k(value) -> int | None:
@@ -33,45 +33,60 @@ def gmm_file(run, n_components: int, covariance_type: str) -> Path:
 def load_or_fit_gmm(
     run: str, n_components: int = DEFAULT_GMM_COMPONENTS, covariance_type: str = "full", revision: str | None = None, progress: bool = True
 ) -> GMMSampler:
-    """The run's fitted mixture: read from RUN/gmm_<k>_<cov>.safetensors, or fitted now (and saved there).
+    """The run's fitted mixture: read from RUN/gmm_<k>_<cov>.safetensors, or fitted now (and saved there)."""
+    if covariance_type not in GMMSampler.COVARIANCE_TYPES:
+        raise UserError(f"--gmm-covariance {covariance_type}: unknown; choose full or diag")
+    return load_or_fit(
+        run,
+        gmm_file(run, n_components, covariance_type).name,
+        lambda mu: GMMSampler.fit(mu, n_components, covariance_type),
+        lambda t, dim: GMMSampler.from_tensors(t, covariance_type, dim),
+        f"gmm: fitting {n_components} {covariance_type}-covariance components to {{n}} latents",
+        revision,
+        progress,
+        limit=GMMSampler.MAX_FIT,
+    )
 
-    A saved mixture is used only when it records the sha256 of the latents file it was fitted on and
-    that is today's file, and its tensors fit the latents; otherwise it is refitted, with one line
+
+def load_or_fit(run: str, filename: str, fit, load, says: str, revision: str | None = None, progress: bool = True, limit: int | None = None):
+    """A sampler fitted on the run's latents: read from RUN/``filename``, or fitted now (and saved there).
+
+    A saved one is used only when it records the sha256 of the latents file it was fitted on and that is
+    today's file, and ``load(tensors, latent_dim)`` accepts it; otherwise it is fitted again, with one line
     saying why. A run on the Hub (or a read-only folder) is fitted in memory each time.
     """
     import sys
 
-    if covariance_type not in GMMSampler.COVARIANCE_TYPES:
-        raise UserError(f"--gmm-covariance {covariance_type}: unknown; choose full or diag")
     latents_path = Path(runs.resolve_file(run, runs.LATENTS, revision=revision))
     latents = runs.load_latents(run, revision)  # checked against the run's config: width, rows, finite values
-    local = Path(run).expanduser().is_dir()
-    path = gmm_file(Path(run).expanduser(), n_components, covariance_type) if local else None
+    path = Path(run).expanduser() / filename if Path(run).expanduser().is_dir() else None
     fitted_on = runs.sha256_file(latents_path)
     if path is not None and path.is_file():
         why = "it was fitted on other latents"
         if runs.read_metadata(path).get("latents_sha256") == fitted_on:
             try:
-                return GMMSampler.from_tensors(runs.load_tensors(path), covariance_type, latents.mu.shape[1])
+                return load(runs.load_tensors(path), latents.mu.shape[1])
             except (UserError, ValueError) as e:
                 why = str(e)
         if progress:
-            print(f"gmm: not using {path.name} ({why}); fitting it again", file=sys.stderr)
-    mu = latents.mu
+            print(f"{filename}: not used ({why}); fitting it again", file=sys.stderr)
+    n = min(len(latents.mu), limit or len(latents.mu))
     if progress:
-        print(
-            f"gmm: fitting {n_components} {covariance_type}-covariance components to {min(len(mu), GMMSampler.MAX_FIT)} latents ...",
-            file=sys.stderr,
-            flush=True,
-        )
-    sampler = GMMSampler.fit(mu, n_components, covariance_type)
+        print(says.format(n=n) + " ...", file=sys.stderr, flush=True)
+    sampler = fit(latents.mu)
     if path is not None:
-        meta = {"n_components": str(n_components), "covariance_type": covariance_type, "fitted_on": str(min(len(mu), GMMSampler.MAX_FIT))}
         try:
-            runs.save_tensors(sampler.tensors(), path, metadata={**meta, "latents_sha256": fitted_on})
-        except OSError:
-            pass  # a read-only run folder: use the mixture without keeping it
+            runs.save_tensors(sampler.tensors(), path, metadata={"fitted_on": str(n), "latents_sha256": fitted_on})
+        except (OSError, UserError):
+            pass  # a read-only run folder (or a full disk): use the sampler without keeping it
     return sampler
+
+
+def load_or_fit_two_stage(run: str, revision: str | None = None, progress: bool = True) -> TwoStageSampler:
+    """The run's second-stage VAE (Dai & Wipf): read from RUN/two_stage.safetensors, or fitted now (and saved there)."""
+    return load_or_fit(
+        run, "two_stage.safetensors", TwoStageSampler.fit, TwoStageSampler.from_tensors, "two-stage: fitting a second VAE to {n} latents", revision, progress
+    )
 
 
 def make_sampler(
@@ -90,7 +105,9 @@ def make_sampler(
         return PriorSampler(model.config.latent_dim, temperature)
     if name == "gmm":
         return load_or_fit_gmm(run, gmm_components, gmm_covariance, revision)
-    raise UserError(f"--sampler {name}: unknown; choose mix, prior or gmm")
+    if name == "two-stage":
+        return load_or_fit_two_stage(run, revision)
+    raise UserError(f"--sampler {name}: unknown; choose mix, prior, gmm or two-stage")
 
 
 @torch.no_grad()

@@ -157,3 +157,92 @@ class GMMSampler(Sampler):
         if not all(torch.isfinite(x).all() for x in (w, m, s)) or (w < 0).any() or abs(float(w.sum()) - 1) > 1e-6:
             raise ValueError("non-finite parameters or weights that are not a distribution")
         return cls(w, m, s, covariance_type)
+
+
+class _SecondStage(torch.nn.Module):
+    """Dai & Wipf's second-stage VAE: an MLP VAE over (standardised) latents, u ~ N(0, I) -> z, with a learned
+    scalar decoder variance gamma (what lets it match the first stage's aggregate posterior)."""
+
+    def __init__(self, dim: int, hidden: int):
+        super().__init__()
+        nn = torch.nn
+        self.encoder = nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, 2 * dim))
+        self.decoder = nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, dim))
+        self.log_gamma = nn.Parameter(torch.tensor(-2.0))  # start from a sharp decoder: gamma = 1 invites collapse to the mean
+
+    def loss(self, z: torch.Tensor) -> torch.Tensor:
+        from .distributions import DiagonalGaussian
+
+        q = DiagonalGaussian(*self.encoder(z).chunk(2, dim=1))
+        zhat = self.decoder(q.rsample())
+        recon = 0.5 * (((z - zhat) ** 2) / self.log_gamma.exp() + self.log_gamma).sum(1)
+        return (recon + q.kl()).mean()
+
+
+class TwoStageSampler(Sampler):
+    """z from a second, small VAE fitted on the stored latent means (Dai & Wipf 2019, "Diagnosing and
+    enhancing VAE models"): the first stage's latents need not look like N(0, I), the second stage's do.
+
+    ``fit`` trains it (seeded, CPU, a few seconds); sampling decodes u ~ N(0, I) to the second stage's
+    mean and undoes the standardisation. ``tensors()`` / ``from_tensors()`` save and load it (the run
+    folder keeps it as ``two_stage.safetensors``, fitted once like the gmm sampler).
+    """
+
+    name = "two-stage"
+    HIDDEN = 256
+    STEPS = 3000  # at most; ``fit`` takes len(latents) / 20 steps, at least 500 (63k latents: 3000, about 12 epochs)
+    BATCH = 256
+
+    def __init__(self, net: _SecondStage, center: torch.Tensor, scale: torch.Tensor):
+        self.net, self.center, self.scale = net.eval(), center.float(), scale.float()
+
+    @classmethod
+    def fit(cls, mu: torch.Tensor, steps: int | None = None, seed: int = 0, hidden: int | None = None) -> TwoStageSampler:
+        if mu.ndim != 2 or len(mu) < 2:
+            raise ValueError("two-stage needs at least 2 stored latents (N x latent)")
+        gen = torch.Generator().manual_seed(seed)
+        center = mu.float().mean(0)
+        scale = (mu.float() - center).pow(2).mean().sqrt().clamp_min(1e-6).expand_as(center).clone()  # one scale: keeps the dims' proportions
+        x = (mu.float() - center) / scale
+        with torch.random.fork_rng(), torch.enable_grad():  # callers may be inside no_grad (evaluate is)
+            torch.manual_seed(seed)  # the initialisation and the reparameterisation noise: one fit per seed
+            net = _SecondStage(x.shape[1], hidden or cls.HIDDEN)
+            opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+            steps = steps or min(cls.STEPS, max(500, len(x) // 20))
+            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+            for _ in range(steps):
+                batch = x[torch.randint(len(x), (min(cls.BATCH, len(x)),), generator=gen)]
+                loss = net.loss(batch)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+        if not torch.isfinite(loss):
+            from .errors import UserError
+
+            raise UserError("two-stage: fitting the second-stage VAE diverged (non-finite loss); try the gmm sampler")
+        return cls(net, center, scale)
+
+    @torch.no_grad()
+    def sample(self, n, generator=None):
+        u = torch.randn(n, self.center.shape[0], generator=generator)
+        return self.net.decoder(u) * self.scale + self.center
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        return {**{f"net.{k}": v for k, v in self.net.state_dict().items()}, "center": self.center, "scale": self.scale}
+
+    @classmethod
+    def from_tensors(cls, t: dict[str, torch.Tensor], latent_dim: int) -> TwoStageSampler:
+        """A saved second stage, refused (ValueError, saying why) unless it fits ``latent_dim`` and its numbers are finite."""
+        if "center" not in t or "scale" not in t or tuple(t["center"].shape) != (latent_dim,):
+            raise ValueError(f"not a two-stage sampler for {latent_dim}-wide latents")
+        state = {k[4:]: v for k, v in t.items() if k.startswith("net.")}
+        hidden = state.get("encoder.0.weight", torch.zeros(0, 0)).shape[0]
+        net = _SecondStage(latent_dim, hidden)
+        try:
+            net.load_state_dict(state, strict=True)
+        except RuntimeError as e:
+            raise ValueError(f"the network does not fit ({str(e).splitlines()[0][:100]})") from None
+        if not all(torch.isfinite(v).all() for v in t.values()):
+            raise ValueError("non-finite parameters")
+        return cls(net, t["center"], t["scale"])
