@@ -62,14 +62,7 @@ def train(
         torch.manual_seed(cfg.seed)
         model = build_model(model_cfg, cfg, pretrained=saved is None)
         # the data: decoded faces (rank 0 builds the cache) and the seeded held-out split
-        faces = load_faces(data_cfg, model.config.image_size, system, show)
-        if saved is not None and saved[1]["data_fingerprint"] != faces.stats["source"]["fingerprint"]:
-            raise UserError(f"--resume {out}: the data source changed since the run started (fingerprint differs); resume needs the same data")
-        train_pos, val_pos = split_rows(len(faces), cfg.val_fraction, cfg.seed)
-        if len(train_pos) < system.world:
-            raise UserError(f"--data {data_cfg.source}: {len(train_pos)} training image(s) for {system.world} processes; use more data")
-        if show:
-            print(describe_data(faces, train_pos, val_pos), file=sys.stderr)
+        faces, train_pos, val_pos = load_data(data_cfg, cfg, model.config.image_size, system, show, saved, out)
         # the training state: model, EMA, objective, optimizers by name, scaler, RNGs, progress
         steps_per_epoch = len(train_pos) // (cfg.batch_size * system.world) or 1
         state = TrainState.create(model, cfg, system, steps_per_epoch)
@@ -130,11 +123,7 @@ def train(
                         last_save = time.monotonic()
                     if stopping:
                         log.close_bar()
-                        name = signal.Signals(stop.signum).name if stop.signum else "stop"
-                        raise Interrupted(
-                            f"{name}: stopped at epoch {epoch}, step {p.step} after saving a checkpoint; continue with: animevae train --resume {out}",
-                            130 if stop.signum == signal.SIGINT else 143,
-                        )
+                        raise interrupted(stop.signum, epoch, p.step, out)
                     if out_of_time:
                         break
                 log.close_bar()
@@ -203,6 +192,26 @@ def open_run(out: Path, resume: bool, overwrite: bool, system: System, show: boo
     if system.is_writer:
         runs.prepare_out_dir(out, overwrite)
     return None
+
+
+def load_data(data_cfg: DataConfig, cfg: TrainConfig, image_size: int, system: System, show: bool, saved, out: Path):
+    """(faces, training positions, held-out positions), checked: a resumed run's data must be the one it started on."""
+    faces = load_faces(data_cfg, image_size, system, show)
+    if saved is not None and saved[1]["data_fingerprint"] != faces.stats["source"]["fingerprint"]:
+        raise UserError(f"--resume {out}: the data source changed since the run started (fingerprint differs); resume needs the same data")
+    train_pos, val_pos = split_rows(len(faces), cfg.val_fraction, cfg.seed)
+    if len(train_pos) < system.world:
+        raise UserError(f"--data {data_cfg.source}: {len(train_pos)} training image(s) for {system.world} processes; use more data")
+    if show:
+        print(describe_data(faces, train_pos, val_pos), file=sys.stderr)
+    return faces, train_pos, val_pos
+
+
+def interrupted(signum: int | None, epoch: int, step: int, out: Path) -> Interrupted:
+    """What a run stopped by SIGINT/SIGTERM says (after its checkpoint), and its exit code."""
+    name = signal.Signals(signum).name if signum else "stop"
+    message = f"{name}: stopped at epoch {epoch}, step {step} after saving a checkpoint; continue with: animevae train --resume {out}"
+    return Interrupted(message, 130 if signum == signal.SIGINT else 143)
 
 
 def load_faces(data_cfg: DataConfig, image_size: int, system: System, show: bool) -> ImageSet:
