@@ -12,7 +12,6 @@ whose manifest and hashes check out is used; a damaged one is skipped with a war
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -25,14 +24,6 @@ from . import runs
 from .errors import UserError
 
 KEEP = 2  # checkpoints kept: the newest may be the one a crash interrupted
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _discard(path: Path) -> None:
@@ -56,7 +47,7 @@ def save(folder: Path, step: int, tensors: dict[str, torch.Tensor], meta: dict) 
     tmp = root / f".tmp-step_{step:09d}-{os.getpid()}"
     runs.save_tensors(tensors, tmp / "state.safetensors")
     runs.write_json(tmp / "state.json", meta)
-    manifest = {name: _sha256(tmp / name) for name in ("state.safetensors", "state.json")}
+    manifest = {name: runs.sha256_file(tmp / name) for name in ("state.safetensors", "state.json")}
     runs.write_json(tmp / "manifest.json", manifest)
     if dest.exists():  # the same step saved again after a resume
         _discard(dest)
@@ -78,7 +69,7 @@ def _verify(dest: Path) -> str | None:
         return "unreadable manifest"
     for name, digest in expected.items():
         path = dest / name
-        if not path.is_file() or _sha256(path) != digest:
+        if not path.is_file() or runs.sha256_file(path) != digest:
             return f"{name} damaged or missing"
     return None
 

@@ -17,11 +17,12 @@ import numpy as np
 import torch
 
 from . import runs
+from .config import DataConfig
 from .errors import UserError
 from .images import save_gif, save_grid, to_hwc
 from .sample import decode_latents, load_model
 
-MAX_IMAGE_BYTES = 64 << 20  # an image file given by name (--a, --b, --image) is read only up to this size
+MAX_IMAGE_BYTES = int(DataConfig.max_file_mb * (1 << 20))  # an image file given by name (--a, --b, --image): the data sources' cap
 
 
 def _default_out(run: str, name: str) -> Path:

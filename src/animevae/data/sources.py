@@ -35,7 +35,7 @@ class Source:
     column: str | None = None
     image_size: int = 96
     stats: dict = field(default_factory=dict)  # listing-time counts (e.g. files ignored by extension)
-    max_bytes: int = 64 << 20  # a file or cell larger than this is skipped as too large, unread
+    max_bytes: int = int(DataConfig.max_file_mb * (1 << 20))  # a file or cell larger than this is skipped as too large, unread
 
     def read(self, start: int, stop: int) -> list:
         """Encoded images of rows start..stop-1: bytes, an np.ndarray (HxWx3), or an Exception (unreadable)."""
