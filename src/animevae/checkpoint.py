@@ -30,6 +30,7 @@ def _discard(path: Path) -> None:
     """Remove a folder without ever leaving a half-deleted ``step_*``: rename it away first."""
     trash = path.with_name(f".trash-{path.name}-{os.getpid()}")
     os.replace(path, trash)
+    (trash / "manifest.json").unlink(missing_ok=True)  # first: a removal cut short leaves no manifest over partial files
     shutil.rmtree(trash, ignore_errors=True)
 
 

@@ -96,7 +96,7 @@ def train(
                 log.start_epoch(epoch, p.step_in_epoch, p.elapsed)
                 if recorded is not None:
                     recorded.clear()
-                out_of_time = False
+                out_of_time = stopping = False
                 for i in range(p.step_in_epoch, steps_per_epoch):
                     # one step: a batch, augmented on the device, through the objective and the optimizers
                     idx = shard[i * cfg.batch_size : (i + 1) * cfg.batch_size]
@@ -121,7 +121,7 @@ def train(
                         p.epoch, p.step_in_epoch, p.elapsed = epoch, i + 1, log.elapsed()
                         save_checkpoint()
                         last_save = time.monotonic()
-                    if stopping:
+                    if stopping and i + 1 < steps_per_epoch:  # at an epoch's last step the epoch's end saves the checkpoint
                         log.close_bar()
                         raise interrupted(stop.signum, epoch, p.step, out)
                     if out_of_time:
@@ -148,6 +148,8 @@ def train(
                 p.epoch, p.step_in_epoch, p.seen, p.elapsed = epoch + 1, 0, 0, 0.0
                 save_checkpoint()
                 last_save = time.monotonic()
+                if stopping and epoch < cfg.epochs:  # a stop asked for at an epoch's last step, now checkpointed
+                    raise interrupted(stop.signum, epoch, p.step, out)
                 if out_of_time:
                     log.budget_spent(p, cfg.max_minutes)
                     break
