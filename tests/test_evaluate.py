@@ -55,8 +55,23 @@ def test_evaluate_writes_every_metric(cli, run_copy, tmp_path):
     # mixing more latents averages faces together: less diverse
     assert m["samplers"]["mix_k2"]["diversity_rms"] > m["samplers"]["mix_k16"]["diversity_rms"] > m["samplers"]["mix_all"]["diversity_rms"]
     assert m["fid_kid"]["features"] == "animevae.evaluate:pixel_features" and m["fid_kid"]["skipped"] is None
-    for word in ("ELBO", "IWAE", "PSNR", "SSIM", "active units", "mix_k16", "gmm", "FID", "KID"):
+    for word in ("ELBO", "IWAE", "PSNR", "SSIM", "active units", "mix_k16", "gmm", "FID", "KID", "C2ST"):
         assert word in proc.stdout
+    # the classifier two-sample test runs on the run's own sampler (the seed preset's: mix, k=2) only, by default
+    c2st = m["samplers"]["mix_k2"]["c2st"]
+    assert 0 <= c2st["accuracy"] <= 1 and len(c2st["per_seed"]) == 3 and c2st["scored_on_per_class"] == 12
+    assert all("c2st" not in s for name, s in m["samplers"].items() if name != "mix_k2")
+
+
+def test_evaluate_a_chosen_sampler_and_its_two_sample_test(cli, run_copy, tmp_path):
+    out = tmp_path / "m.json"
+    common = ("--run", run_copy, "--data", "builtin", "--k", 2, "--n-samples", 16, "--features", "animevae.evaluate:pixel_features", "--out", out)
+    cli("evaluate", *common, "--samplers", "prior,mix_all", "--c2st-samplers", "prior", "--c2st-seeds", 2)
+    m = json.loads(out.read_text())
+    assert set(m["samplers"]) == {"prior", "mix_all"} and len(m["samplers"]["prior"]["c2st"]["per_seed"]) == 2
+    assert "c2st" not in m["samplers"]["mix_all"] and m["settings"]["c2st_seeds"] == 2
+    bad = cli("evaluate", *common, "--samplers", "best", check=False)
+    assert bad.returncode == 2 and "sampler 'best'" in bad.stderr and "Traceback" not in bad.stderr
 
 
 def test_evaluate_without_inception_skips_fid_in_one_line(cli, run_copy, tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 
@@ -18,8 +19,8 @@ SMALL = ModelConfig(image_size=24, num_layers=3, latent_dim=4, base_channels=4)
 class CriticELBO(ELBO):
     """The ELBO plus a small critic trained on its own optimizer: the shape an adversarial objective takes."""
 
-    def __init__(self, cfg, steps_per_epoch, autocast):
-        super().__init__(cfg, steps_per_epoch, autocast)
+    def __init__(self, *args):
+        super().__init__(*args)
         self.critic = nn.Sequential(nn.Conv2d(3, 4, 4, 2, 1), nn.LeakyReLU(0.2), nn.Conv2d(4, 1, 3, 1, 1))
 
     def forward(self, model, x, step):
@@ -38,9 +39,9 @@ class CriticELBO(ELBO):
         opt.step()
 
 
-def make_state(seed: int = 0) -> TrainState:
+def make_state(seed: int = 0, objective: str = "test-critic") -> TrainState:
     register_objective("test-critic")(CriticELBO)
-    cfg = TrainConfig(objective="test-critic", precision="fp32", device="cpu", lr=1e-3, ema=0.9, seed=seed)
+    cfg = TrainConfig(objective=objective, precision="fp32", device="cpu", lr=1e-3, ema=0.9, seed=seed, adv_start_epochs=0.25)
     system = System.setup("cpu", "fp32", True)
     torch.manual_seed(seed)
     state = TrainState.create(build_model(SMALL, cfg), cfg, system, steps_per_epoch=4)
@@ -62,24 +63,27 @@ def run_steps(state: TrainState, xs: list[torch.Tensor]) -> list[float]:
     return losses
 
 
-def test_optimizers_are_kept_and_checkpointed_by_name_and_resume_is_exact():
+@pytest.mark.parametrize("objective, net", [("test-critic", "critic"), ("adversarial", "disc")])
+def test_optimizers_are_kept_and_checkpointed_by_name_and_resume_is_exact(objective, net):
+    """The adversarial objective (discriminator on from step 1 of 4 per epoch, adaptive weight refreshed
+    every 8 steps) resumes bit for bit from step 3, past its switch-on, like the test critic."""
     try:
-        straight = make_state()
-        xs = batches(6, seed=1)
+        straight = make_state(objective=objective)
+        xs = batches(12, seed=1)
         first = run_steps(straight, xs[:3])
         tensors, meta = straight.capture(world=1, data_fingerprint="x")
-        assert set(straight.optimizers) == {"model", "critic"}
-        assert set(meta["optimizers"]) == {"model", "critic"} and meta["data_fingerprint"] == "x"
-        assert any(k.startswith("optim.critic.") for k in tensors) and any(k.startswith("optim.model.") for k in tensors)
-        assert any(k.startswith("objective.critic.") for k in tensors)  # the objective's own network travels with the state
+        assert set(straight.optimizers) == {"model", net}
+        assert set(meta["optimizers"]) == {"model", net} and meta["data_fingerprint"] == "x"
+        assert any(k.startswith(f"optim.{net}.") for k in tensors) and any(k.startswith("optim.model.") for k in tensors)
+        assert any(k.startswith(f"objective.{net}.") for k in tensors)  # the objective's own network travels with the state
         tensors = {k: v.clone() for k, v in tensors.items()}
         rest = run_steps(straight, xs[3:])
 
-        resumed = make_state(seed=7)  # other initial weights: everything must come from the checkpoint
+        resumed = make_state(seed=7, objective=objective)  # other initial weights: everything must come from the checkpoint
         resumed.restore(tensors, meta, rank=0)
         assert resumed.progress.step == 3
         again = run_steps(resumed, xs[3:])
-        assert again == rest and len(first) == 3
+        assert again == rest and len(first) == 3 and len(rest) == 9
         for a, b in [(straight.model, resumed.model), (straight.objective, resumed.objective), (straight.ema, resumed.ema)]:
             for (name, t), (_, u) in zip(a.state_dict().items(), b.state_dict().items()):
                 assert torch.equal(t, u), name

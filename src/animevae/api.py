@@ -21,14 +21,14 @@ import torch
 from PIL import Image
 
 from . import runs
-from .config import RESUME_MAY_CHANGE, DataConfig, resolve_configs, resumed_configs
+from .config import RESUME_MAY_CHANGE, DataConfig, inherited_settings, resolve_configs, resumed_configs
 from .errors import UserError
 from .evaluate import evaluate as evaluate_run
 from .explore import encode_images, lerp, read_image, slerp
 from .hub import push as push_run
 from .images import make_grid, to_hwc
 from .loop import train as train_loop
-from .sample import decode_latents, load_model, make_sampler
+from .sample import decode_latents, default_sampler, load_model, make_sampler
 from .samplers import DEFAULT_MIX_K
 
 
@@ -49,7 +49,8 @@ def train(
     ``data`` is any ``--data`` source (a Hub dataset id, parquet files, an image folder, ``"builtin"``);
     ``options`` are fields of ModelConfig, TrainConfig or DataConfig by name (``epochs=3``,
     ``image_size=48``, ``lr=2e-4`` ...), validated exactly as the command line validates its flags.
-    ``config`` names a TOML/JSON file of settings; ``preset`` is ``"seed"`` (the notebook's) or ``"quality"``.
+    ``config`` names a TOML/JSON file of settings; ``preset`` is ``"seed"`` (the notebook's), ``"quality"`` or ``"sharp"``.
+    Fine-tuning (``init_from=``) keeps the source run's objective and sampler unless given.
     """
     if resume:
         extra = sorted(k for k in options if k not in RESUME_MAY_CHANGE) + (["data"] if data is not None else []) + (["config"] if config else [])
@@ -59,6 +60,9 @@ def train(
     else:
         settings = {**options, **({"source": data} if data is not None else {})}
         model_cfg, train_cfg, data_cfg = resolve_configs(settings, preset, config)
+        if train_cfg.init_from:  # fine-tuning keeps the source run's objective and sampler unless told otherwise
+            kept = inherited_settings(runs.load_run_config(train_cfg.init_from), settings, config)
+            model_cfg, train_cfg, data_cfg = resolve_configs({**kept, **settings}, preset, config)
         command = command or f"animevae.train({str(out)!r}, {', '.join(f'{k}={v!r}' for k, v in settings.items())})"
     try:
         train_loop(model_cfg, train_cfg, data_cfg, out, overwrite=overwrite, progress=progress, command=command, resume=resume)
@@ -145,12 +149,13 @@ class Run:
             return []
 
     def generate(self, n: int = 100, sampler: str | None = None, seed: int | None = None, **options) -> list[Image.Image]:
-        """``n`` new faces as PIL images. ``sampler``: mix (the seed's; default), prior or gmm; ``options``:
+        """``n`` new faces as PIL images. ``sampler``: mix (the seed's), prior, gmm or two-stage; default: the run's own (its preset's best); ``options``:
         ``mix_k``, ``temperature``, ``gmm_components``, ``gmm_covariance``. ``seed`` fixes the draw."""
         if n < 1:
             raise UserError(f"n must be at least 1, got {n}")
         options.setdefault("mix_k", DEFAULT_MIX_K)
-        z = make_sampler(sampler or "mix", self.model, self.path, revision=self.revision, **options).sample(n, torch.Generator().manual_seed(seed or 0))
+        chosen = make_sampler(sampler or default_sampler(self.path, self.revision), self.model, self.path, revision=self.revision, **options)
+        z = chosen.sample(n, torch.Generator().manual_seed(seed or 0))
         return _pil(decode_latents(self.model, z))
 
     def encode(self, images) -> torch.Tensor:

@@ -144,6 +144,10 @@ def cmd_traverse(a) -> None:
     print(f"traversal written to {out}")
 
 
+def _names(text: str) -> list[str]:
+    return [n.strip() for n in text.split(",") if n.strip()]
+
+
 def cmd_evaluate(a) -> None:
     from .evaluate import evaluate
 
@@ -190,9 +194,10 @@ def _sharing_commands(sub) -> None:
     gen.add_argument("--seed", type=int, default=0)
     gen.add_argument(
         "--sampler",
-        default="mix",
+        default=None,
         choices=["mix", "prior", "gmm", "two-stage"],
-        help="mix: the seed's latent averaging; prior: z ~ N(0, I); gmm: a Gaussian mixture fitted to the stored latents; "
+        help="default: the run's own (its preset's best; mix for the seed preset). "
+        "mix: the seed's latent averaging; prior: z ~ N(0, I); gmm: a Gaussian mixture fitted to the stored latents; "
         "two-stage: a second VAE fitted to them (Dai & Wipf 2019)",
     )
     gen.add_argument("--mix-k", default=str(DEFAULT_MIX_K), help=f"stored latents one mix draws on, or 'all' (default {DEFAULT_MIX_K}: see the README's table)")
@@ -284,6 +289,10 @@ def _exploring_commands(sub) -> None:
     ev.add_argument("--seed", type=int, default=0, help="seed of the importance samples and the sampler draws (default 0)")
     ev.add_argument("--out", help="JSON file to write (default: RUN/evaluation.json)")
     ev.add_argument("--device", default="cpu")
+    names = "mix_k2, mix_k4, mix_k16, mix_all, prior, gmm, two_stage"
+    ev.add_argument("--samplers", type=_names, help=f"evaluate only these samplers, comma-separated ({names}; default: all)")
+    ev.add_argument("--c2st-samplers", type=_names, help="run the classifier two-sample test on these samplers (default: the run's own)")
+    ev.add_argument("--c2st-seeds", type=int, default=3, help="classifier seeds to average over (default 3; 0 = no two-sample test)")
     ev.set_defaults(func=cmd_evaluate)
 
 

@@ -123,12 +123,14 @@ class DataConfig:
             raise UserError(f"--max-file-mb must be a positive number, got {self.max_file_mb}")
 
 
-AUG, BEYOND, CKPT, TUNE = (
+AUG, BEYOND, ADV, CKPT, TUNE = (
     "augmentation (the seed's: flip p=0.5, rotation +-10 deg)",
     "beyond the seed (all off by default)",
+    "adversarial objective (--objective adversarial; --preset sharp)",
     "checkpoints (exact resume)",
     "fine-tuning",
 )
+SAMPLER_NAMES = ("mix", "prior", "gmm", "two-stage")
 
 
 @dataclass
@@ -154,6 +156,11 @@ class TrainConfig:
     kl_warmup_epochs: float = opt(0.0, "ramp beta from 0 over this many epochs", group=BEYOND)
     free_bits: float = opt(0.0, "nats per latent dimension not penalised", group=BEYOND)
     ema: float = opt(0.0, "EMA decay of the weights, e.g. 0.999 (saved weights are the EMA); 0 = off", group=BEYOND)
+    adv_weight: float = opt(0.5, "weight of the patch discriminator's term, on top of VQGAN's adaptive gradient-norm ratio", group=ADV)
+    adv_start_epochs: float = opt(1.0, "epochs of plain ELBO training before the discriminator is switched on", group=ADV)
+    disc_width: int = opt(32, "channels of the discriminator's first conv (doubling over 3 layers)", group=ADV)
+    diffaug: bool = opt(True, "no differentiable augmentation of the discriminator's inputs", flag="--no-diffaug", group=ADV)
+    sampler: str = opt("mix", "the sampler generate, the demo and the model card use for this run by default", choices=SAMPLER_NAMES)
     init_from: str | None = opt(None, "start from a trained run folder or Hub repo id", group=TUNE)
     freeze: str | None = opt(None, "keep this half fixed while fine-tuning", choices=("encoder", "decoder"), group=TUNE)
     keep_last: int = opt(3, "per-epoch copies of weights+latents to keep (0 = none)")
@@ -195,16 +202,20 @@ class TrainConfig:
             raise UserError(f"--ema must be in [0, 1), got {self.ema}")
         if self.save_every_steps < 0 or self.max_bad_steps < 1:
             raise UserError("--save-every-steps must be 0 or more and --max-bad-steps at least 1")
+        if not (self.adv_weight >= 0 and math.isfinite(self.adv_weight)) or not (self.adv_start_epochs >= 0 and math.isfinite(self.adv_start_epochs)):
+            raise UserError(f"--adv-weight and --adv-start-epochs must be 0 or more, got {self.adv_weight} and {self.adv_start_epochs}")
+        if self.disc_width < 1:
+            raise UserError(f"--disc-width must be at least 1, got {self.disc_width}")
         if not 0 <= self.rotation <= 180:
             raise UserError(f"--rotation must be between 0 and 180 degrees, got {self.rotation}")
 
 
-# Named training presets: "seed" is the notebook's setting (the default); "quality" combines the
-# options that measurably helped at the same training budget (docs/results.md has the figures).
-PRESETS: dict[str, dict] = {
-    "seed": {},
-    "quality": {"kl_warmup_epochs": 2.0, "free_bits": 0.25, "ema": 0.998, "rotation_fill": "reflection", "interpolation": "bilinear"},
-}
+# Named presets (settings of any of the three configs): "seed" is the notebook's setting (the default);
+# "quality" combines the options that measurably helped the likelihood at the same training budget;
+# "sharp" adds the adversarial objective for faces that look real. docs/results.md has the figures,
+# and each records the sampler that measured best for it.
+QUALITY = {"kl_warmup_epochs": 2.0, "free_bits": 0.25, "ema": 0.998, "rotation_fill": "reflection", "interpolation": "bilinear"}
+PRESETS: dict[str, dict] = {"seed": {}, "quality": {**QUALITY, "sampler": "gmm"}, "sharp": {**QUALITY, "objective": "adversarial", "sampler": "gmm"}}
 SECTIONS = {"model": ModelConfig, "train": TrainConfig, "data": DataConfig}
 
 
@@ -248,7 +259,9 @@ def resolve_configs(settings: dict, preset: str = "seed", config_file: str | Non
     if preset not in PRESETS:
         raise UserError(f"preset {preset!r} is not known; choose one of {', '.join(PRESETS)}")
     sections = read_config_file(config_file) if config_file else {name: {} for name in SECTIONS}
-    sections["train"] = {**PRESETS[preset], **sections["train"]}
+    for key, value in PRESETS[preset].items():
+        owner = next(name for name, cls in SECTIONS.items() if key in cls.__dataclass_fields__)
+        sections[owner].setdefault(key, value)
     for key, value in settings.items():
         owner = next((name for name, cls in SECTIONS.items() if key in cls.__dataclass_fields__), None)
         if owner is None:
@@ -265,6 +278,21 @@ def resolve_configs(settings: dict, preset: str = "seed", config_file: str | Non
         raise UserError("--freeze only makes sense with --init-from (freezing a random network)")
     where = f"--config {config_file}" if config_file else "settings"
     return tuple(from_dict(cls, sections[name], where) for name, cls in SECTIONS.items())  # type: ignore[return-value]
+
+
+# What fine-tuning (--init-from) keeps from the run it starts from unless set again: its objective
+# (a sharp run stays sharp) and the sampler that run measured best.
+KEPT_BY_FINETUNING = ("objective", "adv_weight", "adv_start_epochs", "disc_width", "diffaug", "sampler")
+
+
+def inherited_settings(init_run_config: dict, settings: dict, config_file: str | None = None) -> dict:
+    """The settings of ``KEPT_BY_FINETUNING`` from the run being fine-tuned (its config.json), where neither
+    ``settings`` nor the config file set them."""
+    saved = init_run_config.get("train") if isinstance(init_run_config, dict) else None
+    if not isinstance(saved, dict):
+        return {}
+    in_file = read_config_file(config_file)["train"] if config_file else {}
+    return {k: saved[k] for k in KEPT_BY_FINETUNING if k in saved and k not in settings and k not in in_file}
 
 
 RESUME_MAY_CHANGE = ("epochs", "max_minutes")  # to train longer; nothing else changes in a resumed run

@@ -1,6 +1,6 @@
 """``animevae demo --run R``: a Gradio web app on top of a trained run.
 
-Four tabs: generate a grid (mix or prior sampler), explore the top principal directions of the
+Four tabs: generate a grid (any sampler; the run's own by default), explore the top principal directions of the
 stored latent means with sliders (the face redraws as they move), interpolate between two uploaded
 faces, and reconstruct an uploaded face. Uploads are checked before anything decodes them: at most
 10 MB, sides of at most 4096 px (read from the header), and something ``decode_image`` accepts as an
@@ -20,7 +20,7 @@ import torch
 from . import runs
 from .errors import UserError
 from .images import make_grid
-from .sample import DEFAULT_MIX_K, decode_latents, load_model, make_sampler
+from .sample import DEFAULT_MIX_K, decode_latents, default_sampler, load_model, make_sampler
 
 MAX_UPLOAD_BYTES = 10 * 1000 * 1000
 MAX_UPLOAD_SIDE = 4096
@@ -98,6 +98,7 @@ class DemoModel:
         self.stds = s[:q] / max(1, self.mu.shape[0] - 1) ** 0.5  # spread of the latents along each
         self.explained = (s[:q] ** 2 / ((self.mu - self.mean) ** 2).sum().clamp_min(1e-12)).tolist()
         self._samplers: dict = {}
+        self.default_sampler = default_sampler(str(run))
 
     def sampler(self, name: str, mix_k=DEFAULT_MIX_K, temperature: float = 1.0):
         key = (name, str(mix_k), float(temperature))
@@ -181,7 +182,11 @@ def build_app(run, device: str = "cpu"):
             with gr.Row():
                 with gr.Column(scale=1):
                     sampler = gr.Radio(
-                        ["mix", "prior"], value="mix", label="sampler", info="mix: weighted averages of K learned latents (the seed's); prior: z ~ N(0, T^2 I)"
+                        ["mix", "prior", "gmm", "two-stage"],
+                        value=demo_model.default_sampler,
+                        label="sampler",
+                        info="mix: weighted averages of K learned latents (the seed's); prior: z ~ N(0, T^2 I); gmm: a Gaussian mixture "
+                        "fitted to the latents; two-stage: a second VAE fitted to them. Default: this run's best",
                     )
                     count = gr.Slider(1, 64, value=16, step=1, label="faces")
                     seed = gr.Number(value=0, precision=0, label="seed", elem_id="generate-seed")

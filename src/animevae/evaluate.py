@@ -9,9 +9,12 @@ On held-out images (the run's own held-out split when ``--data`` is its training
 - reconstruction MSE, PSNR and SSIM (the decode of the encoder mean, pixels in [0, 1]);
 - KL per image and the number of active latent units (Burda et al. 2016: Cov_x(E_q[z]) > 0.01).
 
-For each sampler (mix with k = 2, 4, 16, all; prior; gmm): diversity (mean pairwise RMS pixel
-distance between samples, 0..255 scale), memorisation (each sample's RMS distance to its nearest
-training image; the median and how many are near-copies), and FID / KID against the held-out images.
+For each sampler (mix with k = 2, 4, 16, all; prior; gmm; two-stage; or those ``samplers`` names):
+diversity (mean pairwise RMS pixel distance between samples, 0..255 scale), memorisation (each
+sample's RMS distance to its nearest training image; the median and how many are near-copies), and
+FID / KID against the held-out images. For the run's own sampler (or ``c2st_samplers``), a classifier
+two-sample test (two_sample.py): a small CNN trained from scratch to tell its faces from held-out real
+ones, scored on faces it did not train on, mean over ``c2st_seeds`` seeds (0.5 = indistinguishable).
 
 FID/KID need a feature extractor. The standard one (Inception-v3, through torch-fidelity as
 torchmetrics uses it) needs torchvision and downloaded weights; when it cannot be built the two are
@@ -43,8 +46,9 @@ from .data.split import split_rows
 from .errors import UserError
 from .features import FeaturesUnavailable, extract_features, load_features, pixel_features, standard_features
 from .metrics import ACTIVE_THRESHOLD, NEAR_COPY_RMS
-from .sample import decode_latents, load_model, make_sampler
-from .samplers import DEFAULT_GMM_COMPONENTS
+from .sample import decode_latents, default_sampler, load_model, make_sampler
+from .samplers import DEFAULT_GMM_COMPONENTS, DEFAULT_MIX_K
+from .two_sample import classifier_two_sample_test
 
 SAMPLERS = (
     ("mix_k2", "mix", 2),
@@ -127,6 +131,9 @@ def evaluate(
     gmm_covariance: str = "full",
     batch: int = 64,
     progress: bool = True,
+    samplers: list[str] | None = None,
+    c2st_samplers: list[str] | None = None,
+    c2st_seeds: int = 3,
 ) -> tuple[dict, Path]:
     """Compute every metric, write them as JSON to ``out`` (default RUN/evaluation.json), print a table; returns (metrics, path)."""
     if k < 1:
@@ -137,6 +144,12 @@ def evaluate(
         raise UserError(f"--limit must be at least 2, got {limit}")
     if inception_weights is not None and not Path(inception_weights).expanduser().is_file():
         raise UserError(f"--inception-weights {inception_weights}: no such file")
+    known = [name for name, _, _ in SAMPLERS]
+    for name in (samplers or []) + (c2st_samplers or []):
+        if name not in known:
+            raise UserError(f"sampler {name!r}: not one evaluate knows; choose from {', '.join(known)}")
+    if c2st_seeds < 0:
+        raise UserError(f"--c2st-seeds must be 0 (off) or more, got {c2st_seeds}")
     say = (lambda msg: print(msg, file=sys.stderr, flush=True)) if progress else (lambda msg: None)
     model = load_model(run, device)
     size = model.config.image_size
@@ -155,6 +168,7 @@ def evaluate(
             "active_unit_threshold": ACTIVE_THRESHOLD,
             "gmm_components": gmm_components,
             "gmm_covariance": gmm_covariance,
+            "c2st_seeds": c2st_seeds,
         },
         **likelihood_metrics(model, held, k, seed, batch, device),
     }
@@ -163,7 +177,10 @@ def evaluate(
     held_features = extract_features(net, held, device=device) if net is not None else None
     samples: dict[str, torch.Tensor] = {}
     metrics["samplers"] = {}
+    c2st = set(c2st_samplers if c2st_samplers is not None else [own_entry(default_sampler(run))]) if c2st_seeds else set()
     for name, kind, mix_k in SAMPLERS:
+        if samplers and name not in samplers:
+            continue
         try:
             sampler = make_sampler(kind, model, run, mix_k=mix_k if mix_k is not None else "all", gmm_components=gmm_components, gmm_covariance=gmm_covariance)
         except UserError as e:
@@ -175,6 +192,9 @@ def evaluate(
         say(f"evaluate: {n_samples} samples from {name}")
         samples[name] = decode_latents(model, sampler.sample(n_samples, torch.Generator().manual_seed(seed)))
         metrics["samplers"][name] = sample_metrics(samples[name], net, held_features, metrics["fid_kid"]["kid_subset_size"], seed, device)
+        if name in c2st:
+            say(f"evaluate: classifier two-sample test of {name} against the held-out faces ({c2st_seeds} seeds)")
+            metrics["samplers"][name]["c2st"] = classifier_two_sample_test(samples[name], held, seeds=range(c2st_seeds))
     if train_images is not None and samples:
         say(f"evaluate: nearest training image for {sum(len(v) for v in samples.values())} samples among {len(train_pos)} training images")
     for name, entry in memorisation(samples, train_images, train_pos, no_train).items():
@@ -183,6 +203,11 @@ def evaluate(
     runs.write_json(out, _finite(metrics))
     print(format_table(metrics))
     return metrics, out
+
+
+def own_entry(sampler: str) -> str:
+    """The evaluate table's row for a run's own sampler (``train.sampler``)."""
+    return {"mix": f"mix_k{DEFAULT_MIX_K}", "two-stage": "two_stage"}.get(sampler, sampler)
 
 
 def likelihood_metrics(model, held: torch.Tensor, k: int, seed: int, batch: int, device: str) -> dict:
@@ -304,7 +329,7 @@ def format_table(m: dict) -> str:
         f"  reconstruction: MSE {_fmt(rc['mse'], '.5f')}   PSNR {_fmt(rc['psnr'])} dB   SSIM {_fmt(rc['ssim'], '.4f')}",
         f"samples ({m['settings']['n_samples']} per sampler; near-copy = RMS < {NEAR_COPY_RMS:g} of 255 to a training image; "
         f"FID/KID features: {m['fid_kid']['features']}{' - skipped' if m['fid_kid']['skipped'] else ''})",
-        f"  {'sampler':<9} {'diversity':>9} {'NN median':>9} {'copies':>7} {'FID':>9} {'KID':>9}",
+        f"  {'sampler':<9} {'diversity':>9} {'NN median':>9} {'copies':>7} {'FID':>9} {'KID':>9} {'C2ST acc':>9}",
     ]
     for name, s in m["samplers"].items():
         if "skipped" in s:
@@ -314,6 +339,6 @@ def format_table(m: dict) -> str:
         copies = f"{mem['near_copies']}/{mem['of']}" if "near_copies" in mem else "-"
         lines.append(
             f"  {name:<9} {_fmt(s['diversity_rms'], '.1f'):>9} {_fmt(mem.get('median_nearest_train_rms'), '.1f'):>9} {copies:>7} "
-            f"{_fmt(s.get('fid'), '.3f'):>9} {_fmt(s.get('kid'), '.4f'):>9}"
+            f"{_fmt(s.get('fid'), '.3f'):>9} {_fmt(s.get('kid'), '.4f'):>9} {_fmt((s.get('c2st') or {}).get('accuracy'), '.3f'):>9}"
         )
     return "\n".join(lines)

@@ -41,6 +41,7 @@ class RunLog:
         self.bad_new = torch.zeros((), device=device)  # non-finite steps since the last read
         self.bar = None
         self.t0 = 0.0
+        self.objective_logs: dict[str, float] = {}  # the objective's extra scalars at the last read (an adversarial one's lambda, say)
 
     def start_epoch(self, epoch: int, first_step: int, elapsed: float) -> None:
         self.t0 = time.perf_counter() - elapsed
@@ -78,11 +79,15 @@ class RunLog:
                 f"Lower --lr (now {self.cfg.lr}) or use --precision fp32, then --resume {self.out}"
             )
         rate = seen * self.world / self.elapsed()
+        self.objective_logs = {name: float(v) for name, v in terms.logs.items()}
         if self.board is not None and c:
             self.board.add_scalars("loss/train_per_image", {"recon": r / c, "kl": k / c}, step)
             self.board.add_scalar("images_per_s", rate, step)
+            for name, v in self.objective_logs.items():
+                self.board.add_scalar(f"objective/{name}", v, step)
         if self.show and c:
-            self.bar.set_postfix(loss=f"{(r + beta * k) / c:.1f}", recon=f"{r / c:.1f}", kl=f"{k / c:.1f}", img_s=f"{rate:.0f}")
+            extra = {name: f"{v:.3g}" for name, v in self.objective_logs.items()}
+            self.bar.set_postfix(loss=f"{(r + beta * k) / c:.1f}", recon=f"{r / c:.1f}", kl=f"{k / c:.1f}", img_s=f"{rate:.0f}", **extra)
         return new
 
     def close_bar(self) -> None:

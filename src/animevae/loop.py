@@ -135,7 +135,8 @@ def train(
                 clean = cfg.clean_latents == "every" or (cfg.clean_latents == "last" and last)
                 passes = run_epoch_passes(state.final, system, data, faces.row_ids, train_pos, val_pos, recorded, clean, cfg.beta, cfg.seed, cfg.sample_count)
                 partial = out_of_time and i + 1 < steps_per_epoch  # its checkpoint is the mid-epoch one saved above
-                p.history.append(epoch_line(epoch, p, state.sums, passes, cfg.beta, state.model.config, system.world, seconds) | {"partial": partial})
+                line = epoch_line(epoch, p, state.sums, passes, cfg.beta, state.model.config, system.world, seconds)
+                p.history.append(line | log.objective_logs | {"partial": partial})
                 p.trained_seconds += seconds + passes.seconds
                 if system.is_writer:
                     write_epoch_files(out, state.final, passes, epoch, cfg.keep_last)

@@ -114,6 +114,26 @@ class SeedConv(Architecture):
         return nn.Sequential(*up, ConvTranspose2d(chans[1], out_channels))
 
 
+@register_architecture("upconv")
+class UpsampleConv(SeedConv):
+    """The seed's encoder and inner decoder layers; the decoder's last ``RESIZE_LAYERS`` double the size by
+    nearest-neighbour upsampling and a 3x3 conv (Odena et al. 2016) instead of a 4/2/1 transposed conv.
+    Under an adversarial loss the transposed convs' outputs grow a visible checkerboard at the pixel
+    scale; resize-then-convolve at the full-resolution layers cannot make one there, and costs less than
+    replacing every layer (those are the layers with the fewest channels)."""
+
+    RESIZE_LAYERS = 2
+
+    def decoder(self, c, out_channels):
+        chans, last = self._widths(c), c.num_layers - 1
+        resize = lambda cin, cout: [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(cin, cout, 3, 1, 1)]  # noqa: E731
+        layers = []
+        for i in range(c.num_layers - 1, 0, -1):
+            up = resize(chans[i + 1], chans[i]) if i < self.RESIZE_LAYERS else [ConvTranspose2d(chans[i + 1], chans[i], _cpu_path(i, last))]
+            layers.append(nn.Sequential(*up, nn.BatchNorm2d(chans[i]), nn.LeakyReLU(c.negative_slope)))
+        return nn.Sequential(*layers, *resize(chans[1], out_channels))
+
+
 def architecture(name: str) -> Architecture:
     if name not in ARCHITECTURES:
         raise UserError(f"model arch {name!r} is not known; choose one of {', '.join(sorted(ARCHITECTURES))}")

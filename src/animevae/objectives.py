@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from .config import TrainConfig
+from .config import ModelConfig, TrainConfig
 from .errors import UserError
 from .model import VAEOutput
 
@@ -35,9 +35,12 @@ class LossTerms:
 class Objective(nn.Module):
     """Base class. ``forward(model, x, step) -> LossTerms`` is the one thing to write."""
 
-    def __init__(self, cfg: TrainConfig, steps_per_epoch: int, autocast: Callable[[], AbstractContextManager] = nullcontext):
+    def __init__(
+        self, cfg: TrainConfig, steps_per_epoch: int, autocast: Callable[[], AbstractContextManager] = nullcontext, model_config: ModelConfig | None = None
+    ):
         super().__init__()
         self.cfg, self.steps_per_epoch, self.autocast = cfg, steps_per_epoch, autocast
+        self.model_config = model_config or ModelConfig()  # the model it trains (a discriminator sizes its input from it)
 
     def forward(self, model: nn.Module, x: torch.Tensor, step: int) -> LossTerms:
         raise NotImplementedError
@@ -63,10 +66,12 @@ def register_objective(name: str):
     return add
 
 
-def make_objective(cfg: TrainConfig, steps_per_epoch: int, autocast: Callable[[], AbstractContextManager] = nullcontext) -> Objective:
+def make_objective(
+    cfg: TrainConfig, steps_per_epoch: int, autocast: Callable[[], AbstractContextManager] = nullcontext, model_config: ModelConfig | None = None
+) -> Objective:
     if cfg.objective not in OBJECTIVES:
         raise UserError(f"--objective {cfg.objective}: not known; choose one of {', '.join(sorted(OBJECTIVES))}")
-    return OBJECTIVES[cfg.objective](cfg, steps_per_epoch, autocast)
+    return OBJECTIVES[cfg.objective](cfg, steps_per_epoch, autocast, model_config)
 
 
 def elbo_terms(output: VAEOutput, x: torch.Tensor, beta: float, free_bits: float = 0.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -89,6 +89,15 @@ def load_or_fit_two_stage(run: str, revision: str | None = None, progress: bool 
     )
 
 
+def default_sampler(run: str, revision: str | None = None) -> str:
+    """The sampler a run's preset recorded as its best (``train.sampler`` in its config.json); mix for older runs."""
+    try:
+        name = (runs.load_run_config(run, revision).get("train") or {}).get("sampler")
+    except (UserError, OSError, ValueError, AttributeError):
+        return "mix"
+    return name if name in ("mix", "prior", "gmm", "two-stage") else "mix"
+
+
 def make_sampler(
     name: str,
     model: VAE,
@@ -125,7 +134,7 @@ def generate(
     run: str,
     n: int = 100,
     out: str | Path | None = None,
-    sampler: str = "mix",
+    sampler: str | None = None,
     mix_k=DEFAULT_MIX_K,
     temperature: float = 1.0,
     seed: int = 0,
@@ -134,10 +143,11 @@ def generate(
     gmm_components: int = DEFAULT_GMM_COMPONENTS,
     gmm_covariance: str = "full",
 ) -> Path:
-    """Write ``n`` generated faces as out/00000.png ... and out/grid.png; returns ``out``."""
+    """Write ``n`` generated faces as out/00000.png ... and out/grid.png; returns ``out``. ``sampler``: the run's own (its preset's best) by default."""
     if n < 1:
         raise UserError(f"--n must be at least 1, got {n}")
     model = load_model(run, device, revision)
+    sampler = sampler or default_sampler(run, revision)
     z = make_sampler(sampler, model, run, mix_k, temperature, revision, gmm_components, gmm_covariance).sample(n, torch.Generator().manual_seed(seed))
     images = decode_latents(model, z)
     out = Path(out) if out is not None else (Path(run) / "generated" if Path(run).is_dir() else Path("generated"))

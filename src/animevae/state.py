@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from . import adversarial  # noqa: F401  (registers objective="adversarial")
 from .config import ModelConfig, TrainConfig
 from .model import VAE
 from .objectives import Objective, make_objective
@@ -92,7 +93,7 @@ class TrainState:
     @classmethod
     def create(cls, model: VAE, cfg: TrainConfig, system: System, steps_per_epoch: int) -> TrainState:
         model = model.to(system.device, memory_format=system.memory_format)
-        objective = make_objective(cfg, steps_per_epoch, system.autocast).to(system.device)
+        objective = make_objective(cfg, steps_per_epoch, system.autocast, model.config).to(system.device)
         optimizers = {"model": make_optimizer([p for p in model.parameters() if p.requires_grad], cfg.lr)}
         optimizers.update(objective.optimizers(lambda params: make_optimizer(params, cfg.lr)))
         ema = None

@@ -1,0 +1,165 @@
+"""The adversarial objective (``objective="adversarial"``): the seed's ELBO plus a patch discriminator, for faces that look real.
+
+A VAE trained on a pixel likelihood alone averages what it cannot predict, so its faces are blurry.
+The VAE inside Stable Diffusion (Rombach et al. 2022, after VQGAN: Esser et al. 2021) adds a small
+discriminator that judges patches; this is that recipe, fitted to a laptop and to sampling:
+
+- ``PatchDiscriminator``: 4/2/1 convs and LeakyReLU, no normalisation (real and fake go through as one
+  batch), one logit per ~22 px patch of a 96 px face. Hinge loss (Lim & Ye 2017).
+- The adversarial term's weight is set as in VQGAN: the ratio of the reconstruction term's and the
+  adversarial term's gradient norms at the decoder's last layer (clamped), times ``adv_weight``.
+  Refreshed every ``REWEIGHT_EVERY`` steps (two extra partial backward passes); kept in a buffer, so
+  resumed runs continue exactly.
+- Off for the first ``adv_start_epochs`` (the VAE first learns to reconstruct; a discriminator facing
+  noise teaches nothing).
+- Fakes (half a batch: ``FAKE_SHARE``) are half reconstructions and half decodes of random two-face
+  mixes of the batch's posterior means (what the mix sampler decodes), so generated faces sharpen,
+  not only reconstructions; the discriminator sees as many of the batch's real faces. Half a batch
+  keeps a step at 0.62x the ELBO step's speed on a 2-core CPU (396 vs 245 ms; a full batch: 525 ms).
+- DiffAugment (Zhao et al. 2020) on everything the discriminator sees: colour, translation, cutout,
+  differentiable, so a few thousand faces do not let it memorise.
+
+The discriminator and its optimizer (``"disc"``) live in the objective: checkpoints hold them, the
+saved model (``model.safetensors``) does not, and nothing after training needs them.
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .objectives import ELBO, LossTerms, elbo_terms, register_objective
+
+REWEIGHT_EVERY = 8  # steps between two measurements of the adaptive weight
+FAKE_SHARE = 0.5  # fakes per step, as a share of the batch (half reconstructions, half mixes); as many real faces
+MAX_SCALE = 1e4  # VQGAN's clamp of the gradient-norm ratio
+DISC_BETAS = (0.5, 0.9)  # Adam moments usual for GAN discriminators
+
+
+class PatchDiscriminator(nn.Module):
+    """``layers`` 4/2/1 convs (width doubling from ``width``) + LeakyReLU(0.2), then a 3x3 conv to one logit per patch."""
+
+    def __init__(self, in_channels: int = 3, width: int = 32, layers: int = 3):
+        super().__init__()
+        chans = [in_channels] + [width * 2**i for i in range(layers)]
+        body = []
+        for i in range(layers):
+            body += [nn.Conv2d(chans[i], chans[i + 1], 4, 2, 1), nn.LeakyReLU(0.2, inplace=True)]
+        self.body = nn.Sequential(*body, nn.Conv2d(chans[-1], 1, 3, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x * 2 - 1)  # pixels in [0, 1] -> [-1, 1]
+
+
+def diff_augment(x: torch.Tensor) -> torch.Tensor:
+    """DiffAugment's colour + translation (1/8) + cutout (1/2) policy, per image, differentiable in ``x``."""
+    n, _, h, w = x.shape
+    r = lambda: torch.rand(n, 1, 1, 1, device=x.device, dtype=x.dtype)  # noqa: E731
+    x = x + (r() - 0.5)  # brightness
+    mean = x.mean(1, keepdim=True)
+    x = (x - mean) * (r() * 2) + mean  # saturation
+    mean = x.mean((1, 2, 3), keepdim=True)
+    x = (x - mean) * (r() + 0.5) + mean  # contrast
+    # translation: shift by up to 1/8 of the side, zeros coming in
+    sy, sx = int(h / 8 + 0.5), int(w / 8 + 0.5)
+    ty = torch.randint(-sy, sy + 1, (n, 1, 1), device=x.device)
+    tx = torch.randint(-sx, sx + 1, (n, 1, 1), device=x.device)
+    gy = (torch.arange(h, device=x.device).view(1, h, 1) + ty + 1).clamp(0, h + 1)
+    gx = (torch.arange(w, device=x.device).view(1, 1, w) + tx + 1).clamp(0, w + 1)
+    batch = torch.arange(n, device=x.device).view(n, 1, 1)
+    x = F.pad(x, [1, 1, 1, 1]).permute(0, 2, 3, 1)[batch, gy, gx].permute(0, 3, 1, 2)
+    # cutout: a half-side square of zeros at a random place
+    ch, cw = h // 2, w // 2
+    cy = torch.randint(0, h + 1 - ch % 2, (n, 1, 1), device=x.device)
+    cx = torch.randint(0, w + 1 - cw % 2, (n, 1, 1), device=x.device)
+    yy, xx = torch.arange(h, device=x.device).view(1, h, 1), torch.arange(w, device=x.device).view(1, 1, w)
+    keep = ((yy - cy + ch // 2).abs() >= ch // 2 + 1) | ((xx - cx + cw // 2).abs() >= cw // 2 + 1)
+    return x * keep.unsqueeze(1).to(x.dtype)
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The VAE inside DistributedDataParallel and/or torch.compile wrappers."""
+    while hasattr(model, "module") or hasattr(model, "_orig_mod"):
+        model = getattr(model, "module", None) or model._orig_mod
+    return model
+
+
+def last_layer(model: nn.Module) -> nn.Parameter:
+    """The weight of the decoder's last layer with one (where VQGAN measures the two gradients)."""
+    return [m.weight for m in model.decoder.modules() if isinstance(getattr(m, "weight", None), nn.Parameter)][-1]
+
+
+def mix_pairs(mu: torch.Tensor, n: int) -> torch.Tensor:
+    """``n`` random convex combinations of two of the batch's posterior means (the mix sampler with k = 2)."""
+    a = torch.randint(0, len(mu), (n,), device=mu.device)
+    b = torch.randint(0, len(mu), (n,), device=mu.device)
+    w = torch.rand(n, 1, device=mu.device, dtype=mu.dtype)
+    return w * mu[a] + (1 - w) * mu[b]
+
+
+@register_objective("adversarial")
+class Adversarial(ELBO):
+    """-ELBO + adv_weight * lambda * hinge generator loss on reconstructions and mix decodes; the discriminator learns in ``after_step``."""
+
+    def __init__(self, cfg, steps_per_epoch, autocast=nullcontext, model_config=None):
+        super().__init__(cfg, steps_per_epoch, autocast, model_config)
+        self.disc = PatchDiscriminator(self.model_config.in_channels, cfg.disc_width).to(memory_format=torch.channels_last)
+        self.register_buffer("scale", torch.zeros(()))  # the adaptive weight lambda, per pixel dimension
+        self.start_step = round(cfg.adv_start_epochs * steps_per_epoch)
+        self._fake: torch.Tensor | None = None
+
+    def optimizers(self, make_optimizer):
+        opt = make_optimizer(self.disc.parameters())
+        for group in opt.param_groups:
+            group["betas"] = DISC_BETAS
+        return {"disc": opt}
+
+    def judge(self, x: torch.Tensor) -> torch.Tensor:
+        x = diff_augment(x) if self.cfg.diffaug else x
+        return self.disc(x.contiguous(memory_format=torch.channels_last)).float()
+
+    def forward(self, model, x, step):
+        with self.autocast():
+            output = model(x)
+        loss, recon, kl = elbo_terms(output, x, self.beta_at(step), self.cfg.free_bits)
+        self._fake = None
+        if step < self.start_step:
+            return LossTerms(loss, recon, kl, output)
+        vae, n = unwrap(model), max(2, round(len(x) * FAKE_SHARE))
+        self.disc.requires_grad_(False)  # the generator's step needs gradients through it, not for it
+        with self.autocast():
+            mixes = vae.likelihood(vae.decode(mix_pairs(output.mu.detach(), n - n // 2))).mean
+            fake = torch.cat([output.likelihood.mean[: n // 2], mixes])
+            g_loss = -self.judge(fake).mean()
+        dims = x[0].numel()
+        if step % REWEIGHT_EVERY == 0 or step == self.start_step:
+            self.reweight(vae, recon.mean() / dims, g_loss)
+        loss = loss + self.cfg.adv_weight * dims * self.scale * g_loss
+        self._fake = fake.detach()
+        return LossTerms(loss, recon, kl, output, {"adv_g": g_loss.detach(), "adv_lambda": self.scale.clone()})
+
+    def reweight(self, vae: nn.Module, recon_per_dim: torch.Tensor, g_loss: torch.Tensor) -> None:
+        """lambda = ||d recon / d w_last|| / ||d g_loss / d w_last||, clamped (VQGAN's adaptive weight)."""
+        w = last_layer(vae)
+        g_rec = torch.autograd.grad(recon_per_dim, w, retain_graph=True)[0]
+        g_adv = torch.autograd.grad(g_loss, w, retain_graph=True)[0]
+        self.scale.copy_((g_rec.norm() / (g_adv.norm() + 1e-4)).clamp(0, MAX_SCALE).detach())
+
+    def after_step(self, x, terms, step, optimizers):
+        """The discriminator's hinge step on this batch's real faces and the fakes the model just made."""
+        if self._fake is None:
+            return
+        fake, self._fake = self._fake, None
+        self.disc.requires_grad_(True)
+        with self.autocast():
+            logits = self.judge(torch.cat([x[: len(fake)], fake.to(x.dtype)]))
+        real, made = logits[: len(fake)], logits[len(fake) :]
+        d_loss = F.relu(1 - real).mean() + F.relu(1 + made).mean()
+        opt = optimizers["disc"]
+        opt.zero_grad(set_to_none=True)
+        d_loss.backward()
+        opt.step()
+        terms.logs["adv_d"] = d_loss.detach()
