@@ -33,6 +33,7 @@ test: install lint
 
 bench: install
 	$(BIN)/python benchmarks/train_speed.py
+	$(BIN)/python benchmarks/peak.py
 
 clean:
 	rm -rf $(VENV) runs

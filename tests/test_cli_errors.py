@@ -196,3 +196,21 @@ def test_generate_other_samplers(cli, tiny_run, tmp_path, gen_dirs, args):
         assert im.size == (96, 96)
     # the option changes what is drawn (A: the default mix of k=4, same seed)
     assert (out / "grid.png").read_bytes() != (gen_dirs["A"] / "grid.png").read_bytes()
+
+
+def test_generate_uses_the_runs_own_sampler_by_default(cli, tiny_run, tmp_path):
+    """A run whose preset recorded gmm as its sampler generates with gmm unless --sampler says otherwise."""
+    import json
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns("checkpoints", "epochs", "gmm*", "two_stage*"))
+    config = json.loads((run / "config.json").read_text())
+    config["train"]["sampler"] = "gmm"
+    (run / "config.json").write_text(json.dumps(config))
+    cli("generate", "--run", run, "--n", 7, "--seed", 3, "--out", tmp_path / "own")
+    assert list(run.glob("gmm*.safetensors"))  # fitted (and kept) because the default was gmm
+    cli("generate", "--run", run, "--n", 7, "--seed", 3, "--sampler", "gmm", "--out", tmp_path / "named")
+    assert (tmp_path / "own" / "grid.png").read_bytes() == (tmp_path / "named" / "grid.png").read_bytes()
+    cli("generate", "--run", run, "--n", 7, "--seed", 3, "--sampler", "mix", "--out", tmp_path / "mix")
+    assert (tmp_path / "own" / "grid.png").read_bytes() != (tmp_path / "mix" / "grid.png").read_bytes()

@@ -89,6 +89,14 @@ def test_card_links_the_hub_dataset_when_the_run_used_one(tiny_run, tmp_path):
     card = ModelCard.load(path)
     assert card.data.to_dict()["datasets"] == ["DrishtiSharma/Anime-Face-Dataset"]
     assert "https://huggingface.co/datasets/DrishtiSharma/Anime-Face-Dataset" in card.text
+    assert "This run's sampler (the grid below, and `animevae generate`'s default): **mix**" in card.text
+
+
+def test_card_names_the_runs_own_sampler(tiny_run, tmp_path):
+    config = read_json(tiny_run / "config.json")
+    config["train"]["sampler"] = "gmm"
+    text = card_text(config, [], REPO)
+    assert "**gmm**" in text and "--sampler gmm" in text
 
 
 def test_card_shows_grid_command_figures_and_a_three_line_snippet(card, tiny_run):

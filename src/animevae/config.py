@@ -156,7 +156,7 @@ class TrainConfig:
     kl_warmup_epochs: float = opt(0.0, "ramp beta from 0 over this many epochs", group=BEYOND)
     free_bits: float = opt(0.0, "nats per latent dimension not penalised", group=BEYOND)
     ema: float = opt(0.0, "EMA decay of the weights, e.g. 0.999 (saved weights are the EMA); 0 = off", group=BEYOND)
-    adv_weight: float = opt(0.5, "weight of the patch discriminator's term, on top of VQGAN's adaptive gradient-norm ratio", group=ADV)
+    adv_weight: float = opt(0.1, "weight of the patch discriminator's term, on top of VQGAN's adaptive gradient-norm ratio (0.5 drew textures)", group=ADV)
     adv_start_epochs: float = opt(1.0, "epochs of plain ELBO training before the discriminator is switched on", group=ADV)
     disc_width: int = opt(32, "channels of the discriminator's first conv (doubling over 3 layers)", group=ADV)
     diffaug: bool = opt(True, "no differentiable augmentation of the discriminator's inputs", flag="--no-diffaug", group=ADV)

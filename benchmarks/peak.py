@@ -1,0 +1,187 @@
+"""How much of the machine a training step uses: images/s against the matrix peak measured in the same run.
+
+    python benchmarks/peak.py                    # part of `make bench`
+    python benchmarks/peak.py --presets seed sharp --steps 30
+
+1. The machine's matmul peak, bf16 and fp32: 2048 x 2048 squared in a loop (the best of a few tries).
+2. The model's FLOPs per training image (forward + backward), counted by torch's FlopCounterMode on the
+   step the project runs (its objective: the sharp preset's includes the discriminator and the mixes).
+3. For each preset: steady images/s of the real training step (``animevae.loop.train_step`` on real
+   faces through the real augmentation, channels-last, the preset's precision), then GFLOP/s and the
+   fraction of the peak; and the end-to-end rate of an ``animevae train`` epoch (its per-epoch passes
+   included) from the run's own metrics.
+4. Where a step's time goes: torch.profiler's operators grouped into conv forward, conv backward
+   (weight and input gradients: oneDNN computes them in one call), GEMMs (fastconv's im2col paths and
+   the linear layers), BatchNorm, activations, casts/copies, the optimizer, augmentation, and the rest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data" / "anime-faces-96"
+
+GROUPS = [  # (group, operator-name fragments), first match wins
+    ("conv backward (weight + input grads)", ("convolution_backward",)),
+    ("conv forward", ("mkldnn_convolution", "_convolution", "conv2d", "conv_transpose")),
+    ("GEMMs (im2col paths, linear)", ("aten::mm", "aten::addmm", "aten::bmm", "aten::matmul")),
+    ("BatchNorm", ("batch_norm",)),
+    ("activations", ("leaky_relu", "sigmoid", "log_sigmoid", "softplus", "relu")),
+    ("casts / copies / layout", ("aten::copy_", "aten::_to_copy", "aten::to", "contiguous", "aten::clone", "im2col", "col2im")),
+    ("optimizer", ("adam", "_foreach")),
+    ("augmentation (grid_sample)", ("grid_sampler", "affine_grid")),
+]
+
+
+def matmul_peak(dtype: torch.dtype, n: int = 2048, tries: int = 5) -> float:
+    """GFLOP/s of an n x n x n matmul in ``dtype``, the best of ``tries`` timed loops."""
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    for _ in range(3):
+        a @ b
+    best = 0.0
+    for _ in range(tries):
+        reps = 10
+        t = time.perf_counter()
+        for _ in range(reps):
+            a @ b
+        best = max(best, 2 * n**3 * reps / (time.perf_counter() - t) / 1e9)
+    return best
+
+
+def make_state(preset: str, precision: str):
+    from animevae.config import resolve_configs
+    from animevae.state import TrainState, build_model
+    from animevae.system import System
+
+    model_cfg, cfg, _ = resolve_configs({"precision": precision, "adv_start_epochs": 0.0}, preset)
+    system = System.setup("cpu", cfg.precision, cfg.channels_last)
+    torch.manual_seed(0)
+    state = TrainState.create(build_model(model_cfg, cfg), cfg, system, steps_per_epoch=1000)
+    return state, cfg, system
+
+
+def real_batches(data: str, n: int, batch: int):
+    from animevae.config import DataConfig
+    from animevae.data.cache import load_images
+
+    faces = load_images(DataConfig(source=data, limit=n * batch), 96, progress=False)
+    return torch.from_numpy(faces.images[: n * batch].copy()).view(n, batch, 3, 96, 96)
+
+
+def flops_per_image(preset: str, batch: int) -> float:
+    """Forward + backward FLOPs of one training step per image (fp32 count; the same ops in bf16)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from animevae.loop import train_step
+
+    state, _, _ = make_state(preset, "fp32")
+    x = torch.rand(batch, 3, 96, 96).contiguous(memory_format=torch.channels_last)
+    train_step(state, state.model, x, False)  # past any lazy set-up
+    with FlopCounterMode(display=False) as counter:
+        train_step(state, state.model, x, False)
+    return counter.get_total_flops() / batch
+
+
+def step_rate(preset: str, precision: str, batches: torch.Tensor, profile: bool) -> tuple[float, dict[str, float]]:
+    """Steady images/s of the real step on real faces (augmentation included); with ``profile``, ms per step by group."""
+    from animevae.data.augment import augment
+    from animevae.loop import train_step
+
+    state, cfg, system = make_state(preset, precision)
+    fused = state.optimizers["model"].defaults.get("fused") and not state.scaler.is_enabled()
+    gen = torch.Generator().manual_seed(0)
+
+    def one(i: int) -> None:
+        x = augment(batches[i % len(batches)], gen, cfg.hflip, cfg.rotation, cfg.rotation_fill, cfg.interpolation)
+        train_step(state, state.model, x.contiguous(memory_format=system.memory_format), fused)
+        state.progress.step += 1
+
+    for i in range(3):
+        one(i)
+    n = len(batches)
+    t = time.perf_counter()
+    for i in range(n):
+        one(i)
+    rate = n * batches.shape[1] / (time.perf_counter() - t)
+    groups: dict[str, float] = {}
+    if profile:
+        from torch.profiler import ProfilerActivity
+        from torch.profiler import profile as torch_profile
+
+        k = min(n, 5)
+        with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
+            for i in range(k):
+                one(i)
+        totals: dict[str, float] = defaultdict(float)
+        for ev in prof.key_averages():
+            name = ev.key.lower()
+            group = next((g for g, keys in GROUPS if any(f.lower() in name for f in keys)), "other")
+            totals[group] += ev.self_cpu_time_total / 1000 / k
+        groups = dict(sorted(totals.items(), key=lambda kv: -kv[1]))
+    return rate, groups
+
+
+def epoch_rate(preset: str, data: str, limit: int) -> dict:
+    """``animevae train`` for 2 epochs: the second epoch's images / (training + per-epoch passes) seconds."""
+    with tempfile.TemporaryDirectory() as work:
+        out = Path(work) / "run"
+        cmd = [sys.executable, "-m", "animevae", "train", "--data", data, "--limit", str(limit), "--epochs", "2", "--preset", preset, "--adv-start-epochs", "0"]
+        subprocess.run([*cmd, "--out", str(out), "--quiet", "--keep-last", "0"], check=True, env={**os.environ, "ANIMEVAE_CACHE": str(Path(work) / "cache")})
+        line = [json.loads(s) for s in (out / "metrics.jsonl").read_text().splitlines()][-1]
+    images = line["images_per_s"] * line["seconds"]
+    return {"train_img_s": line["images_per_s"], "end_to_end_img_s": images / (line["seconds"] + line["eval_seconds"]), "pass_seconds": line["eval_seconds"]}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--data", default=str(SHARED) if SHARED.is_dir() else "builtin")
+    p.add_argument("--presets", nargs="+", default=["seed", "sharp"])
+    p.add_argument("--steps", type=int, default=20, help="timed steps per preset (batch 64)")
+    p.add_argument("--epoch-limit", type=int, default=3000, help="faces in the end-to-end `animevae train` epochs (0: skip)")
+    a = p.parse_args()
+    print(f"torch {torch.__version__}, {os.cpu_count()} cores, {torch.get_num_threads()} threads", flush=True)
+    peak = {"bf16": matmul_peak(torch.bfloat16), "fp32": matmul_peak(torch.float32)}
+    print(f"matmul peak (2048^3, best of 5): bf16 {peak['bf16']:.0f} GFLOP/s, fp32 {peak['fp32']:.0f} GFLOP/s", flush=True)
+    batches = real_batches(a.data, a.steps, 64)
+    rows = []
+    for preset in a.presets:
+        gflop = flops_per_image(preset, 64) / 1e9
+        for precision in ("bf16", "fp32"):
+            rate, groups = step_rate(preset, precision, batches, profile=precision == "bf16")
+            rows.append((preset, precision, rate, gflop, rate * gflop, rate * gflop / peak[precision]))
+            print(
+                f"{preset:>6} {precision}: {gflop:.3f} GFLOP/image, step {rate:.0f} img/s = {rate * gflop:.0f} GFLOP/s = "
+                f"{rate * gflop / peak[precision]:.2f} of the {precision} peak",
+                flush=True,
+            )
+            if groups:
+                total = sum(groups.values())
+                parts = "; ".join(f"{g} {ms:.0f} ms ({ms / total:.0%})" for g, ms in groups.items())
+                print(f"       where a bf16 step's {total:.0f} ms (CPU self time) go: {parts}")
+        if a.epoch_limit:
+            e = epoch_rate(preset, a.data, a.epoch_limit)
+            print(
+                f"{preset:>6} end to end (`animevae train`, epoch 2 of 2 on {a.epoch_limit} faces, default precision): training {e['train_img_s']:.0f} img/s, "
+                f"with the per-epoch passes ({e['pass_seconds']:.1f} s) {e['end_to_end_img_s']:.0f} img/s = {e['end_to_end_img_s'] * gflop:.0f} GFLOP/s = "
+                f"{e['end_to_end_img_s'] * gflop / peak['bf16']:.2f} of the bf16 peak",
+                flush=True,
+            )
+    if len(a.presets) > 1:
+        base = {(r[0], r[1]): r[2] for r in rows}
+        for preset in a.presets[1:]:
+            print(f"{preset} / {a.presets[0]} step images/s (bf16): {base[(preset, 'bf16')] / base[(a.presets[0], 'bf16')]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
