@@ -4,6 +4,7 @@ real run with it: the discriminator trains, is checkpointed, and stays out of th
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -25,7 +26,7 @@ def test_diff_augment_keeps_shape_passes_gradients_and_changes_every_image():
     y.sum().backward()
     assert x.grad is not None and x.grad.abs().sum() > 0  # differentiable: the generator learns through it
     assert all(not torch.equal(a, b) for a, b in zip(y.detach(), x.detach()))
-    assert ((y == 0).flatten(1).float().mean(1) >= 0.2).all()  # the cutout square (a quarter of the image) is zero
+    assert ((y == 0).flatten(1).float().mean(1) >= 1 / 16 - 0.01).all()  # the cutout square (a quarter of the image, at least a quarter of it inside) is zero
 
 
 def test_patch_discriminator_scores_patches():
@@ -102,24 +103,25 @@ def test_bad_adversarial_settings_are_refused(bad):
 
 def test_a_sharp_run_trains_saves_a_plain_model_and_fine_tunes_as_sharp(tmp_path, capsys):
     run = animevae.train(
-        tmp_path / "sharp", data="builtin", preset="sharp", builtin_count=96, image_size=24, latent_dim=8,
-        base_channels=8, epochs=2, batch_size=16, adv_start_epochs=0.5, kl_warmup_epochs=0.0, progress=False,
+        tmp_path / "sharp", data="builtin", preset="sharp", builtin_count=192, image_size=24, latent_dim=8,
+        base_channels=8, epochs=2, batch_size=32, adv_start_epochs=0.5, kl_warmup_epochs=0.0, progress=False,
     )  # fmt: skip
-    lines = [json.loads(s) for s in (run.path / "metrics.jsonl").read_text().splitlines()]
+    path = Path(run.path)
+    lines = [json.loads(s) for s in (path / "metrics.jsonl").read_text().splitlines()]
     assert lines[-1]["adv_lambda"] > 0 and "adv_d" in lines[-1] and "adv_g" in lines[-1]
-    with safe_open(str(run.path / "model.safetensors"), "pt") as f:
+    with safe_open(str(path / "model.safetensors"), "pt") as f:
         assert not any("disc" in k for k in f.keys())  # training-only: not in the model
-    ckpt = sorted((run.path / "checkpoints").glob("step_*"))[-1]
+    ckpt = sorted((path / "checkpoints").glob("step_*"))[-1]
     names = [k for p in ckpt.glob("*.safetensors") for k in safe_open(str(p), "pt").keys()]
     assert any(k.startswith("objective.disc.") for k in names) and any(k.startswith("optim.disc.") for k in names)
-    model = VAE.from_pretrained(run.path)  # loads without the discriminator
+    model = VAE.from_pretrained(path)  # loads without the discriminator
     assert model.generate(torch.zeros(2, 8)).shape == (2, 3, 24, 24)
-    assert not list(run.path.glob("gmm*.safetensors"))
-    assert len(run.generate(4)) == 4 and list(run.path.glob("gmm*.safetensors"))  # the preset's sampler, gmm, by default
-    tuned = animevae.train(tmp_path / "tuned", data="builtin", builtin_count=96, init_from=str(run.path), epochs=1, batch_size=16, progress=False)
-    saved = json.loads((tuned.path / "config.json").read_text())["train"]
+    assert not list(path.glob("gmm*.safetensors"))
+    assert len(run.generate(4)) == 4 and list(path.glob("gmm*.safetensors"))  # the preset's sampler, gmm, by default
+    tuned = animevae.train(tmp_path / "tuned", data="builtin", builtin_count=96, init_from=str(path), epochs=1, batch_size=16, progress=False)
+    saved = json.loads((Path(tuned.path) / "config.json").read_text())["train"]
     assert saved["objective"] == "adversarial" and saved["sampler"] == "gmm" and saved["adv_start_epochs"] == 0.5
     plain = animevae.train(
-        tmp_path / "plain", data="builtin", builtin_count=96, init_from=str(run.path), objective="elbo", epochs=1, batch_size=16, progress=False
+        tmp_path / "plain", data="builtin", builtin_count=96, init_from=str(path), objective="elbo", epochs=1, batch_size=16, progress=False
     )
-    assert json.loads((plain.path / "config.json").read_text())["train"]["objective"] == "elbo"  # said again: it wins
+    assert json.loads((Path(plain.path) / "config.json").read_text())["train"]["objective"] == "elbo"  # said again: it wins
