@@ -121,7 +121,5 @@ def test_a_sharp_run_trains_saves_a_plain_model_and_fine_tunes_as_sharp(tmp_path
     tuned = animevae.train(tmp_path / "tuned", data="builtin", builtin_count=96, init_from=str(path), epochs=1, batch_size=16, progress=False)
     saved = json.loads((Path(tuned.path) / "config.json").read_text())["train"]
     assert saved["objective"] == "adversarial" and saved["sampler"] == "gmm" and saved["adv_start_epochs"] == 0.5
-    plain = animevae.train(
-        tmp_path / "plain", data="builtin", builtin_count=96, init_from=str(path), objective="elbo", epochs=1, batch_size=16, progress=False
-    )
+    plain = animevae.train(tmp_path / "plain", data="builtin", builtin_count=96, init_from=str(path), objective="elbo", epochs=1, batch_size=16, progress=False)
     assert json.loads((Path(plain.path) / "config.json").read_text())["train"]["objective"] == "elbo"  # said again: it wins
