@@ -168,7 +168,8 @@ def _training_commands(sub) -> None:
         "--preset",
         default=S,
         choices=list(PRESETS),
-        help="seed: the notebook's settings (default); quality: KL warm-up + free bits + EMA + reflect fill (see docs/results.md)",
+        help="seed: the notebook's settings (default); quality: KL warm-up + free bits + EMA + reflect fill, gmm sampler "
+        "(the best faces measured); sharp: quality + the adversarial objective (experimental: not better yet; see docs/results.md)",
     )
     t.add_argument("--out", default=S, help="run folder (default: runs/anime)")
     t.add_argument("--overwrite", action="store_true", default=S, help="replace a run already in --out")
