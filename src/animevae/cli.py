@@ -11,7 +11,7 @@ import typing
 from dataclasses import fields
 
 from . import __version__
-from .config import PRESETS, DataConfig, ModelConfig, TrainConfig
+from .config import PRESETS, SAMPLER_NAMES, DataConfig, ModelConfig, TrainConfig
 from .errors import Interrupted, UserError
 from .samplers import DEFAULT_GMM_COMPONENTS, DEFAULT_MIX_K
 
@@ -196,7 +196,7 @@ def _sharing_commands(sub) -> None:
     gen.add_argument(
         "--sampler",
         default=None,
-        choices=["mix", "prior", "gmm", "two-stage"],
+        choices=list(SAMPLER_NAMES),
         help="default: the run's own (its preset's best; mix for the seed preset). "
         "mix: the seed's latent averaging; prior: z ~ N(0, I); gmm: a Gaussian mixture fitted to the stored latents; "
         "two-stage: a second VAE fitted to them (Dai & Wipf 2019)",

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from . import runs
+from .config import SAMPLER_NAMES
 from .errors import UserError
 from .images import make_grid
 from .sample import DEFAULT_MIX_K, decode_latents, default_sampler, load_model, make_sampler
@@ -182,7 +183,7 @@ def build_app(run, device: str = "cpu"):
             with gr.Row():
                 with gr.Column(scale=1):
                     sampler = gr.Radio(
-                        ["mix", "prior", "gmm", "two-stage"],
+                        list(SAMPLER_NAMES),
                         value=demo_model.default_sampler,
                         label="sampler",
                         info="mix: weighted averages of K learned latents (the seed's); prior: z ~ N(0, T^2 I); gmm: a Gaussian mixture "

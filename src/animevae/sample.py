@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 
 from . import runs
+from .config import SAMPLER_NAMES
 from .errors import UserError
 from .images import save_grid, save_images
 from .model import VAE
@@ -95,7 +96,7 @@ def default_sampler(run: str, revision: str | None = None) -> str:
         name = (runs.load_run_config(run, revision).get("train") or {}).get("sampler")
     except (UserError, OSError, ValueError, AttributeError):
         return "mix"
-    return name if name in ("mix", "prior", "gmm", "two-stage") else "mix"
+    return name if name in SAMPLER_NAMES else "mix"
 
 
 def make_sampler(
