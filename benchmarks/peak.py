@@ -8,8 +8,8 @@
    step the project runs (its objective: the sharp preset's includes the discriminator and the mixes).
 3. For each preset: steady images/s of the real training step (``animevae.loop.train_step`` on real
    faces through the real augmentation, channels-last, the preset's precision), then GFLOP/s and the
-   fraction of the peak; and the end-to-end rate of an ``animevae train`` epoch (its per-epoch passes
-   included) from the run's own metrics.
+   fraction of the peak; and the end-to-end rate of a middle ``animevae train`` epoch (wall clock: its
+   steps, per-epoch passes, files and checkpoint).
 4. Where a step's time goes: torch.profiler's operators grouped into conv forward, conv backward
    (weight and input gradients: oneDNN computes them in one call), GEMMs (fastconv's im2col paths and
    the linear layers), BatchNorm, activations, casts/copies, the optimizer, augmentation, and the rest.
@@ -28,6 +28,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data" / "anime-faces-96"
@@ -132,15 +133,86 @@ def step_rate(preset: str, precision: str, batches: torch.Tensor, profile: bool)
     return rate, groups
 
 
+def layer_table(peak_bf16: float, batch: int = 64, reps: int = 10) -> list[tuple]:
+    """Each conv layer of the seed model alone, bf16 autocast, channels-last, its own CPU path: forward and
+    backward ms and fraction of the bf16 peak; then its BatchNorm + LeakyReLU (memory-bound) forward + backward ms."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from animevae.config import ModelConfig
+    from animevae.fastconv import Conv2d, ConvTranspose2d
+    from animevae.model import VAE
+
+    model = VAE(ModelConfig()).to(memory_format=torch.channels_last).train()
+    inputs: dict[torch.nn.Module, torch.Tensor] = {}
+    def keep(m, i, o) -> None:
+        inputs.setdefault(m, i[0].detach())
+
+    hooks = [m.register_forward_hook(keep) for m in model.modules() if isinstance(m, (Conv2d, ConvTranspose2d))]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        model(torch.rand(batch, 3, 96, 96).contiguous(memory_format=torch.channels_last))
+    for h in hooks:
+        h.remove()
+    rest = {seq[0]: torch.nn.Sequential(*seq[1:]) for seq in model.modules() if isinstance(seq, torch.nn.Sequential) and seq[0] in inputs and len(seq) > 1}
+
+    def timed(fn) -> float:
+        for _ in range(2):
+            fn()
+        t = time.perf_counter()
+        for _ in range(reps):
+            fn()
+        return (time.perf_counter() - t) / reps * 1000
+
+    rows = []
+    for layer, x in inputs.items():
+        x = x.float().contiguous(memory_format=torch.channels_last).requires_grad_(x.shape[1] != 3)
+
+        def fwd(layer=layer, x=x):
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                return layer(x)
+
+        y = fwd()
+        grad = torch.randn(y.shape, dtype=y.dtype).contiguous(memory_format=torch.channels_last)
+        with FlopCounterMode(display=False) as counter:
+            (F.conv_transpose2d if isinstance(layer, ConvTranspose2d) else F.conv2d)(x.detach(), layer.weight, layer.bias, 2, 1)
+        fwd_flops = counter.get_total_flops()
+        t_fwd = timed(fwd)
+        t_bwd = timed(lambda fwd=fwd, grad=grad: fwd().backward(grad)) - t_fwd
+        bwd_flops = fwd_flops * (2 if x.requires_grad else 1)
+        name = f"{'dec' if isinstance(layer, ConvTranspose2d) else 'enc'} {layer.in_channels}->{layer.out_channels} at {x.shape[-1]} px ({layer.path})"
+        t_norm = None
+        if layer in rest:
+            a = y.detach().requires_grad_()
+
+            def norm(a=a, block=rest[layer]):
+                with torch.autocast("cpu", dtype=torch.bfloat16):
+                    return block(a)
+
+            t_norm = timed(lambda norm=norm, grad=grad: norm().backward(grad))
+        rows.append((name, t_fwd, fwd_flops / t_fwd / 1e6 / peak_bf16, t_bwd, bwd_flops / t_bwd / 1e6 / peak_bf16, t_norm))
+    return rows
+
+
 def epoch_rate(preset: str, data: str, limit: int) -> dict:
-    """``animevae train`` for 2 epochs: the second epoch's images / (training + per-epoch passes) seconds."""
+    """``animevae train`` for 3 epochs. A middle epoch, end to end, is the wall clock between the sample grids
+    of epochs 1 and 2 (the last files each epoch's end writes): epoch 1's checkpoint, epoch 2's steps, its
+    per-epoch passes (held-out loss, latents, grid) and its files. The last epoch's extra clean latents pass
+    (once per run) is reported apart."""
     with tempfile.TemporaryDirectory() as work:
         out = Path(work) / "run"
-        cmd = [sys.executable, "-m", "animevae", "train", "--data", data, "--limit", str(limit), "--epochs", "2", "--preset", preset, "--adv-start-epochs", "0"]
+        cmd = [sys.executable, "-m", "animevae", "train", "--data", data, "--limit", str(limit), "--epochs", "3", "--preset", preset, "--adv-start-epochs", "0"]
         subprocess.run([*cmd, "--out", str(out), "--quiet", "--keep-last", "0"], check=True, env={**os.environ, "ANIMEVAE_CACHE": str(Path(work) / "cache")})
-        line = [json.loads(s) for s in (out / "metrics.jsonl").read_text().splitlines()][-1]
-    images = line["images_per_s"] * line["seconds"]
-    return {"train_img_s": line["images_per_s"], "end_to_end_img_s": images / (line["seconds"] + line["eval_seconds"]), "pass_seconds": line["eval_seconds"]}
+        lines = [json.loads(s) for s in (out / "metrics.jsonl").read_text().splitlines()]
+        grids = [(out / "samples" / f"epoch_{e:03d}.png").stat().st_mtime_ns / 1e9 for e in (1, 2)]
+    middle, last = lines[1], lines[2]
+    images = middle["images_per_s"] * middle["seconds"]
+    return {
+        "train_img_s": middle["images_per_s"],
+        "end_to_end_img_s": images / (grids[1] - grids[0]),
+        "epoch_seconds": grids[1] - grids[0],
+        "train_seconds": middle["seconds"],
+        "pass_seconds": middle["eval_seconds"],
+        "last_pass_seconds": last["eval_seconds"],
+    }
 
 
 def main() -> None:
@@ -148,11 +220,20 @@ def main() -> None:
     p.add_argument("--data", default=str(SHARED) if SHARED.is_dir() else "builtin")
     p.add_argument("--presets", nargs="+", default=["seed", "sharp"])
     p.add_argument("--steps", type=int, default=20, help="timed steps per preset (batch 64)")
-    p.add_argument("--epoch-limit", type=int, default=3000, help="faces in the end-to-end `animevae train` epochs (0: skip)")
+    p.add_argument("--epoch-limit", type=int, default=6000, help="faces in the end-to-end `animevae train` epochs (0: skip)")
+    p.add_argument("--no-layers", dest="layers", action="store_false", help="skip the per-layer table")
     a = p.parse_args()
     print(f"torch {torch.__version__}, {os.cpu_count()} cores, {torch.get_num_threads()} threads", flush=True)
     peak = {"bf16": matmul_peak(torch.bfloat16), "fp32": matmul_peak(torch.float32)}
     print(f"matmul peak (2048^3, best of 5): bf16 {peak['bf16']:.0f} GFLOP/s, fp32 {peak['fp32']:.0f} GFLOP/s", flush=True)
+    if a.layers:
+        print("each conv layer of the seed model alone, batch 64, bf16 (fraction of the bf16 peak), then its BatchNorm + LeakyReLU forward + backward:")
+        total = [0.0, 0.0, 0.0]
+        for name, t_fwd, f_fwd, t_bwd, f_bwd, t_norm in layer_table(peak["bf16"]):
+            norm = f"; BN + LeakyReLU {t_norm:5.1f} ms" if t_norm is not None else ""
+            print(f"  {name:<42} forward {t_fwd:5.1f} ms ({f_fwd:.2f})  backward {t_bwd:5.1f} ms ({f_bwd:.2f}){norm}", flush=True)
+            total = [total[0] + t_fwd, total[1] + t_bwd, total[2] + (t_norm or 0.0)]
+        print(f"  all layers: convs forward {total[0]:.0f} ms, backward {total[1]:.0f} ms; BN + LeakyReLU {total[2]:.0f} ms", flush=True)
     batches = real_batches(a.data, a.steps, 64)
     rows = []
     for preset in a.presets:
@@ -172,9 +253,10 @@ def main() -> None:
         if a.epoch_limit:
             e = epoch_rate(preset, a.data, a.epoch_limit)
             print(
-                f"{preset:>6} end to end (`animevae train`, epoch 2 of 2 on {a.epoch_limit} faces, default precision): training {e['train_img_s']:.0f} img/s, "
-                f"with the per-epoch passes ({e['pass_seconds']:.1f} s) {e['end_to_end_img_s']:.0f} img/s = {e['end_to_end_img_s'] * gflop:.0f} GFLOP/s = "
-                f"{e['end_to_end_img_s'] * gflop / peak['bf16']:.2f} of the bf16 peak",
+                f"{preset:>6} end to end (`animevae train` on {a.epoch_limit} faces, a middle epoch: steps {e['train_seconds']:.1f} s at "
+                f"{e['train_img_s']:.0f} img/s, wall clock with its passes and files {e['epoch_seconds']:.1f} s): {e['end_to_end_img_s']:.0f} img/s = "
+                f"{e['end_to_end_img_s'] * gflop:.0f} GFLOP/s = {e['end_to_end_img_s'] * gflop / peak['bf16']:.2f} of the bf16 peak "
+                f"(per-epoch passes {e['pass_seconds']:.1f} s; the last epoch's clean latents pass, once per run: {e['last_pass_seconds']:.1f} s)",
                 flush=True,
             )
     if len(a.presets) > 1:

@@ -10,6 +10,12 @@ Measured at batch 128 in bf16 on a 2-core AMX CPU (oneDNN in torch 2.13), forwar
 * At the 6x6 maps (128 <-> 256 channels) oneDNN's weight gradient runs at a fifth of the matmul rate;
   there only the weight gradient is one GEMM (4.9 -> 2.5 ms each at batch 64).
 
+* A transposed conv to 3 channels (the decoder's last layer, 32 -> 3 at 48 -> 96) runs at an eighth of
+  the matmul rate in oneDNN's forward (10 ms at batch 64). The same map is one 3x3 conv to 4 x 3 channels
+  (each output phase of the stride-2 map reads a 2x2 window of the input) followed by a pixel shuffle:
+  5.5 ms. Its backward stays oneDNN's transposed-conv backward (the gradients are the layer's own).
+  Only under bf16 autocast: the fp32 path keeps its exact numerics.
+
 The bottleneck GEMMs also serve CPU inference (the latents pass, sampling: per 128 images the
 encoder's last conv 12.0 -> 7.0 ms, the decoder's first 16.5 -> 4.0 ms); everything else at
 inference, and all of CUDA, takes the ordinary native kernels.
@@ -152,7 +158,44 @@ class _BottleneckConvTranspose(torch.autograd.Function):
         return grad_x, grad_w, grad_b
 
 
-PATHS = ("native", "gemm-weight-grad", "gemm")
+def subpixel_weight(weight: torch.Tensor) -> torch.Tensor:
+    """The 3x3 kernel (4 * Cout) x Cin x 3 x 3 whose conv (stride 1, padding 1) followed by ``pixel_shuffle(2)``
+    equals conv_transpose2d 4/2/1 with ``weight`` (Cin x Cout x 4 x 4): output pixel (2i + p, 2j + q) reads
+    input row i + dy - 1 through tap ky = p + 3 - 2 dy (and likewise for columns); taps outside 0..3 are zero."""
+    cin, cout = weight.shape[:2]
+    taps = torch.full((2, 2, 3, 3), KERNEL * KERNEL, dtype=torch.long)  # index KERNEL**2: the zero tap
+    for p in range(2):
+        for q in range(2):
+            for dy in range(3):
+                for dx in range(3):
+                    ky, kx = p + 3 - 2 * dy, q + 3 - 2 * dx
+                    if 0 <= ky < KERNEL and 0 <= kx < KERNEL:
+                        taps[p, q, dy, dx] = ky * KERNEL + kx
+    flat = torch.cat([weight.flatten(2), weight.new_zeros(cin, cout, 1)], 2)  # Cin x Cout x 17
+    k = flat[:, :, taps.flatten().to(weight.device)].view(cin, cout, 4, 3, 3)
+    return k.permute(1, 2, 0, 3, 4).reshape(cout * 4, cin, 3, 3)
+
+
+class _SubpixelConvTranspose(torch.autograd.Function):
+    """conv_transpose2d 4/2/1: forward as a 3x3 conv to 4 x Cout channels + pixel shuffle, backward oneDNN's own."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias):
+        ctx.save_for_backward(x, weight)
+        y = F.pixel_shuffle(F.conv2d(x, subpixel_weight(weight), bias.repeat_interleave(4), 1, 1), 2)
+        return y.contiguous(memory_format=torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        x, weight = ctx.saved_tensors
+        need_x, need_w, need_b = ctx.needs_input_grad
+        grad_x, grad_w, _ = torch.ops.aten.convolution_backward(
+            grad_out, x, weight, None, [STRIDE] * 2, [PAD] * 2, [1, 1], True, [0, 0], 1, [need_x, need_w, False]
+        )
+        return grad_x, grad_w, grad_out.sum((0, 2, 3)) if need_b else None
+
+
+PATHS = ("native", "gemm-weight-grad", "gemm", "subpixel")
 
 
 def _native(x: torch.Tensor, path: str) -> bool:
@@ -175,6 +218,8 @@ class Conv2d(nn.Conv2d):
 
     def __init__(self, in_channels: int, out_channels: int, path: str = "native"):
         super().__init__(in_channels, out_channels, KERNEL, STRIDE, PAD)
+        if path == "subpixel":
+            raise ValueError("path 'subpixel' is for ConvTranspose2d only")
         self.path = _checked(path)
 
     def forward(self, x):
@@ -185,7 +230,8 @@ class Conv2d(nn.Conv2d):
 
 
 class ConvTranspose2d(nn.ConvTranspose2d):
-    """``nn.ConvTranspose2d(cin, cout, 4, 2, 1)`` with the faster CPU training path (``path`` as for Conv2d)."""
+    """``nn.ConvTranspose2d(cin, cout, 4, 2, 1)`` with the faster CPU training path (``path`` as for Conv2d, or
+    "subpixel": the forward as a 3x3 conv + pixel shuffle under low-precision autocast, else "native")."""
 
     def __init__(self, in_channels: int, out_channels: int, path: str = "native"):
         super().__init__(in_channels, out_channels, KERNEL, STRIDE, PAD)
@@ -195,4 +241,6 @@ class ConvTranspose2d(nn.ConvTranspose2d):
         if _native(x, self.path) or output_size is not None:
             return super().forward(x, output_size)
         args = _autocast_args(x, self.weight, self.bias)
+        if self.path == "subpixel" and torch.is_autocast_enabled(x.device.type):
+            return _SubpixelConvTranspose.apply(*args)
         return _BottleneckConvTranspose.apply(*args) if self.path == "gemm" else _Conv.apply(*args, True, self.path == "gemm-weight-grad")

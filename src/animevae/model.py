@@ -86,7 +86,8 @@ def register_architecture(name: str):
 
 def _cpu_path(layer: int, last: int) -> str:
     """Which CPU training kernels a layer uses (see fastconv.py): GEMMs where oneDNN is slow, the 3x3
-    bottleneck and the 6x6 layer's weight gradient (measured at batch 64: 4.9 -> 2.5 ms there)."""
+    bottleneck and the 6x6 layer's weight gradient (measured at batch 64: 4.9 -> 2.5 ms there). The
+    decoder's last layer (to the pixels' few channels) is "subpixel" under bf16."""
     return "gemm" if layer == last else "gemm-weight-grad" if layer == last - 1 else "native"
 
 
@@ -111,7 +112,7 @@ class SeedConv(Architecture):
     def decoder(self, c, out_channels):
         chans, last = self._widths(c), c.num_layers - 1
         up = [_block(ConvTranspose2d(chans[i + 1], chans[i], _cpu_path(i, last)), chans[i], c.negative_slope) for i in range(c.num_layers - 1, 0, -1)]
-        return nn.Sequential(*up, ConvTranspose2d(chans[1], out_channels))
+        return nn.Sequential(*up, ConvTranspose2d(chans[1], out_channels, "subpixel"))
 
 
 @register_architecture("upconv")
