@@ -144,6 +144,7 @@ def layer_table(peak_bf16: float, batch: int = 64, reps: int = 10) -> list[tuple
 
     model = VAE(ModelConfig()).to(memory_format=torch.channels_last).train()
     inputs: dict[torch.nn.Module, torch.Tensor] = {}
+
     def keep(m, i, o) -> None:
         inputs.setdefault(m, i[0].detach())
 
