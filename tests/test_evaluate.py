@@ -62,6 +62,10 @@ def test_evaluate_writes_every_metric(cli, run_copy, tmp_path):
     n = min(24, m["data"]["images"])  # samples and held-out faces: the smaller set decides
     assert 0 <= c2st["accuracy"] <= 1 and len(c2st["per_seed"]) == 3 and c2st["scored_on_per_class"] == n - n // 2
     assert all("c2st" not in s for name, s in m["samplers"].items() if name != "mix_k2")
+    # and on the decoder's own reconstructions of as many training faces: the reference for every sampler
+    recons = m["reconstructions"]["c2st"]
+    assert 0 <= recons["accuracy"] <= 1 and len(recons["per_seed"]) == 3 and recons["scored_on_per_class"] == n - n // 2
+    assert "recons" in proc.stdout and "the decoder's own" in proc.stdout
 
 
 def test_evaluate_a_chosen_sampler_and_its_two_sample_test(cli, run_copy, tmp_path):
@@ -71,6 +75,7 @@ def test_evaluate_a_chosen_sampler_and_its_two_sample_test(cli, run_copy, tmp_pa
     m = json.loads(out.read_text())
     assert set(m["samplers"]) == {"prior", "mix_all"} and len(m["samplers"]["prior"]["c2st"]["per_seed"]) == 2
     assert "c2st" not in m["samplers"]["mix_all"] and m["settings"]["c2st_seeds"] == 2
+    assert len(m["reconstructions"]["c2st"]["per_seed"]) == 2
     bad = cli("evaluate", *common, "--samplers", "best", check=False)
     assert bad.returncode == 2 and "sampler 'best'" in bad.stderr and "Traceback" not in bad.stderr
 

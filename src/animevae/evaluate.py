@@ -195,6 +195,9 @@ def evaluate(
         if name in c2st:
             say(f"evaluate: classifier two-sample test of {name} against the held-out faces ({c2st_seeds} seeds)")
             metrics["samplers"][name]["c2st"] = classifier_two_sample_test(samples[name], held, seeds=range(c2st_seeds))
+    if c2st and train_images is not None:
+        say(f"evaluate: classifier two-sample test of the model's reconstructions of {n_samples} training faces ({c2st_seeds} seeds)")
+        metrics["reconstructions"] = reconstruction_c2st(model, train_images, train_pos, held, n_samples, c2st_seeds)
     if train_images is not None and samples:
         say(f"evaluate: nearest training image for {sum(len(v) for v in samples.values())} samples among {len(train_pos)} training images")
     for name, entry in memorisation(samples, train_images, train_pos, no_train).items():
@@ -203,6 +206,20 @@ def evaluate(
     runs.write_json(out, _finite(metrics))
     print(format_table(metrics))
     return metrics, out
+
+
+@torch.no_grad()
+def reconstruction_c2st(model, train_images, train_pos, held: torch.Tensor, n: int, seeds: int) -> dict:
+    """The two-sample test of the decoder's reconstructions (decodes of the posterior means) of ``n`` training
+    faces, spread over the training set, against the held-out faces: the same test as the samplers', on
+    what the decoder draws when its latents are the best they can be. A sampler's accuracy near this one
+    means the blur is the decoder's, not the sampler's."""
+    pos = np.sort(train_pos[np.linspace(0, len(train_pos) - 1, min(n, len(train_pos))).round().astype(np.int64)])
+    faces = torch.from_numpy(np.ascontiguousarray(train_images[pos]))
+    device = next(model.parameters()).device
+    mu = torch.cat([model.encode(faces[s : s + 256].float().div(255).to(device)).mu for s in range(0, len(faces), 256)])
+    result = classifier_two_sample_test(decode_latents(model, mu), held, seeds=range(seeds))
+    return {"c2st": result | {"note": "reconstructions of training faces (decoded posterior means) against the held-out faces; 0.5 = indistinguishable"}}
 
 
 def own_entry(sampler: str) -> str:
@@ -341,4 +358,6 @@ def format_table(m: dict) -> str:
             f"  {name:<9} {_fmt(s['diversity_rms'], '.1f'):>9} {_fmt(mem.get('median_nearest_train_rms'), '.1f'):>9} {copies:>7} "
             f"{_fmt(s.get('fid'), '.3f'):>9} {_fmt(s.get('kid'), '.4f'):>9} {_fmt((s.get('c2st') or {}).get('accuracy'), '.3f'):>9}"
         )
+    if "reconstructions" in m:
+        lines.append(f"  {'recons':<9} {'':>9} {'':>9} {'':>7} {'':>9} {'':>9} {_fmt(m['reconstructions']['c2st']['accuracy'], '.3f'):>9}   (of training faces: the decoder's own)")
     return "\n".join(lines)
