@@ -229,12 +229,16 @@ def main() -> None:
     print(f"matmul peak (2048^3, best of 5): bf16 {peak['bf16']:.0f} GFLOP/s, fp32 {peak['fp32']:.0f} GFLOP/s", flush=True)
     if a.layers:
         print("each conv layer of the seed model alone, batch 64, bf16 (fraction of the bf16 peak), then its BatchNorm + LeakyReLU forward + backward:")
-        total = [0.0, 0.0, 0.0]
+        total = [0.0, 0.0, 0.0, 0.0]
         for name, t_fwd, f_fwd, t_bwd, f_bwd, t_norm in layer_table(peak["bf16"]):
             norm = f"; BN + LeakyReLU {t_norm:5.1f} ms" if t_norm is not None else ""
             print(f"  {name:<42} forward {t_fwd:5.1f} ms ({f_fwd:.2f})  backward {t_bwd:5.1f} ms ({f_bwd:.2f}){norm}", flush=True)
-            total = [total[0] + t_fwd, total[1] + t_bwd, total[2] + (t_norm or 0.0)]
-        print(f"  all layers: convs forward {total[0]:.0f} ms, backward {total[1]:.0f} ms; BN + LeakyReLU {total[2]:.0f} ms", flush=True)
+            at_peak = t_fwd * f_fwd + t_bwd * f_bwd  # the same FLOPs at the peak rate
+            total = [total[0] + t_fwd, total[1] + t_bwd, total[2] + (t_norm or 0.0), total[3] + at_peak]
+        print(
+            f"  all layers: convs forward {total[0]:.0f} ms + backward {total[1]:.0f} ms (at the peak: {total[3]:.0f} ms); BN + LeakyReLU {total[2]:.0f} ms",
+            flush=True,
+        )
     batches = real_batches(a.data, a.steps, 64)
     rows = []
     for preset in a.presets:
