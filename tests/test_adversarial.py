@@ -11,7 +11,7 @@ import torch
 from safetensors import safe_open
 
 import animevae
-from animevae.adversarial import Adversarial, PatchDiscriminator, diff_augment, last_layer, mix_pairs
+from animevae.adversarial import Adversarial, Blur, PatchDiscriminator, diff_augment, last_layer, mix_pairs
 from animevae.config import ModelConfig, TrainConfig, resolve_configs
 from animevae.model import VAE
 
@@ -32,6 +32,19 @@ def test_diff_augment_keeps_shape_passes_gradients_and_changes_every_image():
 def test_patch_discriminator_scores_patches():
     d = PatchDiscriminator(3, 8)
     assert d(torch.rand(2, 3, 96, 96)).shape == (2, 1, 12, 12)
+    blurred = PatchDiscriminator(3, 8, blur=True)
+    assert blurred(torch.rand(2, 3, 96, 96)).shape == (2, 1, 12, 12)
+    assert sum(isinstance(m, Blur) for m in blurred.modules()) == 3 and not any(isinstance(m, Blur) for m in d.modules())
+    assert all("kernel" not in k for k in blurred.state_dict())  # the fixed filter is not a weight to save
+
+
+def test_blur_keeps_flat_images_and_removes_the_pattern_a_stride_2_conv_would_alias():
+    flat = torch.full((1, 2, 8, 8), 0.3)
+    assert torch.allclose(Blur(2)(flat), flat)
+    checker = (torch.arange(8).view(8, 1) + torch.arange(8).view(1, 8)) % 2  # the highest frequency, period 2
+    out = Blur(1)(checker.float().view(1, 1, 8, 8))
+    assert torch.allclose(out[..., 1:-1, 1:-1], torch.full((6, 6), 0.5))  # only its mean is left
+    assert checker.float()[::2, ::2].std() == 0 and checker.float()[::2, ::2].mean() == 0  # sampled every 2nd pixel, it reads as flat
 
 
 def test_mix_pairs_lie_between_two_of_the_means():

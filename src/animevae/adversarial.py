@@ -39,14 +39,33 @@ MAX_SCALE = 1e4  # VQGAN's clamp of the gradient-norm ratio
 DISC_BETAS = (0.5, 0.9)  # Adam moments usual for GAN discriminators
 
 
-class PatchDiscriminator(nn.Module):
-    """``layers`` 4/2/1 convs (width doubling from ``width``) + LeakyReLU(0.2), then a 3x3 conv to one logit per patch."""
+class Blur(nn.Module):
+    """A fixed 3x3 binomial low-pass ([1, 2, 1] x [1, 2, 1] / 16) per channel, stride 1, edges replicated.
 
-    def __init__(self, in_channels: int = 3, width: int = 32, layers: int = 3):
+    Before a stride-2 conv it removes what the stride would alias (Zhang 2019, "Making convolutional
+    networks shift-invariant again"; StyleGAN2's discriminator blurs before each downsampling): a
+    discriminator that samples every 8th pixel without it cannot see a pattern at its own period,
+    and a generator trained against it learns to draw one."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        k = torch.tensor([1.0, 2.0, 1.0])
+        self.register_buffer("kernel", (k[:, None] * k[None, :] / 16).expand(channels, 1, 3, 3).clone(), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(F.pad(x, [1, 1, 1, 1], mode="replicate"), self.kernel.to(x.dtype), groups=x.shape[1])
+
+
+class PatchDiscriminator(nn.Module):
+    """``layers`` 4/2/1 convs (width doubling from ``width``) + LeakyReLU(0.2), then a 3x3 conv to one logit per patch;
+    with ``blur``, each strided conv reads a low-passed input (``Blur``)."""
+
+    def __init__(self, in_channels: int = 3, width: int = 32, layers: int = 3, blur: bool = False):
         super().__init__()
         chans = [in_channels] + [width * 2**i for i in range(layers)]
         body = []
         for i in range(layers):
+            body += [Blur(chans[i])] if blur else []
             body += [nn.Conv2d(chans[i], chans[i + 1], 4, 2, 1), nn.LeakyReLU(0.2, inplace=True)]
         self.body = nn.Sequential(*body, nn.Conv2d(chans[-1], 1, 3, 1, 1))
 
@@ -106,7 +125,7 @@ class Adversarial(ELBO):
 
     def __init__(self, cfg, steps_per_epoch, autocast=nullcontext, model_config=None):
         super().__init__(cfg, steps_per_epoch, autocast, model_config)
-        self.disc = PatchDiscriminator(self.model_config.in_channels, cfg.disc_width).to(memory_format=torch.channels_last)
+        self.disc = PatchDiscriminator(self.model_config.in_channels, cfg.disc_width, blur=cfg.disc_blur).to(memory_format=torch.channels_last)
         self.register_buffer("scale", torch.zeros(()))  # the adaptive weight lambda, per pixel dimension
         self.start_step = round(cfg.adv_start_epochs * steps_per_epoch)
         self._fake: torch.Tensor | None = None

@@ -160,6 +160,7 @@ class TrainConfig:
     adv_start_epochs: float = opt(1.0, "epochs of plain ELBO training before the discriminator is switched on", group=ADV)
     disc_width: int = opt(32, "channels of the discriminator's first conv (doubling over 3 layers)", group=ADV)
     diffaug: bool = opt(True, "no differentiable augmentation of the discriminator's inputs", flag="--no-diffaug", group=ADV)
+    disc_blur: bool = opt(False, "low-pass the discriminator's input to each strided conv (anti-aliasing against textures at its stride)", group=ADV)
     sampler: str = opt("mix", "the sampler generate, the demo and the model card use for this run by default", choices=SAMPLER_NAMES)
     init_from: str | None = opt(None, "start from a trained run folder or Hub repo id", group=TUNE)
     freeze: str | None = opt(None, "keep this half fixed while fine-tuning", choices=("encoder", "decoder"), group=TUNE)
@@ -282,7 +283,7 @@ def resolve_configs(settings: dict, preset: str = "seed", config_file: str | Non
 
 # What fine-tuning (--init-from) keeps from the run it starts from unless set again: its objective
 # (a sharp run stays sharp) and the sampler that run measured best.
-KEPT_BY_FINETUNING = ("objective", "adv_weight", "adv_start_epochs", "disc_width", "diffaug", "sampler")
+KEPT_BY_FINETUNING = ("objective", "adv_weight", "adv_start_epochs", "disc_width", "diffaug", "disc_blur", "sampler")
 
 
 def inherited_settings(init_run_config: dict, settings: dict, config_file: str | None = None) -> dict:
