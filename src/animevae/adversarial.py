@@ -42,10 +42,10 @@ DISC_BETAS = (0.5, 0.9)  # Adam moments usual for GAN discriminators
 class Blur(nn.Module):
     """A fixed 3x3 binomial low-pass ([1, 2, 1] x [1, 2, 1] / 16) per channel, stride 1, edges replicated.
 
-    Before a stride-2 conv it removes what the stride would alias (Zhang 2019, "Making convolutional
-    networks shift-invariant again"; StyleGAN2's discriminator blurs before each downsampling): a
-    discriminator that samples every 8th pixel without it cannot see a pattern at its own period,
-    and a generator trained against it learns to draw one."""
+    Before a stride-2 conv on features it removes what the stride would alias (Zhang 2019, "Making
+    convolutional networks shift-invariant again"; StyleGAN2's discriminator blurs before each
+    downsampling): a discriminator that samples every 8th pixel without it cannot see a pattern at its
+    own period, and a generator trained against it learns to draw one."""
 
     def __init__(self, channels: int):
         super().__init__()
@@ -58,14 +58,15 @@ class Blur(nn.Module):
 
 class PatchDiscriminator(nn.Module):
     """``layers`` 4/2/1 convs (width doubling from ``width``) + LeakyReLU(0.2), then a 3x3 conv to one logit per patch;
-    with ``blur``, each strided conv reads a low-passed input (``Blur``)."""
+    with ``blur``, each strided conv after the first reads a low-passed input (``Blur``); the first reads the
+    pixels as they are, or a pixel-scale checkerboard would be filtered out before anything could see it."""
 
     def __init__(self, in_channels: int = 3, width: int = 32, layers: int = 3, blur: bool = False):
         super().__init__()
         chans = [in_channels] + [width * 2**i for i in range(layers)]
         body = []
         for i in range(layers):
-            body += [Blur(chans[i])] if blur else []
+            body += [Blur(chans[i])] if blur and i > 0 else []  # not on the pixels: a checkerboard would vanish there
             body += [nn.Conv2d(chans[i], chans[i + 1], 4, 2, 1), nn.LeakyReLU(0.2, inplace=True)]
         self.body = nn.Sequential(*body, nn.Conv2d(chans[-1], 1, 3, 1, 1))
 
