@@ -359,5 +359,6 @@ def format_table(m: dict) -> str:
             f"{_fmt(s.get('fid'), '.3f'):>9} {_fmt(s.get('kid'), '.4f'):>9} {_fmt((s.get('c2st') or {}).get('accuracy'), '.3f'):>9}"
         )
     if "reconstructions" in m:
-        lines.append(f"  {'recons':<9} {'':>9} {'':>9} {'':>7} {'':>9} {'':>9} {_fmt(m['reconstructions']['c2st']['accuracy'], '.3f'):>9}   (of training faces: the decoder's own)")
+        acc = _fmt(m["reconstructions"]["c2st"]["accuracy"], ".3f")
+        lines.append(f"  {'recons':<9} {'':>9} {'':>9} {'':>7} {'':>9} {'':>9} {acc:>9}   (of training faces: the decoder's own)")
     return "\n".join(lines)
