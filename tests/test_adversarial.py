@@ -45,7 +45,6 @@ def test_blur_keeps_flat_images_and_removes_the_pattern_a_stride_2_conv_would_al
     checker = (torch.arange(8).view(8, 1) + torch.arange(8).view(1, 8)) % 2  # the highest frequency, period 2
     out = Blur(1)(checker.float().view(1, 1, 8, 8))
     assert torch.allclose(out[..., 1:-1, 1:-1], torch.full((6, 6), 0.5))  # only its mean is left
-    assert checker.float()[::2, ::2].std() == 0 and checker.float()[::2, ::2].mean() == 0  # sampled every 2nd pixel, it reads as flat
 
 
 def test_mix_pairs_lie_between_two_of_the_means():

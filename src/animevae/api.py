@@ -24,11 +24,11 @@ from . import runs
 from .config import RESUME_MAY_CHANGE, DataConfig, inherited_settings, resolve_configs, resumed_configs
 from .errors import UserError
 from .evaluate import evaluate as evaluate_run
-from .explore import encode_images, lerp, read_image, slerp
+from .explore import lerp, read_image, slerp
 from .hub import push as push_run
 from .images import make_grid, to_hwc
 from .loop import train as train_loop
-from .sample import decode_latents, default_sampler, load_model, make_sampler
+from .sample import decode_latents, default_sampler, encode_images, load_model, make_sampler
 from .samplers import DEFAULT_MIX_K
 
 

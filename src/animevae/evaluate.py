@@ -46,7 +46,7 @@ from .data.split import split_rows
 from .errors import UserError
 from .features import FeaturesUnavailable, extract_features, load_features, pixel_features, standard_features
 from .metrics import ACTIVE_THRESHOLD, NEAR_COPY_RMS
-from .sample import decode_latents, default_sampler, load_model, make_sampler
+from .sample import decode_latents, default_sampler, encode_images, load_model, make_sampler
 from .samplers import DEFAULT_GMM_COMPONENTS, DEFAULT_MIX_K
 from .two_sample import classifier_two_sample_test
 
@@ -208,7 +208,6 @@ def evaluate(
     return metrics, out
 
 
-@torch.no_grad()
 def reconstruction_c2st(model, train_images, train_pos, held: torch.Tensor, n: int, seeds: int) -> dict:
     """The two-sample test of the decoder's reconstructions (decodes of the posterior means) of ``n`` training
     faces, spread over the training set, against the held-out faces: the same test as the samplers', on
@@ -216,9 +215,7 @@ def reconstruction_c2st(model, train_images, train_pos, held: torch.Tensor, n: i
     means the blur is the decoder's, not the sampler's."""
     pos = np.sort(train_pos[np.linspace(0, len(train_pos) - 1, min(n, len(train_pos))).round().astype(np.int64)])
     faces = torch.from_numpy(np.ascontiguousarray(train_images[pos]))
-    device = next(model.parameters()).device
-    mu = torch.cat([model.encode(faces[s : s + 256].float().div(255).to(device)).mu for s in range(0, len(faces), 256)])
-    result = classifier_two_sample_test(decode_latents(model, mu), held, seeds=range(seeds))
+    result = classifier_two_sample_test(decode_latents(model, encode_images(model, faces)), held, seeds=range(seeds))
     return {"c2st": result | {"note": "reconstructions of training faces (decoded posterior means) against the held-out faces; 0.5 = indistinguishable"}}
 
 

@@ -20,20 +20,13 @@ from . import runs
 from .config import DataConfig
 from .errors import UserError
 from .images import save_gif, save_grid, to_hwc
-from .sample import decode_latents, load_model
+from .sample import decode_latents, encode_images, load_model
 
 MAX_IMAGE_BYTES = int(DataConfig.max_file_mb * (1 << 20))  # an image file given by name (--a, --b, --image): the data sources' cap
 
 
 def _default_out(run: str, name: str) -> Path:
     return Path(run) / name if Path(run).is_dir() else Path(name)
-
-
-@torch.no_grad()
-def encode_images(model, images: torch.Tensor, batch: int = 128) -> torch.Tensor:
-    """uint8 N x 3 x H x W -> encoder means N x latent (on the CPU)."""
-    device = next(model.parameters()).device
-    return torch.cat([model.encode(images[s : s + batch].float().div(255).to(device)).mu.float().cpu() for s in range(0, len(images), batch)])
 
 
 def read_image(path: str | Path, size: int) -> torch.Tensor:

@@ -158,12 +158,10 @@ class _BottleneckConvTranspose(torch.autograd.Function):
         return grad_x, grad_w, grad_b
 
 
-def subpixel_weight(weight: torch.Tensor) -> torch.Tensor:
-    """The 3x3 kernel (4 * Cout) x Cin x 3 x 3 whose conv (stride 1, padding 1) followed by ``pixel_shuffle(2)``
-    equals conv_transpose2d 4/2/1 with ``weight`` (Cin x Cout x 4 x 4): output pixel (2i + p, 2j + q) reads
-    input row i + dy - 1 through tap ky = p + 3 - 2 dy (and likewise for columns); taps outside 0..3 are zero."""
-    cin, cout = weight.shape[:2]
-    taps = torch.full((2, 2, 3, 3), KERNEL * KERNEL, dtype=torch.long)  # index KERNEL**2: the zero tap
+def _subpixel_taps() -> torch.Tensor:
+    """For output phase (p, q) and 3x3 position (dy, dx): the index ky * 4 + kx of the transposed conv's tap it
+    reads, ky = p + 3 - 2 dy (likewise kx), or 16 (a zero) where that falls outside 0..3."""
+    taps = torch.full((2, 2, 3, 3), KERNEL * KERNEL, dtype=torch.long)
     for p in range(2):
         for q in range(2):
             for dy in range(3):
@@ -171,8 +169,19 @@ def subpixel_weight(weight: torch.Tensor) -> torch.Tensor:
                     ky, kx = p + 3 - 2 * dy, q + 3 - 2 * dx
                     if 0 <= ky < KERNEL and 0 <= kx < KERNEL:
                         taps[p, q, dy, dx] = ky * KERNEL + kx
-    flat = torch.cat([weight.flatten(2), weight.new_zeros(cin, cout, 1)], 2)  # Cin x Cout x 17
-    k = flat[:, :, taps.flatten().to(weight.device)].view(cin, cout, 4, 3, 3)
+    return taps.flatten()
+
+
+SUBPIXEL_TAPS = _subpixel_taps()
+
+
+def subpixel_weight(weight: torch.Tensor) -> torch.Tensor:
+    """The 3x3 kernel (4 * Cout) x Cin x 3 x 3 whose conv (stride 1, padding 1) followed by ``pixel_shuffle(2)``
+    equals conv_transpose2d 4/2/1 with ``weight`` (Cin x Cout x 4 x 4): output pixel (2i + p, 2j + q) reads
+    input row i + dy - 1 through tap ky = p + 3 - 2 dy (and likewise for columns)."""
+    cin, cout = weight.shape[:2]
+    flat = torch.cat([weight.flatten(2), weight.new_zeros(cin, cout, 1)], 2)  # Cin x Cout x 17: tap 16 is zero
+    k = flat[:, :, SUBPIXEL_TAPS.to(weight.device)].view(cin, cout, 4, 3, 3)
     return k.permute(1, 2, 0, 3, 4).reshape(cout * 4, cin, 3, 3)
 
 

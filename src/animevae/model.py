@@ -87,7 +87,7 @@ def register_architecture(name: str):
 def _cpu_path(layer: int, last: int) -> str:
     """Which CPU training kernels a layer uses (see fastconv.py): GEMMs where oneDNN is slow, the 3x3
     bottleneck and the 6x6 layer's weight gradient (measured at batch 64: 4.9 -> 2.5 ms there). The
-    decoder's last layer (to the pixels' few channels) is "subpixel" under bf16."""
+    decoder's last layer, built apart in ``SeedConv.decoder``, takes "subpixel"."""
     return "gemm" if layer == last else "gemm-weight-grad" if layer == last - 1 else "native"
 
 

@@ -121,6 +121,13 @@ def make_sampler(
 
 
 @torch.no_grad()
+@torch.no_grad()
+def encode_images(model: VAE, images: torch.Tensor, batch: int = 128) -> torch.Tensor:
+    """uint8 N x 3 x H x W -> encoder means N x latent (on the CPU), in batches."""
+    device = next(model.parameters()).device
+    return torch.cat([model.encode(images[s : s + batch].float().div(255).to(device)).mu.float().cpu() for s in range(0, len(images), batch)])
+
+
 def decode_latents(model: VAE, z: torch.Tensor, batch: int = 256) -> torch.Tensor:
     """Latents -> uint8 N x C x H x W (on the CPU), in batches."""
     device = next(model.parameters()).device
