@@ -11,7 +11,7 @@ import torch
 from safetensors import safe_open
 
 import animevae
-from animevae.adversarial import Adversarial, Blur, PatchDiscriminator, diff_augment, last_layer, mix_pairs
+from animevae.adversarial import FAKE_SHARE, R1_EVERY, Adversarial, Blur, PatchDiscriminator, diff_augment, last_layer, mix_pairs
 from animevae.config import ModelConfig, TrainConfig, resolve_configs
 from animevae.model import VAE
 
@@ -108,7 +108,51 @@ def test_sharp_preset_is_the_adversarial_objective_with_its_own_sampler():
     assert train.adv_weight == 0.1 and train.sampler == "mix"  # settings beat the preset
 
 
-@pytest.mark.parametrize("bad", [{"adv_weight": -1.0}, {"disc_width": 0}, {"adv_start_epochs": float("nan")}, {"sampler": "best"}])
+def test_feature_matching_compares_each_reconstruction_with_its_own_face_and_trains_only_the_vae():
+    cfg = TrainConfig(objective="adversarial", adv_start_epochs=0, adv_fakes="recon", adv_feature_match=10.0)
+    torch.manual_seed(0)
+    model, objective = VAE(SMALL), Adversarial(cfg, steps_per_epoch=10, model_config=SMALL)
+    x = torch.rand(6, 3, 24, 24)
+    assert float(objective.feature_distance(x, x)) == 0.0
+    assert float(objective.feature_distance(x.flip(0), x)) > 0  # another face's features differ
+    terms = objective(model, x, step=0)
+    n = round(len(x) * FAKE_SHARE)
+    assert torch.equal(objective._fake, terms.output.likelihood.mean[:n].detach())  # reconstructions only, no mix decodes
+    assert float(terms.logs["adv_fm"]) > 0
+    terms.loss.backward()
+    assert all(p.grad is None for p in objective.disc.parameters())
+    assert model.decoder[-1].weight.grad.abs().sum() > 0
+
+
+def test_r1_penalty_runs_every_r1_every_steps_and_changes_the_discriminators_update():
+    x = torch.rand(8, 3, 24, 24)
+
+    def disc_after(r1: float, step: int):
+        cfg = TrainConfig(objective="adversarial", adv_start_epochs=0, disc_r1=r1)
+        torch.manual_seed(0)
+        model, objective = VAE(SMALL), Adversarial(cfg, steps_per_epoch=10, model_config=SMALL)
+        opts = objective.optimizers(lambda params: torch.optim.Adam(params, lr=1e-3))
+        torch.manual_seed(1)
+        terms = objective(model, x, step=step)
+        objective.after_step(x, terms, step, opts)
+        return objective.disc.state_dict(), terms.logs
+
+    plain, logs = disc_after(0.0, R1_EVERY)
+    assert "adv_r1" not in logs
+    penalised, logs = disc_after(1.0, R1_EVERY)
+    assert float(logs["adv_r1"]) > 0
+    assert any(not torch.equal(plain[k], penalised[k]) for k in plain)
+    between, logs = disc_after(1.0, R1_EVERY + 1)  # lazy: not on the steps between
+    assert "adv_r1" not in logs
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        *({"adv_weight": -1.0}, {"disc_width": 0}, {"adv_start_epochs": float("nan")}, {"sampler": "best"}),
+        *({"disc_r1": -0.1}, {"adv_feature_match": float("inf")}, {"adv_fakes": "mix"}),
+    ],
+)
 def test_bad_adversarial_settings_are_refused(bad):
     with pytest.raises(animevae.UserError):
         TrainConfig(**bad)

@@ -18,6 +18,9 @@ discriminator that judges patches; this is that recipe, fitted to a laptop and t
   keeps a step at 0.62x the ELBO step's speed on a 2-core CPU (396 vs 245 ms; a full batch: 525 ms).
 - DiffAugment (Zhao et al. 2020) on everything the discriminator sees: colour, translation, cutout,
   differentiable, so a few thousand faces do not let it memorise.
+- Options (off by default, measured in docs/results.md): ``adv_fakes="recon"`` (reconstructions only),
+  ``disc_r1`` (a lazy R1 penalty, every ``R1_EVERY`` steps), ``adv_feature_match`` (L1 between the
+  discriminator's hidden features of each reconstruction and its face, inside the adaptive term).
 
 The discriminator and its optimizer (``"disc"``) live in the objective: checkpoints hold them, the
 saved model (``model.safetensors``) does not, and nothing after training needs them.
@@ -35,6 +38,7 @@ from .objectives import ELBO, LossTerms, elbo_terms, register_objective
 
 REWEIGHT_EVERY = 8  # steps between two measurements of the adaptive weight
 FAKE_SHARE = 0.5  # fakes per step, as a share of the batch (half reconstructions, half mixes); as many real faces
+R1_EVERY = 16  # steps between two R1 penalties (StyleGAN2's lazy regularisation), each weighted by R1_EVERY
 MAX_SCALE = 1e4  # VQGAN's clamp of the gradient-norm ratio
 DISC_BETAS = (0.5, 0.9)  # Adam moments usual for GAN discriminators
 
@@ -72,6 +76,15 @@ class PatchDiscriminator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x * 2 - 1)  # pixels in [0, 1] -> [-1, 1]
+
+    def features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The activations after each LeakyReLU: what feature matching compares."""
+        feats, h = [], x * 2 - 1
+        for layer in self.body[:-1]:
+            h = layer(h)
+            if isinstance(layer, nn.LeakyReLU):
+                feats.append(h)
+        return feats
 
 
 def diff_augment(x: torch.Tensor) -> torch.Tensor:
@@ -149,17 +162,34 @@ class Adversarial(ELBO):
         if step < self.start_step:
             return LossTerms(loss, recon, kl, output)
         vae, n = unwrap(model), max(2, round(len(x) * FAKE_SHARE))
+        n_rec = n if self.cfg.adv_fakes == "recon" else n // 2
         self.disc.requires_grad_(False)  # the generator's step needs gradients through it, not for it
         with self.autocast():
-            mixes = vae.likelihood(vae.decode(mix_pairs(output.mu.detach(), n - n // 2))).mean
-            fake = torch.cat([output.likelihood.mean[: n // 2], mixes])
-            g_loss = -self.judge(fake).mean()
+            fake = output.likelihood.mean[:n_rec]
+            if n_rec < n:
+                fake = torch.cat([fake, vae.likelihood(vae.decode(mix_pairs(output.mu.detach(), n - n_rec))).mean])
+            g_loss = g_term = -self.judge(fake).mean()
+            logs = {"adv_g": g_loss.detach()}
+            if self.cfg.adv_feature_match > 0:
+                fm = self.feature_distance(fake[:n_rec], x[:n_rec])
+                g_term = g_loss + self.cfg.adv_feature_match * fm
+                logs["adv_fm"] = fm.detach()
         dims = x[0].numel()
         if step % REWEIGHT_EVERY == 0 or step == self.start_step:
-            self.reweight(vae, recon.mean() / dims, g_loss)
-        loss = loss + self.cfg.adv_weight * dims * self.scale * g_loss
+            self.reweight(vae, recon.mean() / dims, g_term)
+        loss = loss + self.cfg.adv_weight * dims * self.scale * g_term
         self._fake = fake.detach()
-        return LossTerms(loss, recon, kl, output, {"adv_g": g_loss.detach(), "adv_lambda": self.scale.clone()})
+        return LossTerms(loss, recon, kl, output, logs | {"adv_lambda": self.scale.clone()})
+
+    def feature_distance(self, fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+        """Feature matching (Larsen et al. 2016's learned similarity; pix2pixHD): the mean L1 distance between the
+        discriminator's hidden features of each reconstruction and of its own face, averaged over layers. A
+        perceptual reconstruction loss that needs no pretrained network."""
+        cl = torch.channels_last
+        with torch.no_grad():
+            target = self.disc.features(real.to(fake.dtype).contiguous(memory_format=cl))
+        made = self.disc.features(fake.contiguous(memory_format=cl))
+        return sum((a.float() - b.float()).abs().mean() for a, b in zip(made, target)) / len(made)
 
     def reweight(self, vae: nn.Module, recon_per_dim: torch.Tensor, g_loss: torch.Tensor) -> None:
         """lambda = ||d recon / d w_last|| / ||d g_loss / d w_last||, clamped (VQGAN's adaptive weight)."""
@@ -178,8 +208,19 @@ class Adversarial(ELBO):
             logits = self.judge(torch.cat([x[: len(fake)], fake.to(x.dtype)]))
         real, made = logits[: len(fake)], logits[len(fake) :]
         d_loss = F.relu(1 - real).mean() + F.relu(1 + made).mean()
+        if self.cfg.disc_r1 > 0 and step % R1_EVERY == 0:
+            r1 = self.r1_penalty(x[: max(1, len(fake) // 2)])
+            d_loss = d_loss + self.cfg.disc_r1 / 2 * r1 * R1_EVERY
+            terms.logs["adv_r1"] = r1.detach()
         opt = optimizers["disc"]
         opt.zero_grad(set_to_none=True)
         d_loss.backward()
         opt.step()
         terms.logs["adv_d"] = d_loss.detach()
+
+    def r1_penalty(self, real: torch.Tensor) -> torch.Tensor:
+        """E ||d D(x) / d x||^2 at real faces, in fp32, no augmentation (Mescheder et al. 2018): keeps the
+        discriminator smooth around the data, so the decoder is not pushed towards patterns it alone can see."""
+        real = real.detach().float().requires_grad_(True)
+        (grad,) = torch.autograd.grad(self.disc(real.contiguous(memory_format=torch.channels_last)).sum(), real, create_graph=True)
+        return grad.pow(2).flatten(1).sum(1).mean()

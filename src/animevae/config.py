@@ -131,6 +131,7 @@ AUG, BEYOND, ADV, CKPT, TUNE = (
     "fine-tuning",
 )
 SAMPLER_NAMES = ("mix", "prior", "gmm", "two-stage")
+ADV_FAKES = ("recon+mix", "recon")  # what the discriminator sees as fakes
 
 
 @dataclass
@@ -161,6 +162,9 @@ class TrainConfig:
     disc_width: int = opt(32, "channels of the discriminator's first conv (doubling over 3 layers)", group=ADV)
     diffaug: bool = opt(True, "no differentiable augmentation of the discriminator's inputs", flag="--no-diffaug", group=ADV)
     disc_blur: bool = opt(False, "low-pass the discriminator's input to each strided conv (anti-aliasing against textures at its stride)", group=ADV)
+    adv_fakes: str = opt("recon+mix", "the discriminator's fakes: reconstructions and mix decodes, or reconstructions only", choices=ADV_FAKES, group=ADV)
+    adv_feature_match: float = opt(0.0, "weight of feature matching (L1 between the discriminator's features of a reconstruction and of its face)", group=ADV)
+    disc_r1: float = opt(0.0, "gamma of a lazy R1 penalty on the discriminator's gradient at real faces, every 16 steps; 0 = off", group=ADV)
     sampler: str = opt("mix", "the sampler generate, the demo and the model card use for this run by default", choices=SAMPLER_NAMES)
     init_from: str | None = opt(None, "start from a trained run folder or Hub repo id", group=TUNE)
     freeze: str | None = opt(None, "keep this half fixed while fine-tuning", choices=("encoder", "decoder"), group=TUNE)
@@ -205,6 +209,9 @@ class TrainConfig:
             raise UserError("--save-every-steps must be 0 or more and --max-bad-steps at least 1")
         if not (self.adv_weight >= 0 and math.isfinite(self.adv_weight)) or not (self.adv_start_epochs >= 0 and math.isfinite(self.adv_start_epochs)):
             raise UserError(f"--adv-weight and --adv-start-epochs must be 0 or more, got {self.adv_weight} and {self.adv_start_epochs}")
+        for name in ("adv_feature_match", "disc_r1"):
+            if not (getattr(self, name) >= 0 and math.isfinite(getattr(self, name))):
+                raise UserError(f"--{name.replace('_', '-')} must be 0 or more, got {getattr(self, name)}")
         if self.disc_width < 1:
             raise UserError(f"--disc-width must be at least 1, got {self.disc_width}")
         if not 0 <= self.rotation <= 180:
@@ -283,7 +290,10 @@ def resolve_configs(settings: dict, preset: str = "seed", config_file: str | Non
 
 # What fine-tuning (--init-from) keeps from the run it starts from unless set again: its objective
 # (a sharp run stays sharp) and the sampler that run measured best.
-KEPT_BY_FINETUNING = ("objective", "adv_weight", "adv_start_epochs", "disc_width", "diffaug", "disc_blur", "sampler")
+KEPT_BY_FINETUNING = (
+    *("objective", "adv_weight", "adv_start_epochs", "disc_width", "diffaug", "disc_blur", "adv_fakes", "adv_feature_match", "disc_r1"),
+    "sampler",
+)
 
 
 def inherited_settings(init_run_config: dict, settings: dict, config_file: str | None = None) -> dict:
