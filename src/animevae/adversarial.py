@@ -37,7 +37,7 @@ from torch import nn
 from .objectives import ELBO, LossTerms, elbo_terms, register_objective
 
 REWEIGHT_EVERY = 8  # steps between two measurements of the adaptive weight
-FAKE_SHARE = 0.5  # fakes per step, as a share of the batch (half reconstructions, half mixes); as many real faces
+FAKE_SHARE = 0.5  # fakes per step, as a share of the batch (half reconstructions, half mixes, or all reconstructions); as many real faces
 R1_EVERY = 16  # steps between two R1 penalties (StyleGAN2's lazy regularisation), each weighted by R1_EVERY
 MAX_SCALE = 1e4  # VQGAN's clamp of the gradient-norm ratio
 DISC_BETAS = (0.5, 0.9)  # Adam moments usual for GAN discriminators
@@ -220,7 +220,7 @@ class Adversarial(ELBO):
 
     def r1_penalty(self, real: torch.Tensor) -> torch.Tensor:
         """E ||d D(x) / d x||^2 at real faces, in fp32, no augmentation (Mescheder et al. 2018): keeps the
-        discriminator smooth around the data, so the decoder is not pushed towards patterns it alone can see."""
+        discriminator smooth around the data. Too strong, it holds it at chance (gamma 0.1 here: docs/results.md)."""
         real = real.detach().float().requires_grad_(True)
         (grad,) = torch.autograd.grad(self.disc(real.contiguous(memory_format=torch.channels_last)).sum(), real, create_graph=True)
         return grad.pow(2).flatten(1).sum(1).mean()

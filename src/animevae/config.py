@@ -291,7 +291,9 @@ def resolve_configs(settings: dict, preset: str = "seed", config_file: str | Non
 # What fine-tuning (--init-from) keeps from the run it starts from unless set again: its objective
 # (a sharp run stays sharp) and the sampler that run measured best.
 KEPT_BY_FINETUNING = (
-    *("objective", "adv_weight", "adv_start_epochs", "disc_width", "diffaug", "disc_blur", "adv_fakes", "adv_feature_match", "disc_r1"),
+    "objective",
+    *("adv_weight", "adv_start_epochs", "adv_fakes", "adv_feature_match"),
+    *("disc_width", "diffaug", "disc_blur", "disc_r1"),
     "sampler",
 )
 
