@@ -142,7 +142,7 @@ def test_r1_penalty_runs_every_r1_every_steps_and_changes_the_discriminators_upd
     penalised, logs = disc_after(1.0, R1_EVERY)
     assert float(logs["adv_r1"]) > 0
     assert any(not torch.equal(plain[k], penalised[k]) for k in plain)
-    between, logs = disc_after(1.0, R1_EVERY + 1)  # lazy: not on the steps between
+    _, logs = disc_after(1.0, R1_EVERY + 1)  # lazy: not on the steps between
     assert "adv_r1" not in logs
 
 
