@@ -86,7 +86,7 @@ def test_demo_model_computations(demo_model, tmp_path):
     assert np.array_equal(grid, demo_model.generate_grid("mix", 9, 0, 4, 1.0))
     assert not np.array_equal(grid, demo_model.generate_grid("mix", 9, 1, 4, 1.0))
     assert demo_model.generate_grid("prior", 4, 0, 4, 0.5).shape == (2 + 2 * 98, 2 + 2 * 98, 3)
-    for fitted in ("gmm", "two-stage"):  # every sampler is offered, the fitted ones included
+    for fitted in ("gmm", "two-stage", "diffusion"):  # every sampler is offered, the fitted ones included
         assert demo_model.generate_grid(fitted, 4, 0, 4, 1.0).shape == (2 + 2 * 98, 2 + 2 * 98, 3)
     assert demo_model.default_sampler == "mix"  # the seed preset's run: its own sampler
 
@@ -114,7 +114,7 @@ def test_build_app(tiny_run):
     app = build_app(str(tiny_run))
     assert isinstance(app, gr.Blocks)
     radio = next(c for c in app.blocks.values() if isinstance(c, gr.Radio) and c.label == "sampler")
-    assert [value for _, value in radio.choices] == ["mix", "prior", "gmm", "two-stage"] and radio.value == "mix"
+    assert [value for _, value in radio.choices] == ["mix", "prior", "gmm", "two-stage", "diffusion"] and radio.value == "mix"
 
 
 # -- in a real browser -------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import pytest
 # -- the command -------------------------------------------------------------------------------------------------------
 
 LIKELIHOOD_KEYS = {"neg_elbo_per_image", "neg_elbo_per_dim", "neg_iwae_per_image", "neg_iwae_per_dim", "iwae_k", "recon_per_image", "kl_per_image"}
-SAMPLER_NAMES = {"mix_k2", "mix_k4", "mix_k16", "mix_all", "prior", "gmm", "two_stage"}
+SAMPLER_NAMES = {"mix_k2", "mix_k4", "mix_k16", "mix_all", "prior", "gmm", "two_stage", "diffusion"}
 
 
 def test_evaluate_writes_every_metric(cli, run_copy, tmp_path):

@@ -149,8 +149,8 @@ class Run:
             return []
 
     def generate(self, n: int = 100, sampler: str | None = None, seed: int | None = None, **options) -> list[Image.Image]:
-        """``n`` new faces as PIL images. ``sampler``: mix (the seed's), prior, gmm or two-stage; default: the run's own (its preset's best); ``options``:
-        ``mix_k``, ``temperature``, ``gmm_components``, ``gmm_covariance``. ``seed`` fixes the draw."""
+        """``n`` new faces as PIL images. ``sampler``: mix (the seed's), prior, gmm, two-stage or diffusion; default: the run's
+        own (its preset's best); ``options``: ``mix_k``, ``temperature``, ``gmm_components``, ``gmm_covariance``. ``seed`` fixes the draw."""
         if n < 1:
             raise UserError(f"n must be at least 1, got {n}")
         options.setdefault("mix_k", DEFAULT_MIX_K)

@@ -199,7 +199,7 @@ def _sharing_commands(sub) -> None:
         choices=list(SAMPLER_NAMES),
         help="default: the run's own (its preset's best; mix for the seed preset). "
         "mix: the seed's latent averaging; prior: z ~ N(0, I); gmm: a Gaussian mixture fitted to the stored latents; "
-        "two-stage: a second VAE fitted to them (Dai & Wipf 2019)",
+        "two-stage: a second VAE fitted to them (Dai & Wipf 2019); diffusion: a small diffusion model fitted to them",
     )
     gen.add_argument("--mix-k", default=str(DEFAULT_MIX_K), help=f"stored latents one mix draws on, or 'all' (default {DEFAULT_MIX_K}: see the README's table)")
     gen.add_argument("--temperature", type=float, default=1.0, help="prior sampler's scale")
@@ -290,7 +290,7 @@ def _exploring_commands(sub) -> None:
     ev.add_argument("--seed", type=int, default=0, help="seed of the importance samples and the sampler draws (default 0)")
     ev.add_argument("--out", help="JSON file to write (default: RUN/evaluation.json)")
     ev.add_argument("--device", default="cpu")
-    names = "mix_k2, mix_k4, mix_k16, mix_all, prior, gmm, two_stage"
+    names = "mix_k2, mix_k4, mix_k16, mix_all, prior, gmm, two_stage, diffusion"
     ev.add_argument("--samplers", type=_names, help=f"evaluate only these samplers, comma-separated ({names}; default: all)")
     ev.add_argument("--c2st-samplers", type=_names, help="run the classifier two-sample test on these samplers (default: the run's own)")
     ev.add_argument("--c2st-seeds", type=int, default=3, help="classifier seeds to average over (default 3; 0 = no two-sample test)")

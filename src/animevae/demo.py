@@ -187,7 +187,8 @@ def build_app(run, device: str = "cpu"):
                         value=demo_model.default_sampler,
                         label="sampler",
                         info="mix: weighted averages of K learned latents (the seed's); prior: z ~ N(0, T^2 I); gmm: a Gaussian mixture "
-                        "fitted to the latents; two-stage: a second VAE fitted to them. Default: this run's best",
+                        "fitted to the latents; two-stage: a second VAE fitted to them; diffusion: a small diffusion model fitted to them. "
+                        "Default: this run's best",
                     )
                     count = gr.Slider(1, 64, value=16, step=1, label="faces")
                     seed = gr.Number(value=0, precision=0, label="seed", elem_id="generate-seed")

@@ -9,7 +9,7 @@ On held-out images (the run's own held-out split when ``--data`` is its training
 - reconstruction MSE, PSNR and SSIM (the decode of the encoder mean, pixels in [0, 1]);
 - KL per image and the number of active latent units (Burda et al. 2016: Cov_x(E_q[z]) > 0.01).
 
-For each sampler (mix with k = 2, 4, 16, all; prior; gmm; two-stage; or those ``samplers`` names):
+For each sampler (mix with k = 2, 4, 16, all; prior; gmm; two-stage; diffusion; or those ``samplers`` names):
 diversity (mean pairwise RMS pixel distance between samples, 0..255 scale), memorisation (each
 sample's RMS distance to its nearest training image; the median and how many are near-copies), and
 FID / KID against the held-out images. For the run's own sampler (or ``c2st_samplers``), a classifier
@@ -58,6 +58,7 @@ SAMPLERS = (
     ("prior", "prior", None),
     ("gmm", "gmm", None),
     ("two_stage", "two-stage", None),
+    ("diffusion", "diffusion", None),
 )
 __all__ = ["evaluate", "format_table", "load_eval_data", "pixel_features"]  # pixel_features: the documented --features animevae.evaluate:pixel_features
 
@@ -184,7 +185,7 @@ def evaluate(
         try:
             sampler = make_sampler(kind, model, run, mix_k=mix_k if mix_k is not None else "all", gmm_components=gmm_components, gmm_covariance=gmm_covariance)
         except UserError as e:
-            if kind not in ("gmm", "two-stage"):  # the fitted samplers can fail on odd latents: skipped, said
+            if kind not in ("gmm", "two-stage", "diffusion"):  # the fitted samplers can fail on odd latents: skipped, said
                 raise
             say(f"evaluate: {name} skipped: {e}")
             metrics["samplers"][name] = {"skipped": str(e)}

@@ -11,7 +11,7 @@ from .config import SAMPLER_NAMES
 from .errors import UserError
 from .images import save_grid, save_images
 from .model import VAE
-from .samplers import DEFAULT_GMM_COMPONENTS, DEFAULT_MIX_K, GMMSampler, MixSampler, PriorSampler, Sampler, TwoStageSampler
+from .samplers import DEFAULT_GMM_COMPONENTS, DEFAULT_MIX_K, DiffusionSampler, GMMSampler, MixSampler, PriorSampler, Sampler, TwoStageSampler
 
 
 def parse_k(value) -> int | None:
@@ -90,6 +90,19 @@ def load_or_fit_two_stage(run: str, revision: str | None = None, progress: bool 
     )
 
 
+def load_or_fit_diffusion(run: str, revision: str | None = None, progress: bool = True) -> DiffusionSampler:
+    """The run's latent diffusion prior: read from RUN/diffusion.safetensors, or fitted now (and saved there)."""
+    return load_or_fit(
+        run,
+        "diffusion.safetensors",
+        lambda mu: DiffusionSampler.fit(mu, progress=progress),
+        DiffusionSampler.from_tensors,
+        "diffusion: fitting a denoiser to {n} latents",
+        revision,
+        progress,
+    )
+
+
 def default_sampler(run: str, revision: str | None = None) -> str:
     """The sampler a run's preset recorded as its best (``train.sampler`` in its config.json); mix for older runs."""
     try:
@@ -117,7 +130,9 @@ def make_sampler(
         return load_or_fit_gmm(run, gmm_components, gmm_covariance, revision)
     if name == "two-stage":
         return load_or_fit_two_stage(run, revision)
-    raise UserError(f"--sampler {name}: unknown; choose mix, prior, gmm or two-stage")
+    if name == "diffusion":
+        return load_or_fit_diffusion(run, revision)
+    raise UserError(f"--sampler {name}: unknown; choose mix, prior, gmm, two-stage or diffusion")
 
 
 @torch.no_grad()
