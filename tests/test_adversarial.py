@@ -101,11 +101,11 @@ def test_off_before_the_warm_up_then_the_discriminator_learns_in_after_step():
     assert "adv_d" in terms.logs and any(not torch.equal(v, objective.disc.state_dict()[k]) for k, v in snapshot.items())
 
 
-def test_sharp_preset_is_the_adversarial_objective_with_its_own_sampler():
-    _, train, _ = resolve_configs({}, "sharp")
+def test_the_adversarial_objective_goes_on_top_of_a_preset_and_settings_beat_the_preset():
+    _, train, _ = resolve_configs({"objective": "adversarial"}, "quality")
     assert train.objective == "adversarial" and train.sampler == "gmm" and train.ema > 0
-    _, train, _ = resolve_configs({"adv_weight": 0.1, "sampler": "mix"}, "sharp")
-    assert train.adv_weight == 0.1 and train.sampler == "mix"  # settings beat the preset
+    _, train, _ = resolve_configs({"objective": "adversarial", "adv_weight": 0.1, "sampler": "mix"}, "quality")
+    assert train.adv_weight == 0.1 and train.sampler == "mix"
 
 
 def test_feature_matching_compares_each_reconstruction_with_its_own_face_and_trains_only_the_vae():
@@ -167,10 +167,10 @@ def test_bad_adversarial_settings_are_refused(bad):
         TrainConfig(**bad)
 
 
-def test_a_sharp_run_trains_saves_a_plain_model_and_fine_tunes_as_sharp(tmp_path, capsys):
+def test_an_adversarial_run_trains_saves_a_plain_model_and_fine_tunes_as_adversarial(tmp_path, capsys):
     run = animevae.train(
-        tmp_path / "sharp", data="builtin", preset="sharp", builtin_count=192, image_size=24, latent_dim=8,
-        base_channels=8, epochs=2, batch_size=32, adv_start_epochs=0.5, kl_warmup_epochs=0.0, progress=False,
+        tmp_path / "sharp", data="builtin", preset="quality", objective="adversarial", builtin_count=192, image_size=24,
+        latent_dim=8, base_channels=8, epochs=2, batch_size=32, adv_start_epochs=0.5, kl_warmup_epochs=0.0, progress=False,
     )  # fmt: skip
     path = Path(run.path)
     lines = [json.loads(s) for s in (path / "metrics.jsonl").read_text().splitlines()]

@@ -300,3 +300,22 @@ def test_freeze_encoder_keeps_encoder_function(frozen, tiny_run):
     after = load_file(str(frozen / "model.safetensors"))
     for k in _split(init, ENCODER_PREFIXES):
         assert torch.equal(init[k], after[k]), k
+
+
+def test_the_sharp_preset_trains_a_spatial_latent_generates_with_a_fitted_prior_and_fine_tunes_as_sharp(tmp_path):
+    import animevae
+
+    run = animevae.train(
+        tmp_path / "sharp", data="builtin", preset="sharp", builtin_count=160, image_size=24, base_channels=8,
+        epochs=1, batch_size=32, kl_warmup_epochs=0.0, progress=False,
+    )  # fmt: skip
+    path = Path(run.path)
+    saved = json.loads((path / "config.json").read_text())
+    assert saved["model"]["arch"] == "spatial" and saved["model"]["latent_dim"] == 576
+    assert saved["train"]["sampler"] == "gmm" and saved["train"]["beta"] == 0.1
+    assert runs.Latents.load(path / runs.LATENTS).mu.shape[1] == 576
+    assert len(run.generate(3, gmm_components=2, gmm_covariance="diag")) == 3 and list(path.glob("gmm_2_diag.safetensors"))  # its own sampler
+    assert len(run.generate(3, sampler="diffusion")) == 3 and (path / "diffusion.safetensors").is_file()
+    tuned = animevae.train(tmp_path / "tuned", data="builtin", builtin_count=64, init_from=str(path), epochs=1, batch_size=16, progress=False)
+    again = json.loads((Path(tuned.path) / "config.json").read_text())
+    assert again["model"]["arch"] == "spatial" and again["train"]["sampler"] == "gmm" and again["train"]["beta"] == 0.1
