@@ -5,7 +5,7 @@
 
 1. The machine's matmul peak, bf16 and fp32: 2048 x 2048 squared in a loop (the best of a few tries).
 2. The model's FLOPs per training image (forward + backward), counted by torch's FlopCounterMode on the
-   step the project runs (its objective: the sharp preset's includes the discriminator and the mixes).
+   step the project runs (its objective and model: the sharp preset's spatial latent; an adversarial run's discriminator).
 3. For each preset: steady images/s of the real training step (``animevae.loop.train_step`` on real
    faces through the real augmentation, channels-last, the preset's precision), then GFLOP/s and the
    fraction of the peak; and the end-to-end rate of a middle ``animevae train`` epoch (wall clock: its
