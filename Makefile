@@ -19,7 +19,7 @@ install: $(BIN)/animevae
 
 # The main job on the built-in offline faces: train a few epochs, then write 100 faces and their grid.
 run: install
-	$(BIN)/animevae train --data builtin --epochs 6 --out $(RUN) --overwrite
+	$(BIN)/animevae train --data builtin --epochs 6 --preset sharp --out $(RUN) --overwrite
 	$(BIN)/animevae generate --run $(RUN) --n 100 --out $(RUN)/generated
 
 # ruff (lint + format) and the import-layer contract (pyproject.toml: every import points down the README's Layout).
