@@ -382,6 +382,8 @@ def test_each_spatial_latent_cell_draws_its_own_patch():
         assert (diff[..., 48:, 48:].amax() == 0) == local
 
 
-def test_spatial_latent_dim_must_fill_the_map():
+def test_spatial_settings_that_cannot_work_are_one_line_errors():
     with pytest.raises(UserError, match=r"latent_dim 256 does not fill arch 'spatial'.s 6x6 latent map; use a multiple of 36"):
         VAE(ModelConfig(arch="spatial"))
+    with pytest.raises(UserError, match=r"model arch 'spatial12' needs num_layers above 2 \(a larger --image-size\), got 2"):
+        VAE(ModelConfig(arch="spatial12", image_size=12, num_layers=2, latent_dim=36))

@@ -1,6 +1,6 @@
 """The diffusion sampler: a small denoiser fitted on the stored latents draws from their distribution (a ring,
-which no single Gaussian can draw), is seeded, saves and reloads, refuses files that do not fit, is cached
-like the other fitted samplers, and runs from the CLI."""
+which no single Gaussian can draw), is seeded, saves and reloads, refuses files that do not fit, and runs from
+the CLI (its cache: tests/test_samplers_two_stage.py)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,6 @@ import math
 import pytest
 import torch
 
-from animevae import runs
-from animevae.sample import load_or_fit_diffusion
 from animevae.samplers import DiffusionSampler, GMMSampler
 
 
@@ -60,18 +58,6 @@ def test_saved_tensors_that_do_not_fit_are_refused(fitted):
         DiffusionSampler.from_tensors({k: v for k, v in t.items() if k != "net.out.1.bias"}, 8)
     with pytest.raises(ValueError, match="non-finite parameters"):
         DiffusionSampler.from_tensors({**t, "net.inp.bias": torch.full_like(t["net.inp.bias"], float("nan"))}, 8)
-
-
-def test_it_is_fitted_once_per_run_and_refitted_for_new_latents(run_copy, capsys):
-    first = load_or_fit_diffusion(str(run_copy))
-    assert "diffusion: fitting a denoiser" in capsys.readouterr().err and (run_copy / "diffusion.safetensors").is_file()
-    again = load_or_fit_diffusion(str(run_copy))
-    assert "fitting" not in capsys.readouterr().err
-    assert torch.equal(again.sample(4, _gen(0)), first.sample(4, _gen(0)))
-    old = runs.Latents.load(run_copy / runs.LATENTS)
-    runs.Latents(old.mu + 1, old.logvar, old.row_id).save(run_copy / runs.LATENTS)
-    load_or_fit_diffusion(str(run_copy))
-    assert "it was fitted on other latents" in capsys.readouterr().err
 
 
 def test_generate_with_the_diffusion_sampler(cli, run_copy, tmp_path):

@@ -1,5 +1,6 @@
 """The two-stage sampler (Dai & Wipf 2019): a second VAE fitted on the stored latents matches their distribution
-where N(0, I) does not, is seeded, saves and reloads, is cached like the gmm sampler, and runs from the CLI."""
+where N(0, I) does not, is seeded, saves and reloads, is cached like the gmm sampler (as the diffusion sampler
+is: both checked here), and runs from the CLI."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import torch
 
 from animevae import runs
 from animevae.metrics import frechet_distance
-from animevae.sample import load_or_fit_two_stage
+from animevae.sample import load_or_fit_diffusion, load_or_fit_two_stage
 from animevae.samplers import PriorSampler, TwoStageSampler
 
 
@@ -42,15 +43,22 @@ def test_it_matches_the_latents_distribution_far_better_than_the_prior(curved):
         TwoStageSampler.from_tensors(sampler.tensors(), 7)
 
 
-def test_it_is_fitted_once_per_run_and_refitted_for_new_latents(run_copy, capsys):
-    first = load_or_fit_two_stage(str(run_copy))
-    assert "two-stage: fitting a second VAE" in capsys.readouterr().err and (run_copy / "two_stage.safetensors").is_file()
-    again = load_or_fit_two_stage(str(run_copy))
+@pytest.mark.parametrize(
+    "load_or_fit, filename, says",
+    [
+        (load_or_fit_two_stage, "two_stage.safetensors", "two-stage: fitting a second VAE"),
+        (load_or_fit_diffusion, "diffusion.safetensors", "diffusion: fitting a denoiser"),
+    ],
+)
+def test_a_fitted_sampler_is_fitted_once_per_run_and_refitted_for_new_latents(run_copy, capsys, load_or_fit, filename, says):
+    first = load_or_fit(str(run_copy))
+    assert says in capsys.readouterr().err and (run_copy / filename).is_file()
+    again = load_or_fit(str(run_copy))
     assert "fitting" not in capsys.readouterr().err
     assert torch.equal(again.sample(4, _gen(0)), first.sample(4, _gen(0)))
     old = runs.Latents.load(run_copy / runs.LATENTS)
     runs.Latents(old.mu + 1, old.logvar, old.row_id).save(run_copy / runs.LATENTS)
-    load_or_fit_two_stage(str(run_copy))
+    load_or_fit(str(run_copy))
     assert "it was fitted on other latents" in capsys.readouterr().err
 
 

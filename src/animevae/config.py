@@ -289,8 +289,8 @@ def resolve_configs(settings: dict, preset: str = "seed", config_file: str | Non
     return tuple(from_dict(cls, sections[name], where) for name, cls in SECTIONS.items())  # type: ignore[return-value]
 
 
-# What fine-tuning (--init-from) keeps from the run it starts from unless set again: its objective
-# (a sharp run stays sharp) and the sampler that run measured best.
+# What fine-tuning (--init-from) keeps from the run it starts from unless set again: its objective and
+# KL weight (a sharp or adversarial run stays so) and the sampler that run measured best.
 KEPT_BY_FINETUNING = (
     *("objective", "beta"),
     *("adv_weight", "adv_start_epochs", "adv_fakes", "adv_feature_match"),

@@ -147,7 +147,7 @@ class SpatialConv(SeedConv):
     decoder layers. Each latent cell describes its own patch of the face (the layout of the KL-regularised
     autoencoders behind latent diffusion, Rombach et al. 2022), so the decoder draws detail locally
     instead of unfolding every pixel from one global vector: reconstructions are far sharper for the
-    same training time. The 6x6 map keeps the latent small enough for the gmm and two-stage samplers."""
+    same training time. On the 6x6 map the gmm sampler works (the 12x12 one needs the diffusion sampler)."""
 
     spatial = True
     FEWER = 1  # stride-2 layers fewer than the seed's, each side
@@ -162,7 +162,7 @@ class SpatialConv(SeedConv):
 
     def _fewer(self, c: ModelConfig) -> ModelConfig:
         if c.num_layers <= self.FEWER:
-            raise UserError(f"arch spatial needs num_layers above {self.FEWER}, got {c.num_layers}")
+            raise UserError(f"model arch {c.arch!r} needs num_layers above {self.FEWER} (a larger --image-size), got {c.num_layers}")
         return dataclasses.replace(c, num_layers=c.num_layers - self.FEWER, image_size=c.image_size // 2**self.FEWER)
 
 

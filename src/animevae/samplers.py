@@ -160,6 +160,46 @@ class GMMSampler(Sampler):
         return cls(w, m, s, covariance_type)
 
 
+def _fit(make_net, loss_of, x: torch.Tensor, steps: int, batch: int, seed: int, schedule, what: str, progress: bool = False) -> torch.nn.Module:
+    """The fitted samplers' training loop: ``make_net()``, then ``steps`` Adam steps (lr 1e-3, ``schedule(opt)``) on
+    random batches of ``x`` minimising ``loss_of(net, batch, generator)``. Seeded: the batches from one generator, the
+    initialisation and any noise from the global RNG, forked so the caller's is untouched. Works inside no_grad."""
+    from tqdm.auto import tqdm
+
+    gen = torch.Generator().manual_seed(seed)
+    with torch.random.fork_rng(), torch.enable_grad():
+        torch.manual_seed(seed)
+        net = make_net()
+        opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+        sched = schedule(opt)
+        for _ in tqdm(range(steps), desc=what, unit="step", disable=not progress, leave=False):
+            loss = loss_of(net, x[torch.randint(len(x), (min(batch, len(x)),), generator=gen)], gen)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+    if not torch.isfinite(loss):
+        from .errors import UserError
+
+        raise UserError(f"{what} diverged (non-finite loss); try the gmm sampler")
+    return net
+
+
+def _net_state(t: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k[4:]: v for k, v in t.items() if k.startswith("net.")}
+
+
+def _load(net: torch.nn.Module, state: dict[str, torch.Tensor], t: dict[str, torch.Tensor]) -> torch.nn.Module:
+    """``net`` with a saved sampler's weights, or ValueError saying why they do not fit or are not finite."""
+    try:
+        net.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        raise ValueError(f"the network does not fit ({str(e).splitlines()[0][:100]})") from None
+    if not all(torch.isfinite(v).all() for v in t.values()):
+        raise ValueError("non-finite parameters")
+    return net
+
+
 class _SecondStage(torch.nn.Module):
     """Dai & Wipf's second-stage VAE: an MLP VAE over (standardised) latents, u ~ N(0, I) -> z, with a learned
     scalar decoder variance gamma (what lets it match the first stage's aggregate posterior)."""
@@ -201,27 +241,15 @@ class TwoStageSampler(Sampler):
     def fit(cls, mu: torch.Tensor, steps: int | None = None, seed: int = 0, hidden: int | None = None) -> TwoStageSampler:
         if mu.ndim != 2 or len(mu) < 2:
             raise ValueError("two-stage needs at least 2 stored latents (N x latent)")
-        gen = torch.Generator().manual_seed(seed)
         center = mu.float().mean(0)
         scale = (mu.float() - center).pow(2).mean().sqrt().clamp_min(1e-6).expand_as(center).clone()  # one scale: keeps the dims' proportions
         x = (mu.float() - center) / scale
-        with torch.random.fork_rng(), torch.enable_grad():  # callers may be inside no_grad (evaluate is)
-            torch.manual_seed(seed)  # the initialisation and the reparameterisation noise: one fit per seed
-            net = _SecondStage(x.shape[1], hidden or cls.HIDDEN)
-            opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-            steps = steps or min(cls.STEPS, max(500, len(x) // 20))
-            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
-            for _ in range(steps):
-                batch = x[torch.randint(len(x), (min(cls.BATCH, len(x)),), generator=gen)]
-                loss = net.loss(batch)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
-        if not torch.isfinite(loss):
-            from .errors import UserError
-
-            raise UserError("two-stage: fitting the second-stage VAE diverged (non-finite loss); try the gmm sampler")
+        steps = steps or min(cls.STEPS, max(500, len(x) // 20))
+        net = _fit(
+            lambda: _SecondStage(x.shape[1], hidden or cls.HIDDEN),
+            lambda net, batch, gen: net.loss(batch),
+            x, steps, cls.BATCH, seed, lambda opt: torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps), "two-stage: fitting the second-stage VAE",
+        )  # fmt: skip
         return cls(net, center, scale)
 
     @torch.no_grad()
@@ -237,15 +265,8 @@ class TwoStageSampler(Sampler):
         """A saved second stage, refused (ValueError, saying why) unless it fits ``latent_dim`` and its numbers are finite."""
         if "center" not in t or "scale" not in t or tuple(t["center"].shape) != (latent_dim,):
             raise ValueError(f"not a two-stage sampler for {latent_dim}-wide latents")
-        state = {k[4:]: v for k, v in t.items() if k.startswith("net.")}
-        hidden = state.get("encoder.0.weight", torch.zeros(0, 0)).shape[0]
-        net = _SecondStage(latent_dim, hidden)
-        try:
-            net.load_state_dict(state, strict=True)
-        except RuntimeError as e:
-            raise ValueError(f"the network does not fit ({str(e).splitlines()[0][:100]})") from None
-        if not all(torch.isfinite(v).all() for v in t.values()):
-            raise ValueError("non-finite parameters")
+        state = _net_state(t)
+        net = _load(_SecondStage(latent_dim, state.get("encoder.0.weight", torch.zeros(0, 0)).shape[0]), state, t)
         return cls(net, t["center"], t["scale"])
 
 
@@ -304,32 +325,22 @@ class DiffusionSampler(Sampler):
     def fit(cls, mu: torch.Tensor, steps: int | None = None, seed: int = 0, hidden: int | None = None, progress: bool = False) -> DiffusionSampler:
         if mu.ndim != 2 or len(mu) < 2:
             raise ValueError("diffusion needs at least 2 stored latents (N x latent)")
-        gen = torch.Generator().manual_seed(seed)
         center, scale = mu.float().mean(0), mu.float().std(0).clamp_min(1e-3)
         x = (mu.float() - center) / scale
         steps = steps or min(cls.STEPS, max(200, len(x) // 6))
-        with torch.random.fork_rng(), torch.enable_grad():
-            torch.manual_seed(seed)
-            net = _Denoiser(x.shape[1], hidden or cls.HIDDEN, cls.BLOCKS)
-            opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-            sched = torch.optim.lr_scheduler.OneCycleLR(opt, 1e-3, total_steps=steps, pct_start=0.05)
-            from tqdm.auto import tqdm
 
-            for _ in tqdm(range(steps), desc="diffusion: fitting", unit="step", disable=not progress, leave=False):
-                z0 = x[torch.randint(len(x), (min(cls.BATCH, len(x)),), generator=gen)]
-                t = torch.rand(len(z0), generator=gen)
-                a = _signal_level(t)[:, None]
-                eps = torch.randn(z0.shape, generator=gen)
-                v = a.sqrt() * eps - (1 - a).sqrt() * z0
-                loss = (net(a.sqrt() * z0 + (1 - a).sqrt() * eps, t) - v).pow(2).mean()
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
-        if not torch.isfinite(loss):
-            from .errors import UserError
+        def v_loss(net: _Denoiser, z0: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+            t = torch.rand(len(z0), generator=gen)
+            a = _signal_level(t)[:, None]
+            eps = torch.randn(z0.shape, generator=gen)
+            v = a.sqrt() * eps - (1 - a).sqrt() * z0
+            return (net(a.sqrt() * z0 + (1 - a).sqrt() * eps, t) - v).pow(2).mean()
 
-            raise UserError("diffusion: fitting the denoiser diverged (non-finite loss); try the gmm sampler")
+        net = _fit(
+            lambda: _Denoiser(x.shape[1], hidden or cls.HIDDEN, cls.BLOCKS), v_loss, x, steps, cls.BATCH, seed,
+            lambda opt: torch.optim.lr_scheduler.OneCycleLR(opt, 1e-3, total_steps=steps, pct_start=0.05),
+            "diffusion: fitting the denoiser", progress,
+        )  # fmt: skip
         return cls(net, center, scale)
 
     @torch.no_grad()
@@ -351,14 +362,7 @@ class DiffusionSampler(Sampler):
         """A saved denoiser, refused (ValueError, saying why) unless it fits ``latent_dim`` and its numbers are finite."""
         if "center" not in t or "scale" not in t or tuple(t["center"].shape) != (latent_dim,) or tuple(t["scale"].shape) != (latent_dim,):
             raise ValueError(f"not a diffusion sampler for {latent_dim}-wide latents")
-        state = {k[4:]: v for k, v in t.items() if k.startswith("net.")}
-        hidden = state.get("inp.weight", torch.zeros(0, 0)).shape[0]
+        state = _net_state(t)
         blocks = len({k.split(".")[1] for k in state if k.startswith("blocks.")})
-        net = _Denoiser(latent_dim, hidden, blocks)
-        try:
-            net.load_state_dict(state, strict=True)
-        except RuntimeError as e:
-            raise ValueError(f"the network does not fit ({str(e).splitlines()[0][:100]})") from None
-        if not all(torch.isfinite(v).all() for v in t.values()):
-            raise ValueError("non-finite parameters")
+        net = _load(_Denoiser(latent_dim, state.get("inp.weight", torch.zeros(0, 0)).shape[0], blocks), state, t)
         return cls(net, t["center"], t["scale"])
