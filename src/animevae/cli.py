@@ -169,7 +169,8 @@ def _training_commands(sub) -> None:
         default=S,
         choices=list(PRESETS),
         help="seed: the notebook's settings (default); quality: KL warm-up + free bits + EMA + reflect fill, gmm sampler "
-        "(the best faces measured); sharp: quality + the adversarial objective (experimental: not better yet; see docs/results.md)",
+        "(the best likelihood); sharp: quality + a spatial latent (--arch spatial --latent-dim 576) + --beta 0.1, gmm sampler "
+        "(the most realistic faces measured; see docs/results.md)",
     )
     t.add_argument("--out", default=S, help="run folder (default: runs/anime)")
     t.add_argument("--overwrite", action="store_true", default=S, help="replace a run already in --out")

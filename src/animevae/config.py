@@ -126,7 +126,7 @@ class DataConfig:
 AUG, BEYOND, ADV, CKPT, TUNE = (
     "augmentation (the seed's: flip p=0.5, rotation +-10 deg)",
     "beyond the seed (all off by default)",
-    "adversarial objective (--objective adversarial; --preset sharp)",
+    "adversarial objective (--objective adversarial)",
     "checkpoints (exact resume)",
     "fine-tuning",
 )
