@@ -86,6 +86,18 @@ def test_fit_uses_a_seeded_subsample_and_scaled_regularisation(clustered, monkey
     assert reg == pytest.approx(1e-3 * float(sub.var(0, unbiased=False).mean()))
 
 
+def test_a_component_that_collapses_onto_one_outlier_is_dropped_not_sampled():
+    """EM gives a component to a lone outlier (weight 1/N); sampling it would copy that latent. It is dropped."""
+    g = _gen(0)
+    clusters = [torch.randn(300, 4, generator=g) + torch.tensor([8.0, 0, 0, 0]) * k for k in range(3)]
+    outlier = torch.full((1, 4), 100.0)
+    sampler = GMMSampler.fit(torch.cat([*clusters, outlier]), n_components=4, covariance_type="full")
+    assert sampler.n_components == 3 and float(sampler.weights.sum()) == pytest.approx(1.0)
+    z = sampler.sample(5000, _gen(1))
+    assert float((z - outlier).norm(dim=1).min()) > 50  # no draw lands on the outlier
+    assert float(z[:, 0].max()) < 30  # the three clusters, at 0, 8 and 16
+
+
 def test_too_many_full_components_fail_with_advice():
     latents = torch.randn(60, 8, generator=_gen(2))
     with pytest.raises(UserError) as e:

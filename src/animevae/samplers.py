@@ -65,6 +65,8 @@ class GMMSampler(Sampler):
     per face from the fitted weights, then mean + cholesky factor @ N(0, I) noise, so a seeded
     ``torch.Generator`` gives the same faces every time. ``tensors()`` / ``from_tensors()`` save and
     load the fitted mixture (the run folder keeps it as ``gmm_<components>_<covariance>.safetensors``).
+    A component that collapsed onto one latent (EM's way with an outlier in a rich latent space) would
+    only copy that face: a minority of them are dropped, more than that is refused with advice.
     """
 
     name = "gmm"
@@ -125,13 +127,14 @@ class GMMSampler(Sampler):
             raise UserError(f"gmm: fitting {n_components} {covariance_type}-covariance components to {len(x)} latents failed ({first}); {hint}") from None
         if not all(torch.isfinite(t).all() for t in (weights, means, scale)):
             raise UserError(f"gmm: fitting {n_components} {covariance_type}-covariance components to {len(x)} latents gave non-finite parameters; {hint}")
-        collapsed = int((weights * len(x) < 1.5).sum())
-        if collapsed:
+        collapsed = weights * len(x) < 1.5  # a component that owns one latent would copy that training face
+        if 2 * int(collapsed.sum()) >= n_components:
             raise UserError(
-                f"gmm: {collapsed} of {n_components} components collapsed onto a single latent ({len(x)} latents for "
+                f"gmm: {int(collapsed.sum())} of {n_components} components collapsed onto a single latent ({len(x)} latents for "
                 f"{n_components} components): that copies training faces instead of modelling a density; {hint}"
             )
-        return cls(weights / weights.sum(), means, scale, covariance_type)
+        keep = ~collapsed  # a few that grabbed single outlying latents (weight < 1.5 / N each) are dropped
+        return cls(weights[keep] / weights[keep].sum(), means[keep], scale[keep], covariance_type)
 
     def sample(self, n, generator=None):
         comp = torch.multinomial(self.weights.float(), n, replacement=True, generator=generator)
