@@ -108,3 +108,18 @@ def test_bernoulli_log_prob_is_minus_the_seeds_bce_in_fp32_from_bf16():
     lp = BernoulliPixels(logits).log_prob(x)
     assert lp.dtype == torch.float32
     assert torch.equal(lp, -F.binary_cross_entropy_with_logits(logits.float(), x, reduction="none").sum((1, 2, 3)))
+
+
+def test_the_gaussian_likelihood_is_normal_log_prob_with_a_floored_learned_scale():
+    from animevae.distributions import GaussianPixels
+
+    logits, log_scale = torch.randn(2, 3, 4, 4, generator=_gen(7)), torch.randn(2, 3, 4, 4, generator=_gen(8)) * 4 - 2
+    x = torch.rand(2, 3, 4, 4, generator=_gen(9))
+    p = GaussianPixels(torch.cat([logits, log_scale], 1))
+    floored = log_scale.clamp_min(math.log(1 / 255))
+    expected = torch.distributions.Normal(torch.sigmoid(logits), floored.exp()).log_prob(x).sum((1, 2, 3))
+    assert torch.allclose(p.log_prob(x), expected, rtol=1e-5)
+    assert (log_scale < math.log(1 / 255)).any()  # the floor was exercised
+    assert torch.allclose(p.mean, torch.sigmoid(logits)) and p.to_uint8().shape == (2, 3, 4, 4)
+    model = VAE(ModelConfig(image_size=24, num_layers=3, latent_dim=4, base_channels=4, likelihood="gaussian"))
+    assert model(torch.rand(2, 3, 24, 24)).logits.shape == (2, 6, 24, 24)

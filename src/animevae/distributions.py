@@ -106,7 +106,30 @@ class BernoulliPixels(PixelLikelihood):
         return torch.sigmoid(self.params.float())
 
 
-LIKELIHOODS: dict[str, type[PixelLikelihood]] = {"bernoulli": BernoulliPixels}
+class GaussianPixels(PixelLikelihood):
+    """A Gaussian per pixel with a learned scale (two decoder outputs per channel: mean logits, log scale). The
+    mean is sigmoid(logits), in [0, 1]; the scale is floored at one grey level (1/255) so the density cannot
+    grow without bound on 8-bit data. Where the decoder is sure it may shrink the scale: the reconstruction
+    term weighs more against the KL term than the seed's BCE does."""
+
+    params_per_channel = 2
+    MIN_LOG_SCALE = math.log(1 / 255)
+
+    def _split(self) -> tuple[torch.Tensor, torch.Tensor]:
+        logits, log_scale = self.params.float().chunk(2, dim=1)
+        return torch.sigmoid(logits), log_scale.clamp_min(self.MIN_LOG_SCALE)
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        mean, log_scale = self._split()
+        per_pixel = -0.5 * ((x.float() - mean) * torch.exp(-log_scale)).pow(2) - log_scale - 0.5 * LOG_2PI
+        return per_pixel.sum(tuple(range(1, per_pixel.dim())))
+
+    @property
+    def mean(self) -> torch.Tensor:
+        return self._split()[0]
+
+
+LIKELIHOODS: dict[str, type[PixelLikelihood]] = {"bernoulli": BernoulliPixels, "gaussian": GaussianPixels}
 
 
 def register_likelihood(name: str):
