@@ -315,7 +315,7 @@ class DiffusionSampler(Sampler):
     """
 
     name = "diffusion"
-    HIDDEN = 512
+    HIDDEN = 512  # at most; narrower for fewer latents: len(latents) / 16, at least 64 (a small run's prior fits in seconds)
     BLOCKS = 3
     STEPS = 3000  # at most; ``fit`` takes len(latents) / 6 steps, at least 200
     BATCH = 256
@@ -340,7 +340,7 @@ class DiffusionSampler(Sampler):
             return (net(a.sqrt() * z0 + (1 - a).sqrt() * eps, t) - v).pow(2).mean()
 
         net = _fit(
-            lambda: _Denoiser(x.shape[1], hidden or cls.HIDDEN, cls.BLOCKS), v_loss, x, steps, cls.BATCH, seed,
+            lambda: _Denoiser(x.shape[1], hidden or min(cls.HIDDEN, max(64, len(x) // 16)), cls.BLOCKS), v_loss, x, steps, cls.BATCH, seed,
             lambda opt: torch.optim.lr_scheduler.OneCycleLR(opt, 1e-3, total_steps=steps, pct_start=0.05),
             "diffusion: fitting the denoiser", progress,
         )  # fmt: skip
