@@ -15,8 +15,8 @@ import statistics
 import torch
 
 from animevae.runs import load_latents
-from animevae.sample import decode_latents, load_model
-from animevae.samplers import MixSampler, PriorSampler
+from animevae.sampling.generate import decode_latents, load_model
+from animevae.sampling.samplers import MixSampler, PriorSampler
 
 
 def mean_pairwise_distance(images: torch.Tensor) -> float:

@@ -6,7 +6,7 @@
 1. The machine's matmul peak, bf16 and fp32: 2048 x 2048 squared in a loop (the best of a few tries).
 2. The model's FLOPs per training image (forward + backward), counted by torch's FlopCounterMode on the
    step the project runs (its objective and model: the sharp preset's spatial latent; an adversarial run's discriminator).
-3. For each preset: steady images/s of the real training step (``animevae.loop.train_step`` on real
+3. For each preset: steady images/s of the real training step (``animevae.training.loop.train_step`` on real
    faces through the real augmentation, channels-last, the preset's precision), then GFLOP/s and the
    fraction of the peak; and the end-to-end rate of a middle ``animevae train`` epoch (wall clock: its
    steps, per-epoch passes, files and checkpoint).
@@ -62,8 +62,8 @@ def matmul_peak(dtype: torch.dtype, n: int = 2048, tries: int = 5) -> float:
 
 def make_state(preset: str, precision: str):
     from animevae.config import resolve_configs
-    from animevae.state import TrainState, build_model
-    from animevae.system import System
+    from animevae.training.state import TrainState, build_model
+    from animevae.training.system import System
 
     model_cfg, cfg, _ = resolve_configs({"precision": precision, "adv_start_epochs": 0.0}, preset)
     system = System.setup("cpu", cfg.precision, cfg.channels_last)
@@ -84,7 +84,7 @@ def flops_per_image(preset: str, batch: int) -> float:
     """Forward + backward FLOPs of one training step per image (fp32 count; the same ops in bf16)."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    from animevae.loop import train_step
+    from animevae.training.loop import train_step
 
     state, _, _ = make_state(preset, "fp32")
     x = torch.rand(batch, 3, 96, 96).contiguous(memory_format=torch.channels_last)
@@ -97,7 +97,7 @@ def flops_per_image(preset: str, batch: int) -> float:
 def step_rate(preset: str, precision: str, batches: torch.Tensor, profile: bool) -> tuple[float, dict[str, float]]:
     """Steady images/s of the real step on real faces (augmentation included); with ``profile``, ms per step by group."""
     from animevae.data.augment import augment
-    from animevae.loop import train_step
+    from animevae.training.loop import train_step
 
     state, cfg, system = make_state(preset, precision)
     fused = state.optimizers["model"].defaults.get("fused") and not state.scaler.is_enabled()
@@ -139,8 +139,8 @@ def layer_table(peak_bf16: float, batch: int = 64, reps: int = 10) -> list[tuple
     from torch.utils.flop_counter import FlopCounterMode
 
     from animevae.config import ModelConfig
-    from animevae.fastconv import Conv2d, ConvTranspose2d
-    from animevae.model import VAE
+    from animevae.models.fastconv import Conv2d, ConvTranspose2d
+    from animevae.models.vae import VAE
 
     model = VAE(ModelConfig()).to(memory_format=torch.channels_last).train()
     inputs: dict[torch.nn.Module, torch.Tensor] = {}

@@ -65,7 +65,7 @@ def main() -> None:
                 "--n-samples",
                 300,
                 "--features",
-                "animevae.evaluate:pixel_features",
+                "animevae.evaluation.features:pixel_features",
                 "--out",
                 run_dir / "evaluation.json",
             )

@@ -35,10 +35,10 @@ SHARED = ROOT.parent / "shared" / "data" / "anime-faces-96"
 def notebook_vae():
     """The seed model as a notebook builds it: torch.nn's own Conv2d / ConvTranspose2d everywhere, so
     none of animevae's CPU kernels (fastconv.py) speed up the baseline. Same modules, names and
-    initial weights as ``animevae.model.VAE()`` (so either side's weights load into the other)."""
+    initial weights as ``animevae.models.vae.VAE()`` (so either side's weights load into the other)."""
     from torch import nn
 
-    from animevae.model import VAE
+    from animevae.models.vae import VAE
 
     model = VAE()
     for blocks in (model.encoder, model.decoder):
@@ -50,7 +50,7 @@ def notebook_vae():
             )
             plain.load_state_dict(conv.state_dict())
             holder[key] = plain
-    assert not any(type(m).__module__ == "animevae.fastconv" for m in model.modules())
+    assert not any(type(m).__module__ == "animevae.models.fastconv" for m in model.modules())
     return model
 
 
@@ -61,8 +61,8 @@ def baseline_worker(a) -> None:
     from animevae.config import DataConfig
     from animevae.data.sources import open_source
     from animevae.data.split import split_rows
-    from animevae.objectives import elbo_terms
     from animevae.runs import save_tensors
+    from animevae.training.objectives import elbo_terms
 
     torch.manual_seed(0)
     random.seed(0)
@@ -125,8 +125,8 @@ def heldout(run_weights: Path, data: str, limit: int, cache_dir: str) -> float:
     from animevae.data.cache import load_images
     from animevae.data.device import DeviceImages
     from animevae.data.split import split_rows
-    from animevae.model import VAE, load_weights
-    from animevae.passes import heldout_loss
+    from animevae.models.vae import VAE, load_weights
+    from animevae.training.passes import heldout_loss
 
     faces = load_images(DataConfig(source=data, limit=limit, cache_dir=cache_dir), 96, progress=False)
     _, val = split_rows(len(faces), 0.05, 0)

@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from animevae import runs
-from animevae.sample import gmm_file, load_or_fit_gmm
+from animevae.sampling.generate import gmm_file, load_or_fit_gmm
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from safetensors.torch import save_file
 
 from animevae import runs
 from animevae.errors import UserError
-from animevae.model import VAE
+from animevae.models.vae import VAE
 
 
 class _Boom(Exception):

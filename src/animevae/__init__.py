@@ -1,12 +1,12 @@
 """animevae: train a VAE on anime faces, generate new faces, fine-tune on your own pictures."""
 
 from .config import DataConfig, ModelConfig, TrainConfig
-from .distributions import BernoulliPixels, DiagonalGaussian, PixelLikelihood, register_likelihood
 from .errors import UserError
-from .model import VAE, Architecture, EncoderOutput, VAEOutput, register_architecture
-from .objectives import LossTerms, Objective, register_objective
+from .models.distributions import BernoulliPixels, DiagonalGaussian, PixelLikelihood, register_likelihood
+from .models.vae import VAE, Architecture, EncoderOutput, VAEOutput, register_architecture
 from .runs import Latents, load_latents
-from .samplers import MixSampler, PriorSampler, Sampler
+from .sampling.samplers import MixSampler, PriorSampler, Sampler
+from .training.objectives import LossTerms, Objective, register_objective
 
 __version__ = "0.1.0"
 _API = ("train", "Run", "load_run", "show")  # api.py, imported on first use: `import animevae` stays light for the CLI

@@ -23,13 +23,13 @@ from PIL import Image
 from . import runs
 from .config import RESUME_MAY_CHANGE, DataConfig, inherited_settings, resolve_configs, resumed_configs
 from .errors import UserError
-from .evaluate import evaluate as evaluate_run
-from .explore import lerp, read_image, slerp
+from .evaluation.report import evaluate as evaluate_run
 from .hub import push as push_run
 from .images import make_grid, to_hwc
-from .loop import train as train_loop
-from .sample import decode_latents, default_sampler, encode_images, load_model, make_sampler
-from .samplers import DEFAULT_MIX_K
+from .sampling.explore import lerp, read_image, slerp
+from .sampling.generate import decode_latents, default_sampler, encode_images, load_model, make_sampler
+from .sampling.samplers import DEFAULT_MIX_K
+from .training.loop import train as train_loop
 
 
 def train(

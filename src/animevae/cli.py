@@ -13,7 +13,7 @@ from dataclasses import fields
 from . import __version__
 from .config import PRESETS, SAMPLER_NAMES, DataConfig, ModelConfig, TrainConfig
 from .errors import Interrupted, UserError
-from .samplers import DEFAULT_GMM_COMPONENTS, DEFAULT_MIX_K
+from .sampling.samplers import DEFAULT_GMM_COMPONENTS, DEFAULT_MIX_K
 
 S = argparse.SUPPRESS  # train flags default to "not given", so a --config file or a preset can supply them
 
@@ -78,7 +78,7 @@ def cmd_train(a) -> None:
 
 
 def cmd_generate(a) -> None:
-    from .sample import generate
+    from .sampling.generate import generate
 
     out = with_flags(generate, a)
     print(f"{a.n} faces written to {out} (grid: {out / 'grid.png'})")
@@ -124,21 +124,21 @@ def _data_config(a, limit=True):
 
 
 def cmd_reconstruct(a) -> None:
-    from .explore import reconstruct
+    from .sampling.explore import reconstruct
 
     out = reconstruct(a.run, _data_config(a), n=a.n, out=a.out, device=a.device)
     print(f"inputs and reconstructions written to {out}")
 
 
 def cmd_interpolate(a) -> None:
-    from .explore import interpolate
+    from .sampling.explore import interpolate
 
     out = interpolate(a.run, out=a.out, a=a.a, b=a.b, seed=a.seed, steps=a.steps, mode=a.mode, device=a.device)
     print(f"interpolation written to {out} (interpolation.png, interpolation_*.gif)")
 
 
 def cmd_traverse(a) -> None:
-    from .explore import traverse
+    from .sampling.explore import traverse
 
     out = traverse(a.run, out=a.out, dim=a.dim, pc=a.pc, span=a.range, steps=a.steps, images=a.image, rows=a.rows, seed=a.seed, device=a.device)
     print(f"traversal written to {out}")
@@ -149,7 +149,7 @@ def _names(text: str) -> list[str]:
 
 
 def cmd_evaluate(a) -> None:
-    from .evaluate import evaluate
+    from .evaluation.report import evaluate
 
     _, out = with_flags(evaluate, a, data_cfg=_data_config(a, limit=False))
     print(f"metrics written to {out}")
@@ -283,7 +283,7 @@ def _exploring_commands(sub) -> None:
     ev.add_argument(
         "--features",
         help="FID/KID features: package.module:callable returning an nn.Module (images -> N x D); "
-        "animevae.evaluate:pixel_features works offline but is not comparable to published FID",
+        "animevae.evaluation.features:pixel_features works offline but is not comparable to published FID",
     )
     ev.add_argument("--inception-weights", help="local Inception-v3 weights for the standard FID extractor (torch-fidelity)")
     ev.add_argument("--gmm-components", type=int, default=DEFAULT_GMM_COMPONENTS, help=f"the gmm sampler's components (default {DEFAULT_GMM_COMPONENTS})")

@@ -75,7 +75,7 @@ class ModelConfig:
     base_channels: int = opt(32, "width of the first conv; doubles at every layer (32..512 in the seed)")
     num_layers: int = opt(5, "conv layers (default: fits --image-size; 5 for 96)")
     negative_slope: float = opt(0.2, "LeakyReLU slope")
-    arch: str = opt("conv", "encoder/decoder pair, by registered name (model.py; conv: the seed's)")
+    arch: str = opt("conv", "encoder/decoder pair, by registered name (models/vae.py; conv: the seed's)")
     likelihood: str = opt("bernoulli", "pixel likelihood, by registered name (distributions.py; bernoulli: the seed's BCE)")
 
     def __post_init__(self):
@@ -145,7 +145,7 @@ class TrainConfig:
     beta: float = opt(1.0, "weight of the KL term (the seed's: 1)")
     seed: int = opt(0, "seed of the initialisation, the split, the order and the augmentation")
     val_fraction: float = opt(0.05, "held-out share, evaluated every epoch")
-    objective: str = opt("elbo", "training objective, by registered name (objectives.py; elbo: the seed's)")
+    objective: str = opt("elbo", "training objective, by registered name (training/objectives.py; elbo: the seed's)")
     precision: str = opt("auto", "mixed precision (auto: bf16 where the hardware has it)", choices=("auto", "fp32", "bf16", "fp16"))
     channels_last: bool = opt(True, "keep activations channels-last (faster on CPUs and GPUs)", flag="--no-channels-last")
     compile: bool = opt(False, "torch.compile the model")

@@ -21,7 +21,7 @@ from . import runs
 from .config import SAMPLER_NAMES
 from .errors import UserError
 from .images import make_grid
-from .sample import DEFAULT_MIX_K, decode_latents, default_sampler, load_model, make_sampler
+from .sampling.generate import DEFAULT_MIX_K, decode_latents, default_sampler, load_model, make_sampler
 
 MAX_UPLOAD_BYTES = 10 * 1000 * 1000
 MAX_UPLOAD_SIDE = 4096

@@ -67,7 +67,7 @@ def _fmt(x, digits: int = 1) -> str:
 
 def _sample_grid(folder: Path, dest: Path) -> None:
     """64 faces (seed 0) from the run's own sampler (its preset's best); the newest epoch grid for a mix-sampler run that has one."""
-    from .sample import decode_latents, default_sampler, load_model, make_sampler
+    from .sampling.generate import decode_latents, default_sampler, load_model, make_sampler
 
     name = default_sampler(str(folder))
     samples = sorted((folder / "samples").glob("epoch_*.png")) if (folder / "samples").is_dir() else []
@@ -179,7 +179,7 @@ KL divergence summed over the {latent} latent dimensions, in nats.
 
 def write_model_card(run, repo_id: str, out: str | Path | None = None) -> Path:
     """Write README.md (the model card) and the sample grid it shows into ``out`` (default: the run folder)."""
-    from .model import VAE, count_parameters, model_config_from_json
+    from .models.vae import VAE, count_parameters, model_config_from_json
 
     _check_repo_id(repo_id)
     folder = _run_folder(run)

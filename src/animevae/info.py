@@ -71,7 +71,7 @@ def _training_line(t: dict) -> str:
 
 def summarize(run) -> str:
     """A plain-text summary of a local run folder: model, data, training, progress, files, checkpoints."""
-    from .model import VAE, count_parameters, model_config_from_json
+    from .models.vae import VAE, count_parameters, model_config_from_json
 
     folder = Path(run).expanduser()
     if not folder.is_dir():

@@ -1,0 +1,362 @@
+"""How good is a trained run? Likelihood bounds, reconstructions, latent usage, and every sampler's faces.
+
+On held-out images (the run's own held-out split when ``--data`` is its training source, else all of
+``--data``):
+
+- negative ELBO (recon + KL, the training loss) and the tighter IWAE bound with ``k`` importance
+  samples, per image and per pixel dimension (nats; Bernoulli-logit likelihood as in training, so
+  these are not the bits/dim of papers that model discrete pixels);
+- reconstruction MSE, PSNR and SSIM (the decode of the encoder mean, pixels in [0, 1]);
+- KL per image and the number of active latent units (Burda et al. 2016: Cov_x(E_q[z]) > 0.01).
+
+For each sampler (mix with k = 2, 4, 16, all; prior; gmm; two-stage; diffusion; or those ``samplers`` names):
+diversity (mean pairwise RMS pixel distance between samples, 0..255 scale), memorisation (each
+sample's RMS distance to its nearest training image; the median and how many are near-copies), and
+FID / KID against the held-out images. For the run's own sampler (or ``c2st_samplers``), a classifier
+two-sample test (two_sample.py): a small CNN trained from scratch to tell its faces from held-out real
+ones, scored on faces it did not train on, mean over ``c2st_seeds`` seeds (0.5 = indistinguishable).
+
+FID/KID need a feature extractor. The standard one (Inception-v3, through torch-fidelity as
+torchmetrics uses it) needs torchvision and downloaded weights; when it cannot be built the two are
+skipped with one line saying why. ``--features package.module:attr`` names any callable returning an
+``nn.Module`` that maps N x 3 x H x W images (uint8) to N x D features; ``animevae.evaluation.features:pixel_features``
+(8 x 8 average-pooled pixels) ships for offline use and tests -- its FID is NOT comparable to
+published (Inception) FID numbers.
+
+This module is the report: which images, which samplers, the JSON and the table. The metric
+functions are in metrics.py, the feature extractors in features.py.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .. import runs
+from ..config import DataConfig, from_dict
+from ..data.cache import load_images
+from ..data.split import split_rows
+from ..errors import UserError
+from ..sampling.generate import decode_latents, default_sampler, encode_images, load_model, make_sampler
+from ..sampling.samplers import DEFAULT_GMM_COMPONENTS, DEFAULT_MIX_K
+from . import metrics as metric
+from .features import FeaturesUnavailable, extract_features, load_features, standard_features
+from .metrics import ACTIVE_THRESHOLD, NEAR_COPY_RMS
+from .two_sample import classifier_two_sample_test
+
+SAMPLERS = (
+    ("mix_k2", "mix", 2),
+    ("mix_k4", "mix", 4),
+    ("mix_k16", "mix", 16),
+    ("mix_all", "mix", None),
+    ("prior", "prior", None),
+    ("gmm", "gmm", None),
+    ("two_stage", "two-stage", None),
+    ("diffusion", "diffusion", None),
+)
+__all__ = ["evaluate", "format_table", "load_eval_data"]
+
+
+def _same_path(a: str, b: str) -> bool:
+    if a == b:
+        return True
+    try:
+        pa, pb = Path(a).expanduser(), Path(b).expanduser()
+        return pa.exists() and pb.exists() and pa.resolve() == pb.resolve()
+    except OSError:
+        return False
+
+
+def load_eval_data(run_config: dict, data_cfg, image_size: int, limit: int | None, progress: bool = False):
+    """-> (images to evaluate on, training images, training positions, description, why no training images or None).
+
+    ``data_cfg.source`` the run's own training source (same string or same path): the run's data
+    settings are used and its held-out split (train.split_rows with the run's val_fraction and seed)
+    is evaluated; anything else is evaluated whole. ``limit`` caps the images evaluated.
+    """
+    saved = run_config.get("data") or {}
+    train_cfg = run_config.get("train") or {}
+    own_cfg = None
+    if saved.get("source"):
+        own_cfg = replace(from_dict(DataConfig, saved, "config.json data"), cache=data_cfg.cache, cache_dir=data_cfg.cache_dir, workers=data_cfg.workers)
+    kept = (run_config.get("data_stats") or {}).get("counts", {}).get("kept")
+    if own_cfg is not None and _same_path(data_cfg.source, own_cfg.source):
+        faces = load_images(replace(own_cfg, source=data_cfg.source), image_size, progress=progress)
+        if kept is None or len(faces) == kept:
+            train_pos, val_pos = split_rows(len(faces), train_cfg.get("val_fraction", 0.05), train_cfg.get("seed", 0))
+            if len(val_pos) == 0:
+                raise UserError(
+                    f"--data {data_cfg.source}: the run held out no images (val_fraction {train_cfg.get('val_fraction')}); evaluate on another data source"
+                )
+            held = val_pos[:limit] if limit else val_pos
+            return (
+                torch.from_numpy(np.ascontiguousarray(faces.images[held])),
+                faces.images,
+                train_pos,
+                f"the run's held-out split of {data_cfg.source} ({len(held)} of {len(val_pos)} images)",
+                None,
+            )
+        print(f"note: --data {data_cfg.source} now has {len(faces)} images, the run trained on {kept}; evaluating on all of it", file=sys.stderr)
+    faces = load_images(replace(data_cfg, limit=limit or data_cfg.limit), image_size, progress=progress)
+    held_images = torch.from_numpy(np.array(faces.images[:]))
+    description = f"all of {data_cfg.source} ({len(faces)} images)"
+    if own_cfg is None:
+        return held_images, None, None, description, "the run's config.json names no training data"
+    try:
+        own = load_images(own_cfg, image_size, progress=progress)
+    except UserError as e:
+        return held_images, None, None, description, f"the run's training data cannot be read ({e})"
+    train_pos, _ = split_rows(len(own), train_cfg.get("val_fraction", 0.05), train_cfg.get("seed", 0))
+    return held_images, own.images, train_pos, description, None
+
+
+@torch.no_grad()
+def evaluate(
+    run: str,
+    data_cfg,
+    out: str | Path | None = None,
+    limit: int | None = None,
+    k: int = 16,
+    n_samples: int = 500,
+    features: str | None = None,
+    inception_weights: str | None = None,
+    seed: int = 0,
+    device: str = "cpu",
+    gmm_components: int = DEFAULT_GMM_COMPONENTS,
+    gmm_covariance: str = "full",
+    batch: int = 64,
+    progress: bool = True,
+    samplers: list[str] | None = None,
+    c2st_samplers: list[str] | None = None,
+    c2st_seeds: int = 3,
+) -> tuple[dict, Path]:
+    """Compute every metric, write them as JSON to ``out`` (default RUN/evaluation.json), print a table; returns (metrics, path)."""
+    if k < 1:
+        raise UserError(f"--k must be at least 1, got {k}")
+    if n_samples < 2:
+        raise UserError(f"--n-samples must be at least 2, got {n_samples}")
+    if limit is not None and limit < 2:
+        raise UserError(f"--limit must be at least 2, got {limit}")
+    if inception_weights is not None and not Path(inception_weights).expanduser().is_file():
+        raise UserError(f"--inception-weights {inception_weights}: no such file")
+    known = [name for name, _, _ in SAMPLERS]
+    for name in (samplers or []) + (c2st_samplers or []):
+        if name not in known:
+            raise UserError(f"sampler {name!r}: not one evaluate knows; choose from {', '.join(known)}")
+    if c2st_seeds < 0:
+        raise UserError(f"--c2st-seeds must be 0 (off) or more, got {c2st_seeds}")
+    say = (lambda msg: print(msg, file=sys.stderr, flush=True)) if progress else (lambda msg: None)
+    model = load_model(run, device)
+    size = model.config.image_size
+    held, train_images, train_pos, described, no_train = load_eval_data(runs.load_run_config(run), data_cfg, size, limit, progress=progress)
+    if len(held) < 2:
+        raise UserError(f"--data {data_cfg.source}: {len(held)} image(s) to evaluate on; need at least 2")
+    say(f"evaluate: {described}")
+    metrics: dict = {
+        "run": str(run),
+        "data": {"source": data_cfg.source, "evaluated_on": described, "images": len(held), "image_size": size},
+        "settings": {
+            "k": k,
+            "n_samples": n_samples,
+            "seed": seed,
+            "near_copy_threshold_rms": NEAR_COPY_RMS,
+            "active_unit_threshold": ACTIVE_THRESHOLD,
+            "gmm_components": gmm_components,
+            "gmm_covariance": gmm_covariance,
+            "c2st_seeds": c2st_seeds,
+        },
+        **likelihood_metrics(model, held, k, seed, batch, device),
+    }
+    net, feature_name, fid_note = feature_extractor(features, inception_weights, device)
+    metrics["fid_kid"] = {"features": feature_name, "skipped": fid_note, "reference": described, "kid_subset_size": min(1000, len(held), n_samples)}
+    held_features = extract_features(net, held, device=device) if net is not None else None
+    samples: dict[str, torch.Tensor] = {}
+    metrics["samplers"] = {}
+    c2st = set(c2st_samplers if c2st_samplers is not None else [own_entry(default_sampler(run))]) if c2st_seeds else set()
+    for name, kind, mix_k in SAMPLERS:
+        if samplers and name not in samplers:
+            continue
+        try:
+            sampler = make_sampler(kind, model, run, mix_k=mix_k if mix_k is not None else "all", gmm_components=gmm_components, gmm_covariance=gmm_covariance)
+        except UserError as e:
+            if kind not in ("gmm", "two-stage", "diffusion"):  # the fitted samplers can fail on odd latents: skipped, said
+                raise
+            say(f"evaluate: {name} skipped: {e}")
+            metrics["samplers"][name] = {"skipped": str(e)}
+            continue
+        say(f"evaluate: {n_samples} samples from {name}")
+        samples[name] = decode_latents(model, sampler.sample(n_samples, torch.Generator().manual_seed(seed)))
+        metrics["samplers"][name] = sample_metrics(samples[name], net, held_features, metrics["fid_kid"]["kid_subset_size"], seed, device)
+        if name in c2st:
+            say(f"evaluate: classifier two-sample test of {name} against the held-out faces ({c2st_seeds} seeds)")
+            metrics["samplers"][name]["c2st"] = classifier_two_sample_test(samples[name], held, seeds=range(c2st_seeds))
+    if c2st and train_images is not None:
+        say(f"evaluate: classifier two-sample test of the model's reconstructions of {n_samples} training faces ({c2st_seeds} seeds)")
+        metrics["reconstructions"] = reconstruction_c2st(model, train_images, train_pos, held, n_samples, c2st_seeds)
+    if train_images is not None and samples:
+        say(f"evaluate: nearest training image for {sum(len(v) for v in samples.values())} samples among {len(train_pos)} training images")
+    for name, entry in memorisation(samples, train_images, train_pos, no_train).items():
+        metrics["samplers"][name]["memorisation"] = entry
+    out = Path(out) if out is not None else (Path(run) / "evaluation.json" if Path(run).is_dir() else Path("evaluation.json"))
+    runs.write_json(out, _finite(metrics))
+    print(format_table(metrics))
+    return metrics, out
+
+
+def reconstruction_c2st(model, train_images, train_pos, held: torch.Tensor, n: int, seeds: int) -> dict:
+    """The two-sample test of the decoder's reconstructions (decodes of the posterior means) of ``n`` training
+    faces, spread over the training set, against the held-out faces: the same test as the samplers', on
+    what the decoder draws when its latents are the best they can be. A sampler's accuracy near this one
+    means the blur is the decoder's, not the sampler's."""
+    pos = np.sort(train_pos[np.linspace(0, len(train_pos) - 1, min(n, len(train_pos))).round().astype(np.int64)])
+    faces = torch.from_numpy(np.ascontiguousarray(train_images[pos]))
+    result = classifier_two_sample_test(decode_latents(model, encode_images(model, faces)), held, seeds=range(seeds))
+    return {"c2st": result | {"note": "reconstructions of training faces (decoded posterior means) against the held-out faces; 0.5 = indistinguishable"}}
+
+
+def own_entry(sampler: str) -> str:
+    """The evaluate table's row for a run's own sampler (``train.sampler``)."""
+    return {"mix": f"mix_k{DEFAULT_MIX_K}", "two-stage": "two_stage"}.get(sampler, sampler)
+
+
+def likelihood_metrics(model, held: torch.Tensor, k: int, seed: int, batch: int, device: str) -> dict:
+    """The likelihood bounds, reconstruction quality and latent usage on the held-out images (uint8)."""
+    gen = torch.Generator().manual_seed(seed)
+    per = {name: [] for name in ("elbo", "iwae", "recon", "kl", "mse", "psnr", "ssim")}
+    mus = []
+    step = max(1, min(batch, 256 // k))
+    for s in range(0, len(held), step):
+        x = held[s : s + step].float().div(255).to(device)
+        iw = metric.importance_weights(model, x, k, gen)
+        recon = model.likelihood(model.decode(iw.mu.to(device))).mean.cpu().double()
+        xc = x.cpu().double()
+        per["elbo"].append(iw.elbo)
+        per["iwae"].append(iw.iwae)
+        per["recon"].append(-iw.log_px_z.mean(1))
+        per["kl"].append(iw.kl)
+        per["mse"].append((recon - xc).pow(2).flatten(1).mean(1))
+        per["psnr"].append(metric.psnr(recon, xc))
+        per["ssim"].append(metric.ssim(recon, xc))
+        mus.append(iw.mu)
+    per = {name: torch.cat(v) for name, v in per.items()}
+    dims = held[0].numel()
+    neg_elbo, neg_iwae = -float(per["elbo"].mean()), -float(per["iwae"].mean())
+    return {
+        "likelihood": {
+            "neg_elbo_per_image": neg_elbo,
+            "neg_elbo_per_dim": neg_elbo / dims,
+            "neg_iwae_per_image": neg_iwae,
+            "neg_iwae_per_dim": neg_iwae / dims,
+            "iwae_k": k,
+            "recon_per_image": float(per["recon"].mean()),
+            "kl_per_image": float(per["kl"].mean()),
+            "note": f"nats, {model.config.likelihood} likelihood of pixels in [0, 1] as in training; "
+            "IWAE >= ELBO as bounds on log p(x), so neg_iwae <= neg_elbo",
+        },
+        "reconstruction": {
+            "mse": float(per["mse"].mean()),
+            "psnr": float(per["psnr"].mean()),
+            "ssim": float(per["ssim"].mean()),
+            "note": "decode of the encoder mean vs the input, pixels in [0, 1]; PSNR in dB",
+        },
+        "latents": {"kl_per_image": float(per["kl"].mean()), "active_units": metric.active_units(torch.cat(mus)), "latent_dim": model.config.latent_dim},
+    }
+
+
+def feature_extractor(features: str | None, inception_weights: str | None, device: str) -> tuple[nn.Module | None, str, str | None]:
+    """(network or None, its name, why FID/KID are skipped or None): ``--features`` if given, else Inception-v3 where it can be built."""
+    if features:
+        net, name, note = load_features(features), features, None
+    else:
+        name, note = "inception-v3 (torch-fidelity)", None
+        try:
+            net = standard_features(inception_weights)
+        except FeaturesUnavailable as e:
+            net, note = None, str(e)
+            print(
+                f"FID/KID skipped: {e}; pass --inception-weights PATH (pt_inception-2015-12-05 weights, torch-fidelity installed) "
+                "or --features package.module:callable (e.g. animevae.evaluation.features:pixel_features, offline, not comparable to published FID)"
+            )
+    if net is not None and isinstance(net, nn.Module):
+        net = net.to(device).eval()
+    return net, name, note
+
+
+def sample_metrics(images: torch.Tensor, net, held_features, kid_subset_size: int, seed: int, device: str) -> dict:
+    """One sampler's faces: diversity, and FID/KID against the held-out images' features (None without features)."""
+    entry = {"diversity_rms": metric.mean_pairwise_rms(images), "fid": None, "kid": None, "kid_std": None}
+    if net is not None:
+        f = extract_features(net, images, device=device)
+        kid_mean, kid_std = metric.kernel_inception_distance(f, held_features, subset_size=kid_subset_size, seed=seed)
+        entry.update(fid=metric.frechet_distance(f, held_features), kid=kid_mean, kid_std=kid_std)
+    return entry
+
+
+def memorisation(samples: dict[str, torch.Tensor], train_images, train_pos, no_train: str | None) -> dict[str, dict]:
+    """Per sampler: how close its faces come to training images, in one pass over the training images for all samplers."""
+    if train_images is None or not samples:
+        return {name: {"skipped": no_train} for name in samples}
+    names = list(samples)
+    nn_rms = metric.nearest_rms(torch.cat([samples[n] for n in names]), train_images, train_pos)
+    out, start = {}, 0
+    for name in names:
+        d = nn_rms[start : start + len(samples[name])]
+        start += len(samples[name])
+        out[name] = {
+            "median_nearest_train_rms": float(d.median()),
+            "min_nearest_train_rms": float(d.min()),
+            "near_copies": int((d < NEAR_COPY_RMS).sum()),
+            "near_copy_threshold_rms": NEAR_COPY_RMS,
+            "of": len(d),
+        }
+    return out
+
+
+def _finite(obj):
+    """JSON has no inf/nan: write them as null (PSNR of a perfect reconstruction is inf)."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def _fmt(v, spec: str = ".2f") -> str:
+    return "-" if v is None or (isinstance(v, float) and not math.isfinite(v)) else format(v, spec)
+
+
+def format_table(m: dict) -> str:
+    lk, rc, lt = m["likelihood"], m["reconstruction"], m["latents"]
+    lines = [
+        f"evaluated on {m['data']['evaluated_on']}",
+        f"  {'-ELBO':<12} {_fmt(lk['neg_elbo_per_image'], '.1f')} nats/image   {_fmt(lk['neg_elbo_per_dim'], '.4f')} nats/dim",
+        f"  {'-IWAE k=' + str(lk['iwae_k']):<12} {_fmt(lk['neg_iwae_per_image'], '.1f')} nats/image   {_fmt(lk['neg_iwae_per_dim'], '.4f')} nats/dim",
+        f"  recon        {_fmt(lk['recon_per_image'], '.1f')} nats/image   KL {_fmt(lt['kl_per_image'], '.1f')} nats/image   "
+        f"active units {lt['active_units']}/{lt['latent_dim']}",
+        f"  reconstruction: MSE {_fmt(rc['mse'], '.5f')}   PSNR {_fmt(rc['psnr'])} dB   SSIM {_fmt(rc['ssim'], '.4f')}",
+        f"samples ({m['settings']['n_samples']} per sampler; near-copy = RMS < {NEAR_COPY_RMS:g} of 255 to a training image; "
+        f"FID/KID features: {m['fid_kid']['features']}{' - skipped' if m['fid_kid']['skipped'] else ''})",
+        f"  {'sampler':<9} {'diversity':>9} {'NN median':>9} {'copies':>7} {'FID':>9} {'KID':>9} {'C2ST acc':>9}",
+    ]
+    for name, s in m["samplers"].items():
+        if "skipped" in s:
+            lines.append(f"  {name:<9} skipped: {s['skipped']}")
+            continue
+        mem = s.get("memorisation") or {}
+        copies = f"{mem['near_copies']}/{mem['of']}" if "near_copies" in mem else "-"
+        lines.append(
+            f"  {name:<9} {_fmt(s['diversity_rms'], '.1f'):>9} {_fmt(mem.get('median_nearest_train_rms'), '.1f'):>9} {copies:>7} "
+            f"{_fmt(s.get('fid'), '.3f'):>9} {_fmt(s.get('kid'), '.4f'):>9} {_fmt((s.get('c2st') or {}).get('accuracy'), '.3f'):>9}"
+        )
+    if "reconstructions" in m:
+        acc = _fmt(m["reconstructions"]["c2st"]["accuracy"], ".3f")
+        lines.append(f"  {'recons':<9} {'':>9} {'':>9} {'':>7} {'':>9} {'':>9} {acc:>9}   (of training faces: the decoder's own)")
+    return "\n".join(lines)

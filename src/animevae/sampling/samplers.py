@@ -1,0 +1,371 @@
+"""Ways to pick new latents, behind one interface: ``sampler.sample(n, generator) -> n x latent``.
+
+``mix`` is the seed's: random weighted averages of the learned latent means. With weights over all
+~60k latents every average collapses to the mean face, so ``k`` (how many stored latents one mix
+draws on) is a parameter; the README's table shows what it does to diversity. ``prior`` draws from
+N(0, T^2 I); ``gmm`` from a Gaussian mixture fitted to the stored latent means; ``two-stage`` from a
+second VAE fitted to them; ``diffusion`` from a small diffusion model fitted to them.
+"""
+
+from __future__ import annotations
+
+import torch
+
+DEFAULT_GMM_COMPONENTS = 10  # the gmm sampler's mixture components
+DEFAULT_MIX_K = 2  # measured (README, docs/results.md): the most diverse and sharpest mixes, no near-copies
+
+
+class Sampler:
+    name = "base"
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class MixSampler(Sampler):
+    """Weighted averages of ``k`` randomly chosen learned latents (``k=None``: of all of them)."""
+
+    name = "mix"
+
+    def __init__(self, mu: torch.Tensor, k: int | None = 4):
+        if mu.ndim != 2 or len(mu) == 0:
+            raise ValueError("mix needs a non-empty N x latent tensor of learned latents")
+        self.mu = mu.float()
+        self.k = None if k is None or k >= len(mu) else int(k)
+        if self.k is not None and self.k < 1:
+            raise ValueError(f"mix k must be at least 1, got {k}")
+
+    def sample(self, n, generator=None):
+        big = len(self.mu)
+        if self.k is None:  # the literal reading: a random weight for every stored latent
+            w = torch.rand(n, big, generator=generator)
+            return (w / w.sum(1, keepdim=True)) @ self.mu
+        idx = torch.multinomial(torch.ones(n, big), self.k, replacement=False, generator=generator)
+        w = torch.rand(n, self.k, generator=generator)
+        w = w / w.sum(1, keepdim=True)
+        return torch.einsum("nk,nkd->nd", w, self.mu[idx])
+
+
+class PriorSampler(Sampler):
+    """z ~ N(0, temperature^2 I): what the KL term trains the latent space to look like."""
+
+    name = "prior"
+
+    def __init__(self, latent_dim: int, temperature: float = 1.0):
+        self.latent_dim, self.temperature = latent_dim, float(temperature)
+
+    def sample(self, n, generator=None):
+        return torch.randn(n, self.latent_dim, generator=generator) * self.temperature
+
+
+class GMMSampler(Sampler):
+    """z from a Gaussian mixture fitted to the stored latent means (ex-post density estimation, Ghosh et al. 2020).
+
+    The mixture is fitted with scikit-learn (``fit``), but sampling uses only torch: a component id
+    per face from the fitted weights, then mean + cholesky factor @ N(0, I) noise, so a seeded
+    ``torch.Generator`` gives the same faces every time. ``tensors()`` / ``from_tensors()`` save and
+    load the fitted mixture (the run folder keeps it as ``gmm_<components>_<covariance>.safetensors``).
+    A component that collapsed onto one latent (EM's way with an outlier in a rich latent space) would
+    only copy that face: a minority of them are dropped, more than that is refused with advice.
+    """
+
+    name = "gmm"
+    COVARIANCE_TYPES = ("full", "diag")
+    MAX_FIT = 20_000  # latents the mixture is fitted on (a seeded subsample of larger sets)
+    REG_SCALE = 1e-3  # reg_covar = REG_SCALE * mean per-dimension variance of the latents
+
+    def __init__(self, weights: torch.Tensor, means: torch.Tensor, scale: torch.Tensor, covariance_type: str = "full"):
+        if covariance_type not in self.COVARIANCE_TYPES:
+            raise ValueError(f"covariance_type must be one of {self.COVARIANCE_TYPES}, got {covariance_type!r}")
+        k, d = means.shape
+        want = (k, d, d) if covariance_type == "full" else (k, d)
+        if weights.shape != (k,) or tuple(scale.shape) != want:
+            raise ValueError(f"gmm tensors do not line up: weights {tuple(weights.shape)}, means {tuple(means.shape)}, scale {tuple(scale.shape)}")
+        self.weights, self.means, self.scale = weights.double(), means.double(), scale.double()
+        self.covariance_type = covariance_type
+
+    @property
+    def n_components(self) -> int:
+        return len(self.means)
+
+    @classmethod
+    def fit(cls, mu: torch.Tensor, n_components: int = 10, covariance_type: str = "full", max_fit: int | None = None, seed: int = 0) -> GMMSampler:
+        """Fit on (at most ``max_fit`` of) the latent means; a failed or degenerate fit raises UserError."""
+        from ..errors import UserError
+
+        if covariance_type not in cls.COVARIANCE_TYPES:
+            raise UserError(f"--gmm-covariance {covariance_type}: unknown; choose full or diag")
+        if n_components < 1:
+            raise UserError(f"--gmm-components must be at least 1, got {n_components}")
+        if mu.ndim != 2 or len(mu) == 0:
+            raise ValueError("gmm needs a non-empty N x latent tensor of learned latents")
+        max_fit = cls.MAX_FIT if max_fit is None else max_fit
+        x = mu.double()
+        if len(x) > max_fit:
+            x = x[torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:max_fit]]
+        hint = f"try fewer components (--gmm-components, now {n_components}) or --gmm-covariance diag"
+        if covariance_type == "diag":
+            hint = f"try fewer components (--gmm-components, now {n_components})"
+        if len(x) < n_components:
+            raise UserError(f"gmm: cannot fit {n_components} components to {len(x)} latents; {hint}")
+        reg = max(cls.REG_SCALE * float(x.var(0, unbiased=False).mean()), 1e-8)
+        from sklearn.mixture import GaussianMixture
+        from threadpoolctl import threadpool_limits
+
+        try:
+            gm = GaussianMixture(n_components, covariance_type=covariance_type, reg_covar=reg, random_state=seed, max_iter=200)
+            # one BLAS thread: EM's many small (latent x latent) Cholesky factorisations run ~10x slower
+            # threaded on a busy machine (measured: 2.9 s vs 0.23 s on 304 x 256 latents, 2 cores)
+            with threadpool_limits(1, user_api="blas"):
+                gm.fit(x.numpy())
+            weights = torch.from_numpy(gm.weights_).double()
+            means = torch.from_numpy(gm.means_).double()
+            cov = torch.from_numpy(gm.covariances_).double()
+            scale = torch.linalg.cholesky(cov) if covariance_type == "full" else cov.sqrt()
+        except Exception as e:  # sklearn raises ValueError/LinAlgError on ill-defined covariances; cholesky too
+            first = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+            raise UserError(f"gmm: fitting {n_components} {covariance_type}-covariance components to {len(x)} latents failed ({first}); {hint}") from None
+        if not all(torch.isfinite(t).all() for t in (weights, means, scale)):
+            raise UserError(f"gmm: fitting {n_components} {covariance_type}-covariance components to {len(x)} latents gave non-finite parameters; {hint}")
+        collapsed = weights * len(x) < 1.5  # a component that owns one latent would copy that training face
+        if 2 * int(collapsed.sum()) >= n_components:
+            raise UserError(
+                f"gmm: {int(collapsed.sum())} of {n_components} components collapsed onto a single latent ({len(x)} latents for "
+                f"{n_components} components): that copies training faces instead of modelling a density; {hint}"
+            )
+        keep = ~collapsed  # a few that grabbed single outlying latents (weight < 1.5 / N each) are dropped
+        return cls(weights[keep] / weights[keep].sum(), means[keep], scale[keep], covariance_type)
+
+    def sample(self, n, generator=None):
+        comp = torch.multinomial(self.weights.float(), n, replacement=True, generator=generator)
+        eps = torch.randn(n, self.means.shape[1], generator=generator, dtype=torch.float64)
+        if self.covariance_type == "full":
+            z = self.means[comp] + torch.einsum("nij,nj->ni", self.scale[comp], eps)
+        else:
+            z = self.means[comp] + self.scale[comp] * eps
+        return z.float()
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        return {"weights": self.weights, "means": self.means, "scale": self.scale}
+
+    @classmethod
+    def from_tensors(cls, t: dict[str, torch.Tensor], covariance_type: str, latent_dim: int) -> GMMSampler:
+        """A saved mixture, refused (ValueError, saying why) unless its shapes fit ``latent_dim`` and its numbers are finite."""
+        if not {"weights", "means", "scale"} <= set(t):
+            raise ValueError(f"expected weights, means, scale; found {', '.join(sorted(t))}")
+        w, m, s = t["weights"], t["means"], t["scale"]
+        k = len(w)
+        scale_shape = (k, latent_dim, latent_dim) if covariance_type == "full" else (k, latent_dim)
+        if w.ndim != 1 or tuple(m.shape) != (k, latent_dim) or tuple(s.shape) != scale_shape:
+            raise ValueError(f"shapes {tuple(w.shape)}, {tuple(m.shape)}, {tuple(s.shape)} do not fit {latent_dim}-wide latents")
+        if not all(torch.isfinite(x).all() for x in (w, m, s)) or (w < 0).any() or abs(float(w.sum()) - 1) > 1e-6:
+            raise ValueError("non-finite parameters or weights that are not a distribution")
+        return cls(w, m, s, covariance_type)
+
+
+def _fit(make_net, loss_of, x: torch.Tensor, steps: int, batch: int, seed: int, schedule, what: str, progress: bool = False) -> torch.nn.Module:
+    """The fitted samplers' training loop: ``make_net()``, then ``steps`` Adam steps (lr 1e-3, ``schedule(opt)``) on
+    random batches of ``x`` minimising ``loss_of(net, batch, generator)``. Seeded: the batches from one generator, the
+    initialisation and any noise from the global RNG, forked so the caller's is untouched. Works inside no_grad."""
+    from tqdm.auto import tqdm
+
+    gen = torch.Generator().manual_seed(seed)
+    with torch.random.fork_rng(), torch.enable_grad():
+        torch.manual_seed(seed)
+        net = make_net()
+        opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+        sched = schedule(opt)
+        for _ in tqdm(range(steps), desc=what, unit="step", disable=not progress, leave=False):
+            loss = loss_of(net, x[torch.randint(len(x), (min(batch, len(x)),), generator=gen)], gen)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+    if not torch.isfinite(loss):
+        from ..errors import UserError
+
+        raise UserError(f"{what} diverged (non-finite loss); try the gmm sampler")
+    return net
+
+
+def _net_state(t: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k[4:]: v for k, v in t.items() if k.startswith("net.")}
+
+
+def _load(net: torch.nn.Module, state: dict[str, torch.Tensor], t: dict[str, torch.Tensor]) -> torch.nn.Module:
+    """``net`` with a saved sampler's weights, or ValueError saying why they do not fit or are not finite."""
+    try:
+        net.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        raise ValueError(f"the network does not fit ({str(e).splitlines()[0][:100]})") from None
+    if not all(torch.isfinite(v).all() for v in t.values()):
+        raise ValueError("non-finite parameters")
+    return net
+
+
+class _SecondStage(torch.nn.Module):
+    """Dai & Wipf's second-stage VAE: an MLP VAE over (standardised) latents, u ~ N(0, I) -> z, with a learned
+    scalar decoder variance gamma (what lets it match the first stage's aggregate posterior)."""
+
+    def __init__(self, dim: int, hidden: int):
+        super().__init__()
+        nn = torch.nn
+        self.encoder = nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, 2 * dim))
+        self.decoder = nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, dim))
+        self.log_gamma = nn.Parameter(torch.tensor(-2.0))  # start from a sharp decoder: gamma = 1 invites collapse to the mean
+
+    def loss(self, z: torch.Tensor) -> torch.Tensor:
+        from ..models.distributions import DiagonalGaussian
+
+        q = DiagonalGaussian(*self.encoder(z).chunk(2, dim=1))
+        zhat = self.decoder(q.rsample())
+        recon = 0.5 * (((z - zhat) ** 2) / self.log_gamma.exp() + self.log_gamma).sum(1)
+        return (recon + q.kl()).mean()
+
+
+class TwoStageSampler(Sampler):
+    """z from a second, small VAE fitted on the stored latent means (Dai & Wipf 2019, "Diagnosing and
+    enhancing VAE models"): the first stage's latents need not look like N(0, I), the second stage's do.
+
+    ``fit`` trains it (seeded, CPU, a few seconds); sampling decodes u ~ N(0, I) to the second stage's
+    mean and undoes the standardisation. ``tensors()`` / ``from_tensors()`` save and load it (the run
+    folder keeps it as ``two_stage.safetensors``, fitted once like the gmm sampler).
+    """
+
+    name = "two-stage"
+    HIDDEN = 256
+    STEPS = 3000  # at most; ``fit`` takes len(latents) / 20 steps, at least 500 (63k latents: 3000, about 12 epochs)
+    BATCH = 256
+
+    def __init__(self, net: _SecondStage, center: torch.Tensor, scale: torch.Tensor):
+        self.net, self.center, self.scale = net.eval(), center.float(), scale.float()
+
+    @classmethod
+    def fit(cls, mu: torch.Tensor, steps: int | None = None, seed: int = 0, hidden: int | None = None) -> TwoStageSampler:
+        if mu.ndim != 2 or len(mu) < 2:
+            raise ValueError("two-stage needs at least 2 stored latents (N x latent)")
+        center = mu.float().mean(0)
+        scale = (mu.float() - center).pow(2).mean().sqrt().clamp_min(1e-6).expand_as(center).clone()  # one scale: keeps the dims' proportions
+        x = (mu.float() - center) / scale
+        steps = steps or min(cls.STEPS, max(500, len(x) // 20))
+        net = _fit(
+            lambda: _SecondStage(x.shape[1], hidden or cls.HIDDEN),
+            lambda net, batch, gen: net.loss(batch),
+            x, steps, cls.BATCH, seed, lambda opt: torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps), "two-stage: fitting the second-stage VAE",
+        )  # fmt: skip
+        return cls(net, center, scale)
+
+    @torch.no_grad()
+    def sample(self, n, generator=None):
+        u = torch.randn(n, self.center.shape[0], generator=generator)
+        return self.net.decoder(u) * self.scale + self.center
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        return {**{f"net.{k}": v for k, v in self.net.state_dict().items()}, "center": self.center, "scale": self.scale}
+
+    @classmethod
+    def from_tensors(cls, t: dict[str, torch.Tensor], latent_dim: int) -> TwoStageSampler:
+        """A saved second stage, refused (ValueError, saying why) unless it fits ``latent_dim`` and its numbers are finite."""
+        if "center" not in t or "scale" not in t or tuple(t["center"].shape) != (latent_dim,):
+            raise ValueError(f"not a two-stage sampler for {latent_dim}-wide latents")
+        state = _net_state(t)
+        net = _load(_SecondStage(latent_dim, state.get("encoder.0.weight", torch.zeros(0, 0)).shape[0]), state, t)
+        return cls(net, t["center"], t["scale"])
+
+
+def _signal_level(t: torch.Tensor) -> torch.Tensor:
+    """alpha-bar(t) of the cosine noise schedule (Nichol & Dhariwal 2021), t in [0, 1]: 1 = clean, ~0 = noise."""
+    import math
+
+    return torch.cos((t + 0.008) / 1.008 * math.pi / 2) ** 2
+
+
+class _Denoiser(torch.nn.Module):
+    """An MLP that predicts v (Salimans & Ho 2022) from a noised latent and its noise level: residual blocks
+    with LayerNorm, the level given as sinusoidal features added to the input's projection."""
+
+    FREQUENCIES = 32
+
+    def __init__(self, dim: int, hidden: int, blocks: int):
+        super().__init__()
+        nn = torch.nn
+        self.inp = nn.Linear(dim, hidden)
+        self.level = nn.Sequential(nn.Linear(2 * self.FREQUENCIES, hidden), nn.SiLU(), nn.Linear(hidden, hidden))
+        block = lambda: nn.Sequential(nn.LayerNorm(hidden), nn.Linear(hidden, 2 * hidden), nn.SiLU(), nn.Linear(2 * hidden, hidden))  # noqa: E731
+        self.blocks = nn.ModuleList(block() for _ in range(blocks))
+        self.out = nn.Sequential(nn.LayerNorm(hidden), nn.Linear(hidden, dim))
+
+    def forward(self, zt: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        import math
+
+        f = torch.exp(torch.linspace(0, math.log(1000), self.FREQUENCIES, device=t.device)) * t[:, None]
+        h = self.inp(zt) + self.level(torch.cat([f.sin(), f.cos()], 1))
+        for block in self.blocks:
+            h = h + block(h)
+        return self.out(h)
+
+
+class DiffusionSampler(Sampler):
+    """z from a small denoising diffusion model fitted on the stored latent means: a latent-diffusion prior
+    (Rombach et al. 2022) for a VAE whose latents are too rich for a Gaussian mixture (the spatial archs).
+
+    ``fit`` trains the denoiser (seeded, CPU, a few minutes) on standardised latents with v-prediction and a
+    cosine schedule; ``sample`` runs deterministic DDIM (Song et al. 2021) from N(0, I), so a seeded
+    generator gives the same faces every time. Saved and loaded like the others (``diffusion.safetensors``).
+    """
+
+    name = "diffusion"
+    HIDDEN = 512  # at most; narrower for fewer latents: len(latents) / 16, at least 64 (a small run's prior fits in seconds)
+    BLOCKS = 3
+    STEPS = 3000  # at most; ``fit`` takes len(latents) / 6 steps, at least 200
+    BATCH = 256
+    SAMPLE_STEPS = 100
+
+    def __init__(self, net: _Denoiser, center: torch.Tensor, scale: torch.Tensor):
+        self.net, self.center, self.scale = net.eval(), center.float(), scale.float()
+
+    @classmethod
+    def fit(cls, mu: torch.Tensor, steps: int | None = None, seed: int = 0, hidden: int | None = None, progress: bool = False) -> DiffusionSampler:
+        if mu.ndim != 2 or len(mu) < 2:
+            raise ValueError("diffusion needs at least 2 stored latents (N x latent)")
+        center, scale = mu.float().mean(0), mu.float().std(0).clamp_min(1e-3)
+        x = (mu.float() - center) / scale
+        steps = steps or min(cls.STEPS, max(200, len(x) // 6))
+
+        def v_loss(net: _Denoiser, z0: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+            t = torch.rand(len(z0), generator=gen)
+            a = _signal_level(t)[:, None]
+            eps = torch.randn(z0.shape, generator=gen)
+            v = a.sqrt() * eps - (1 - a).sqrt() * z0
+            return (net(a.sqrt() * z0 + (1 - a).sqrt() * eps, t) - v).pow(2).mean()
+
+        net = _fit(
+            lambda: _Denoiser(x.shape[1], hidden or min(cls.HIDDEN, max(64, len(x) // 16)), cls.BLOCKS), v_loss, x, steps, cls.BATCH, seed,
+            lambda opt: torch.optim.lr_scheduler.OneCycleLR(opt, 1e-3, total_steps=steps, pct_start=0.05),
+            "diffusion: fitting the denoiser", progress,
+        )  # fmt: skip
+        return cls(net, center, scale)
+
+    @torch.no_grad()
+    def sample(self, n, generator=None):
+        z = torch.randn(n, self.center.shape[0], generator=generator)
+        levels = torch.linspace(1, 0, self.SAMPLE_STEPS + 1)
+        for t, s in zip(levels[:-1], levels[1:]):
+            a, a_next = _signal_level(t), _signal_level(s)
+            v = self.net(z, t.expand(n))
+            z0, eps = a.sqrt() * z - (1 - a).sqrt() * v, (1 - a).sqrt() * z + a.sqrt() * v
+            z = a_next.sqrt() * z0 + (1 - a_next).sqrt() * eps
+        return z * self.scale + self.center
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        return {**{f"net.{k}": v for k, v in self.net.state_dict().items()}, "center": self.center, "scale": self.scale}
+
+    @classmethod
+    def from_tensors(cls, t: dict[str, torch.Tensor], latent_dim: int) -> DiffusionSampler:
+        """A saved denoiser, refused (ValueError, saying why) unless it fits ``latent_dim`` and its numbers are finite."""
+        if "center" not in t or "scale" not in t or tuple(t["center"].shape) != (latent_dim,) or tuple(t["scale"].shape) != (latent_dim,):
+            raise ValueError(f"not a diffusion sampler for {latent_dim}-wide latents")
+        state = _net_state(t)
+        blocks = len({k.split(".")[1] for k in state if k.startswith("blocks.")})
+        net = _load(_Denoiser(latent_dim, state.get("inp.weight", torch.zeros(0, 0)).shape[0], blocks), state, t)
+        return cls(net, t["center"], t["scale"])

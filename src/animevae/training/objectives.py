@@ -1,0 +1,102 @@
+"""What training minimises, behind one interface: given the model and a batch, the loss terms.
+
+    terms = objective(model, x, step)          # forward pass included: LossTerms(loss, recon, kl, output, logs)
+    objective.optimizers(make_optimizer)       # extra networks' optimizers, by name ({} for the ELBO)
+    objective.after_step(x, terms, step, opts) # the override point for those networks' own updates
+
+An objective is an ``nn.Module``: networks it owns (a discriminator, say) are its children, so the
+training state saves and restores them with it, and their optimizers by name. The model never holds
+a loss. Register a new one with ``@register_objective(name)``; ``TrainConfig(objective=name)`` picks it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from ..config import ModelConfig, TrainConfig
+from ..errors import UserError
+from ..models.vae import VAEOutput
+
+
+@dataclass
+class LossTerms:
+    loss: torch.Tensor  # scalar to backpropagate
+    recon: torch.Tensor  # per image: -log p(x|z) (nats)
+    kl: torch.Tensor  # per image: KL(q(z|x) || N(0, I)) (nats), always the true KL
+    output: VAEOutput  # the forward pass (its posterior gives the training pass's latents)
+    logs: dict[str, torch.Tensor] = field(default_factory=dict)  # extra scalars worth a line in the logs
+
+
+class Objective(nn.Module):
+    """Base class. ``forward(model, x, step) -> LossTerms`` is the one thing to write."""
+
+    def __init__(
+        self, cfg: TrainConfig, steps_per_epoch: int, autocast: Callable[[], AbstractContextManager] = nullcontext, model_config: ModelConfig | None = None
+    ):
+        super().__init__()
+        self.cfg, self.steps_per_epoch, self.autocast = cfg, steps_per_epoch, autocast
+        self.model_config = model_config or ModelConfig()  # the model it trains (a discriminator sizes its input from it)
+
+    def forward(self, model: nn.Module, x: torch.Tensor, step: int) -> LossTerms:
+        raise NotImplementedError
+
+    def optimizers(self, make_optimizer: Callable) -> dict[str, torch.optim.Optimizer]:
+        """Optimizers of the networks this objective owns, by name (saved and restored by that name)."""
+        return {}
+
+    def after_step(self, x: torch.Tensor, terms: LossTerms, step: int, optimizers: dict[str, torch.optim.Optimizer]) -> None:
+        """Called after the model's optimizer step, with every optimizer by name: update the objective's own networks here."""
+
+
+OBJECTIVES: dict[str, type[Objective]] = {}
+
+
+def register_objective(name: str):
+    """Class decorator: make an ``Objective`` selectable as ``TrainConfig(objective=name)``."""
+
+    def add(cls: type[Objective]) -> type[Objective]:
+        OBJECTIVES[name] = cls
+        return cls
+
+    return add
+
+
+def make_objective(
+    cfg: TrainConfig, steps_per_epoch: int, autocast: Callable[[], AbstractContextManager] = nullcontext, model_config: ModelConfig | None = None
+) -> Objective:
+    if cfg.objective not in OBJECTIVES:
+        raise UserError(f"--objective {cfg.objective}: not known; choose one of {', '.join(sorted(OBJECTIVES))}")
+    return OBJECTIVES[cfg.objective](cfg, steps_per_epoch, autocast, model_config)
+
+
+def elbo_terms(output: VAEOutput, x: torch.Tensor, beta: float, free_bits: float = 0.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(loss, recon, kl) of the seed's negative ELBO: recon + beta * KL per image, mean over the batch, in fp32.
+
+    ``free_bits`` > 0 (Kingma et al. 2016): each latent dimension's batch-mean KL below that many nats
+    is not penalised, so the encoder keeps using dimensions instead of collapsing them to the prior.
+    """
+    recon = -output.likelihood.log_prob(x)
+    kl_dims = output.posterior.kl_per_dim()
+    kl = kl_dims.sum(1)
+    penalty = kl.mean() if free_bits <= 0 else kl_dims.mean(0).clamp(min=free_bits).sum()
+    return recon.mean() + beta * penalty, recon, kl
+
+
+@register_objective("elbo")
+class ELBO(Objective):
+    """The seed's loss: -log p(x|z) + beta * KL(q(z|x) || N(0, I)), with an optional KL warm-up and free bits."""
+
+    def beta_at(self, step: int) -> float:
+        warmup = self.cfg.kl_warmup_epochs
+        return self.cfg.beta * (min(1.0, step / (warmup * self.steps_per_epoch)) if warmup > 0 else 1.0)
+
+    def forward(self, model, x, step):
+        with self.autocast():
+            output = model(x)
+        loss, recon, kl = elbo_terms(output, x, self.beta_at(step), self.cfg.free_bits)
+        return LossTerms(loss, recon, kl, output)

@@ -1,0 +1,110 @@
+"""`animevae evaluate` end to end on the tiny run: every metric written, FID/KID skipped in one line without Inception."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+# -- the command -------------------------------------------------------------------------------------------------------
+
+LIKELIHOOD_KEYS = {"neg_elbo_per_image", "neg_elbo_per_dim", "neg_iwae_per_image", "neg_iwae_per_dim", "iwae_k", "recon_per_image", "kl_per_image"}
+SAMPLER_NAMES = {"mix_k2", "mix_k4", "mix_k16", "mix_all", "prior", "gmm", "two_stage", "diffusion"}
+
+
+def test_evaluate_writes_every_metric(cli, run_copy, tmp_path):
+    out = tmp_path / "metrics.json"
+    proc = cli(
+        "evaluate",
+        "--run",
+        run_copy,
+        "--data",
+        "builtin",
+        "--k",
+        4,
+        "--n-samples",
+        24,
+        "--gmm-components",
+        3,
+        "--features",
+        "animevae.evaluation.features:pixel_features",
+        "--out",
+        out,
+    )
+    m = json.loads(out.read_text())
+    config = json.loads((run_copy / "config.json").read_text())
+    # builtin is the run's training source: its own held-out split is evaluated
+    assert m["data"]["images"] == config["split"]["heldout"] and "held-out split" in m["data"]["evaluated_on"]
+    assert LIKELIHOOD_KEYS <= set(m["likelihood"])
+    lk = m["likelihood"]
+    assert lk["neg_elbo_per_dim"] == pytest.approx(lk["neg_elbo_per_image"] / (3 * 96 * 96))
+    assert lk["neg_elbo_per_image"] == pytest.approx(lk["recon_per_image"] + lk["kl_per_image"])
+    assert lk["neg_iwae_per_image"] <= lk["neg_elbo_per_image"] + 1.0  # IWAE >= ELBO (up to Monte-Carlo noise in the KL)
+    assert set(m["reconstruction"]) >= {"mse", "psnr", "ssim"}
+    rc = m["reconstruction"]
+    assert 0 < rc["mse"] < 1 and rc["psnr"] == pytest.approx(10 * math.log10(1 / rc["mse"]), abs=3) and -1 <= rc["ssim"] <= 1
+    assert m["latents"]["latent_dim"] == 256 and 0 <= m["latents"]["active_units"] <= 256 and m["latents"]["kl_per_image"] > 0
+    assert set(m["samplers"]) == SAMPLER_NAMES
+    for name, s in m["samplers"].items():
+        assert s["diversity_rms"] > 0 or name == "mix_all", name
+        mem = s["memorisation"]
+        assert {"median_nearest_train_rms", "near_copies", "near_copy_threshold_rms"} <= set(mem)
+        assert mem["near_copy_threshold_rms"] == 10.0 and 0 <= mem["near_copies"] <= 24
+        assert s["fid"] is not None and s["fid"] >= -1e-6 and s["kid"] is not None
+    # mixing more latents averages faces together: less diverse
+    assert m["samplers"]["mix_k2"]["diversity_rms"] > m["samplers"]["mix_k16"]["diversity_rms"] > m["samplers"]["mix_all"]["diversity_rms"]
+    assert m["fid_kid"]["features"] == "animevae.evaluation.features:pixel_features" and m["fid_kid"]["skipped"] is None
+    for word in ("ELBO", "IWAE", "PSNR", "SSIM", "active units", "mix_k16", "gmm", "FID", "KID", "C2ST"):
+        assert word in proc.stdout
+    # the classifier two-sample test runs on the run's own sampler (the seed preset's: mix, k=2) only, by default
+    c2st = m["samplers"]["mix_k2"]["c2st"]
+    n = min(24, m["data"]["images"])  # samples and held-out faces: the smaller set decides
+    assert 0 <= c2st["accuracy"] <= 1 and len(c2st["per_seed"]) == 3 and c2st["scored_on_per_class"] == n - n // 2
+    assert all("c2st" not in s for name, s in m["samplers"].items() if name != "mix_k2")
+    # and on the decoder's own reconstructions of as many training faces: the reference for every sampler
+    recons = m["reconstructions"]["c2st"]
+    assert 0 <= recons["accuracy"] <= 1 and len(recons["per_seed"]) == 3 and recons["scored_on_per_class"] == n - n // 2
+    assert "recons" in proc.stdout and "the decoder's own" in proc.stdout
+
+
+def test_evaluate_a_chosen_sampler_and_its_two_sample_test(cli, run_copy, tmp_path):
+    out = tmp_path / "m.json"
+    common = ("--run", run_copy, "--data", "builtin", "--k", 2, "--n-samples", 16, "--features", "animevae.evaluation.features:pixel_features", "--out", out)
+    cli("evaluate", *common, "--samplers", "prior,mix_all", "--c2st-samplers", "prior", "--c2st-seeds", 2)
+    m = json.loads(out.read_text())
+    assert set(m["samplers"]) == {"prior", "mix_all"} and len(m["samplers"]["prior"]["c2st"]["per_seed"]) == 2
+    assert "c2st" not in m["samplers"]["mix_all"] and m["settings"]["c2st_seeds"] == 2
+    assert len(m["reconstructions"]["c2st"]["per_seed"]) == 2
+    bad = cli("evaluate", *common, "--samplers", "best", check=False)
+    assert bad.returncode == 2 and "sampler 'best'" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_evaluate_without_inception_skips_fid_in_one_line(cli, run_copy, tmp_path):
+    out = tmp_path / "m.json"
+    proc = cli(
+        "evaluate",
+        "--run",
+        run_copy,
+        "--data",
+        "builtin",
+        "--limit",
+        6,
+        "--k",
+        2,
+        "--n-samples",
+        8,
+        "--gmm-covariance",
+        "diag",
+        "--gmm-components",
+        2,
+        "--out",
+        out,
+    )
+    skipped = [line for line in (proc.stdout + proc.stderr).splitlines() if "FID/KID skipped" in line]
+    assert len(skipped) == 1 and "--inception-weights" in skipped[0] and "--features" in skipped[0]
+    m = json.loads(out.read_text())
+    assert m["data"]["images"] == 6
+    assert m["fid_kid"]["skipped"] and all(s["fid"] is None and s["kid"] is None for s in m["samplers"].values())
+    assert "memorisation" in m["samplers"]["prior"] and m["likelihood"]["iwae_k"] == 2
+    assert "Traceback" not in proc.stderr

@@ -1,0 +1,192 @@
+"""The gmm sampler (a Gaussian mixture fitted to the stored latents), and every sampler through `animevae generate`."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from animevae import runs
+from animevae.errors import UserError
+from animevae.sampling.generate import gmm_file, load_or_fit_gmm
+from animevae.sampling.samplers import GMMSampler
+
+
+def _gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+CENTRES = torch.tensor([[-10.0, 0.0, 0.0, 0.0], [10.0, 0.0, 0.0, 0.0], [0.0, 10.0, 5.0, 0.0]])
+WEIGHTS = torch.tensor([0.5, 0.3, 0.2])
+
+
+@pytest.fixture(scope="module")
+def clustered() -> torch.Tensor:
+    """600 latents in three tight, well-separated clusters with weights 0.5 / 0.3 / 0.2."""
+    ids = torch.cat([torch.full((int(w * 600),), i) for i, w in enumerate(WEIGHTS.tolist())])
+    return CENTRES[ids] + 0.5 * torch.randn(600, 4, generator=_gen(0))
+
+
+@pytest.fixture
+def run_copy(tiny_run, tmp_path) -> Path:
+    """The tiny run's model, latents and config in a folder of this test's own (gmm files are written into it)."""
+    dest = tmp_path / "run"
+    dest.mkdir()
+    for name in ("config.json", "model.safetensors", "latents.safetensors"):
+        shutil.copy2(tiny_run / name, dest / name)
+    return dest
+
+
+@pytest.mark.parametrize("cov", ["full", "diag"])
+def test_fit_recovers_the_clusters(clustered, cov):
+    gmm = GMMSampler.fit(clustered, n_components=3, covariance_type=cov)
+    assert gmm.n_components == 3 and gmm.covariance_type == cov
+    assert gmm.scale.shape == ((3, 4, 4) if cov == "full" else (3, 4))
+    order = torch.argsort(gmm.means[:, 0] + 0.1 * gmm.means[:, 1])  # -10, then (0, 10), then +10 along x
+    assert torch.allclose(gmm.means[order].float(), CENTRES[[0, 2, 1]], atol=0.3)
+    assert torch.allclose(gmm.weights[order].float(), WEIGHTS[[0, 2, 1]], atol=0.02)
+    z = gmm.sample(4000, _gen(1))
+    assert z.shape == (4000, 4) and z.dtype == torch.float32
+    nearest = torch.cdist(z, CENTRES).argmin(1)
+    assert torch.allclose(torch.bincount(nearest, minlength=3).float() / 4000, WEIGHTS, atol=0.03)
+    assert torch.allclose(z[nearest == 0].std(0), torch.full((4,), 0.5), atol=0.08)
+
+
+def test_sampling_is_reproducible_for_a_seed(clustered):
+    gmm = GMMSampler.fit(clustered, n_components=3)
+    assert torch.equal(gmm.sample(50, _gen(7)), gmm.sample(50, _gen(7)))
+    assert not torch.equal(gmm.sample(50, _gen(7)), gmm.sample(50, _gen(8)))
+    # the fit is deterministic too, and so is a reloaded mixture
+    again = GMMSampler.fit(clustered, n_components=3)
+    assert torch.allclose(again.means, gmm.means)
+    reloaded = GMMSampler.from_tensors(gmm.tensors(), "full", clustered.shape[1])
+    assert torch.equal(reloaded.sample(50, _gen(7)), gmm.sample(50, _gen(7)))
+
+
+def test_fit_uses_a_seeded_subsample_and_scaled_regularisation(clustered, monkeypatch):
+    from sklearn.mixture import GaussianMixture
+
+    seen = []
+    real_fit = GaussianMixture.fit
+
+    def spy(self, X, y=None):
+        seen.append((len(X), self.reg_covar, self.covariance_type, self.n_components))
+        return real_fit(self, X, y)
+
+    monkeypatch.setattr(GaussianMixture, "fit", spy)
+    GMMSampler.fit(clustered, n_components=2, covariance_type="diag", max_fit=100)
+    n, reg, cov, k = seen[0]
+    assert (n, cov, k) == (100, "diag", 2)
+    sub = clustered.double()[torch.randperm(600, generator=_gen(0))[:100]]
+    assert reg == pytest.approx(1e-3 * float(sub.var(0, unbiased=False).mean()))
+
+
+def test_a_component_that_collapses_onto_one_outlier_is_dropped_not_sampled():
+    """EM gives a component to a lone outlier (weight 1/N); sampling it would copy that latent. It is dropped."""
+    g = _gen(0)
+    clusters = [torch.randn(300, 4, generator=g) + torch.tensor([8.0, 0, 0, 0]) * k for k in range(3)]
+    outlier = torch.full((1, 4), 100.0)
+    sampler = GMMSampler.fit(torch.cat([*clusters, outlier]), n_components=4, covariance_type="full")
+    assert sampler.n_components == 3 and float(sampler.weights.sum()) == pytest.approx(1.0)
+    z = sampler.sample(5000, _gen(1))
+    assert float((z - outlier).norm(dim=1).min()) > 50  # no draw lands on the outlier
+    assert float(z[:, 0].max()) < 30  # the three clusters, at 0, 8 and 16
+
+
+def test_too_many_full_components_fail_with_advice():
+    latents = torch.randn(60, 8, generator=_gen(2))
+    with pytest.raises(UserError) as e:
+        GMMSampler.fit(latents, n_components=50, covariance_type="full")
+    msg = str(e.value)
+    assert "fewer components" in msg and "--gmm-covariance diag" in msg and "50" in msg
+    with pytest.raises(UserError, match="cannot fit 80 components to 60 latents"):
+        GMMSampler.fit(latents, n_components=80)
+
+
+def test_sklearn_errors_and_non_finite_fits_become_user_errors(clustered, monkeypatch):
+    from sklearn.mixture import GaussianMixture
+
+    def boom(self, X, y=None):
+        raise ValueError("Fitting the mixture model failed because some components have ill-defined empirical covariance")
+
+    monkeypatch.setattr(GaussianMixture, "fit", boom)
+    with pytest.raises(UserError, match=r"failed \(Fitting the mixture model failed.*--gmm-covariance diag"):
+        GMMSampler.fit(clustered, n_components=3)
+
+    def nan_fit(self, X, y=None):
+        self.weights_ = np.full(self.n_components, 1 / self.n_components)
+        self.means_ = np.full((self.n_components, X.shape[1]), np.nan)
+        self.covariances_ = np.stack([np.eye(X.shape[1])] * self.n_components)
+        return self
+
+    monkeypatch.setattr(GaussianMixture, "fit", nan_fit)
+    with pytest.raises(UserError, match="non-finite parameters.*fewer components"):
+        GMMSampler.fit(clustered, n_components=3)
+
+
+def test_bad_settings_are_refused(clustered):
+    with pytest.raises(UserError, match="--gmm-covariance tied"):
+        GMMSampler.fit(clustered, covariance_type="tied")
+    with pytest.raises(UserError, match="--gmm-components must be at least 1"):
+        GMMSampler.fit(clustered, n_components=0)
+
+
+def test_the_run_keeps_its_mixture_and_refits_when_latents_change(run_copy, monkeypatch):
+    first = load_or_fit_gmm(str(run_copy), 3, "diag", progress=False)
+    path = gmm_file(run_copy, 3, "diag")
+    assert path.is_file()
+    assert set(runs.load_tensors(path)) == {"weights", "means", "scale"}
+
+    def no_fit(*a, **k):
+        raise AssertionError("refitted although the saved mixture is current")
+
+    monkeypatch.setattr(GMMSampler, "fit", no_fit)
+    reused = load_or_fit_gmm(str(run_copy), 3, "diag", progress=False)
+    assert torch.equal(reused.sample(20, _gen(3)), first.sample(20, _gen(3)))
+
+    # new latents (a resumed or continued run writes them): the mixture is fitted again
+    monkeypatch.undo()
+    latents = run_copy / runs.LATENTS
+    old = runs.Latents.load(latents)
+    runs.Latents(old.mu * 1.5, old.logvar, old.row_id).save(latents)
+    later = time.time()
+    fits = []
+    real_fit = GMMSampler.fit.__func__
+
+    def counting_fit(cls, *a, **k):
+        fits.append(1)
+        return real_fit(cls, *a, **k)
+
+    monkeypatch.setattr(GMMSampler, "fit", classmethod(counting_fit))
+    load_or_fit_gmm(str(run_copy), 3, "diag", progress=False)
+    assert fits == [1]
+    assert path.stat().st_mtime >= later - 1  # and saved again
+
+
+@pytest.mark.parametrize("sampler", ["mix", "prior", "gmm"])
+def test_every_sampler_generates_through_the_cli(cli, run_copy, tmp_path, sampler):
+    out = tmp_path / "faces"
+    extra = ["--gmm-components", "4"] if sampler == "gmm" else []
+    cli("generate", "--run", run_copy, "--sampler", sampler, "--n", 6, "--seed", 3, "--out", out, *extra)
+    pngs = sorted(p.name for p in out.glob("*.png"))
+    assert pngs == [f"{i:05d}.png" for i in range(6)] + ["grid.png"]
+    assert np.asarray(Image.open(out / "00000.png")).shape == (96, 96, 3)
+    if sampler == "gmm":
+        assert gmm_file(run_copy, 4, "full").is_file()
+        out2 = tmp_path / "again"
+        proc = cli("generate", "--run", run_copy, "--sampler", "gmm", "--gmm-components", "4", "--n", 6, "--seed", 3, "--out", out2)
+        assert "fitting" not in proc.stderr  # the saved mixture was reused
+        assert (out / "grid.png").read_bytes() == (out2 / "grid.png").read_bytes()
+
+
+def test_gmm_failure_is_one_line_through_the_cli(cli, run_copy, tmp_path):
+    proc = cli("generate", "--run", run_copy, "--sampler", "gmm", "--gmm-components", 1000, "--out", tmp_path / "x", check=False)
+    assert proc.returncode == 2
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("animevae: error: gmm: cannot fit 1000 components") and "--gmm-covariance diag" in last
+    assert "Traceback" not in proc.stderr
