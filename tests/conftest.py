@@ -51,6 +51,17 @@ def tiny_run(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def sharp_run(tmp_path_factory) -> Path:
+    """A sharp-preset model (spatial latent, gmm sampler) trained 1 epoch on 320 built-in faces; read it, never write into it."""
+    out = tmp_path_factory.mktemp("runs") / "sharp"
+    proc = run_cli(
+        "train", "--data", "builtin", "--builtin-count", "320", "--epochs", "1", "--batch-size", "32", "--preset", "sharp", "--out", out, "--seed", "1"
+    )
+    (out / "train.stderr").write_text(proc.stderr)  # what a user saw while it trained (the sampler's fit is in it)
+    return out
+
+
 @pytest.fixture(scope="module")
 def messy_dir(tmp_path_factory) -> Path:
     """The messy image set (tests/messy_images.py) written to a folder."""

@@ -21,7 +21,7 @@ from . import runs
 from .config import SAMPLER_NAMES
 from .errors import UserError
 from .images import make_grid
-from .sampling.generate import DEFAULT_MIX_K, decode_latents, default_sampler, load_model, make_sampler
+from .sampling.generate import DEFAULT_MIX_K, decode_latents, default_sampler, load_model, make_sampler, needs_fit
 
 MAX_UPLOAD_BYTES = 10 * 1000 * 1000
 MAX_UPLOAD_SIDE = 4096
@@ -100,6 +100,7 @@ class DemoModel:
         self.explained = (s[:q] ** 2 / ((self.mu - self.mean) ** 2).sum().clamp_min(1e-12)).tolist()
         self._samplers: dict = {}
         self.default_sampler = default_sampler(str(run))
+        self.sampler(self.default_sampler)  # ready before the first click (fitted here, saying so, if training did not)
 
     def sampler(self, name: str, mix_k=DEFAULT_MIX_K, temperature: float = 1.0):
         key = (name, str(mix_k), float(temperature))
@@ -109,6 +110,10 @@ class DemoModel:
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         return decode_latents(self.model, z)
+
+    def needs_fit(self, sampler: str) -> bool:
+        """Whether the first grid from ``sampler`` waits for its fit (a sampler other than the run's own, never fitted)."""
+        return (sampler, str(DEFAULT_MIX_K), 1.0) not in self._samplers and needs_fit(self.run, sampler)
 
     def generate_grid(self, sampler: str, count: int, seed: int, mix_k, temperature: float) -> np.ndarray:
         if not 1 <= int(count) <= 256:
@@ -196,7 +201,13 @@ def build_app(run, device: str = "cpu"):
                     temperature = gr.Slider(0.1, 2.0, value=1.0, step=0.05, label="temperature (prior)")
                     go = gr.Button("Generate", variant="primary", elem_id="generate-button")
                 grid = picture("generated faces", "generate-output", height=560, elem_classes="grid-image")
-            go.click(guarded(demo_model.generate_grid), [sampler, count, seed, mix_k, temperature], grid, api_name="generate")
+
+            def generate_grid(name, *rest):
+                if demo_model.needs_fit(name):  # say so at once: the grid waits for the fit (once; it is kept in the run)
+                    gr.Info(f"{name}: fitting it to this run's {len(demo_model.mu):,} latents first (once: it is kept in the run folder)")
+                return demo_model.generate_grid(name, *rest)
+
+            go.click(guarded(generate_grid), [sampler, count, seed, mix_k, temperature], grid, api_name="generate")
 
         with gr.Tab("Explore the latent space"):
             gr.Markdown(

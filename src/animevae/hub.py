@@ -7,6 +7,10 @@ stages, in a temporary folder, everything another person needs to generate faces
 
     model.safetensors  config.json  latents.safetensors  metrics.jsonl  loss.png
     sample_grid.png    README.md (the model card)
+    gmm_10_full.safetensors, two_stage.safetensors, diffusion.safetensors: the samplers fitted on these latents
+
+(the fitted samplers, so that nobody who generates from the repo waits for a fit: ``generate`` checks
+them against the sha256 of the latents they were fitted on, as it does in a run folder),
 
 then creates the repo (``HfApi.create_repo``, ``exist_ok``) and uploads the folder in one commit
 (``HfApi.upload_folder``). Only safetensors, JSON and PNGs go up: nothing a loader would execute.
@@ -197,12 +201,17 @@ def stage(run, repo_id: str, folder: str | Path) -> list[str]:
     """Copy what is uploaded into ``folder`` and write the card; returns the file names."""
     src = _run_folder(run)
     folder = Path(folder)
+    from .sampling.generate import fitted_files
+
     names = []
     for name in UPLOADED:
         if (src / name).is_file():
             shutil.copyfile(src / name, folder / name)
             names.append(name)
-    write_model_card(src, repo_id, folder)
+    write_model_card(src, repo_id, folder)  # its grid comes from the run's own sampler: fitted now if it was not yet
+    for path in fitted_files(src):  # only those fitted on the latents that go up with them
+        shutil.copyfile(path, folder / path.name)
+        names.append(path.name)
     return sorted(names + [GRID, "README.md"])
 
 

@@ -295,8 +295,8 @@ class FolderLock:
     a one-line error naming the other process; ``wait=True`` waits for it (the cache build).
     """
 
-    def __init__(self, folder: str | os.PathLike, name: str = LOCK, what: str = "--out"):
-        self.folder, self.path, self.what, self.fd = Path(folder), Path(folder) / name, what, None
+    def __init__(self, folder: str | os.PathLike, name: str = LOCK, what: str = "--out", doing: str = "building"):
+        self.folder, self.path, self.what, self.doing, self.fd = Path(folder), Path(folder) / name, what, doing, None
 
     def owner(self) -> str:
         try:
@@ -334,7 +334,7 @@ class FolderLock:
                 os.close(fd)
                 who = self.owner()
                 raise UserError(f"{self.what} {self.folder}: in use by another animevae run ({who}); wait for it to end, or pick another folder") from None
-            print(f"animevae: waiting for {self.owner()}, which is building {self.folder} ...", file=sys.stderr, flush=True)
+            print(f"animevae: waiting for {self.owner()}, which is {self.doing} {self.folder} ...", file=sys.stderr, flush=True)
             fcntl.flock(fd, fcntl.LOCK_EX)
         left = os.pread(fd, 4096, 0)
         if left:  # a holder that ended without releasing: killed

@@ -9,6 +9,7 @@ every request; the test then checks exactly what reached it. Nothing leaves the 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import re
 import shutil
@@ -137,10 +138,14 @@ def test_stage_holds_exactly_what_is_uploaded(tiny_run, tmp_path):
 
 
 class FakeHub:
-    """A loopback HTTP server answering the Hub API calls of create_repo, create_branch and upload_folder."""
+    """A loopback HTTP server answering the Hub API calls of create_repo, create_branch and upload_folder, and
+    serving what was committed back to hf_hub_download (HEAD + GET of /REPO/resolve/REVISION/FILE)."""
+
+    COMMIT = "c" * 40
 
     def __init__(self, fail_with: int | None = None):
         self.requests: list[dict] = []
+        self.files: dict[tuple[str, str], bytes] = {}  # (repo id, path) -> what the last commit uploaded
         self.fail_with = fail_with
         hub = self
 
@@ -162,9 +167,31 @@ class FakeHub:
                 hub.requests.append({"method": method, "path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}, "body": body})
                 return self.path, body
 
+            def _file(self) -> bytes | None:
+                m = re.fullmatch(r"/([^/]+/[^/]+)/resolve/[^/]+/(.+)", self.path.split("?")[0])
+                data = hub.files.get((m.group(1), m.group(2))) if m else None
+                if data is None:
+                    self.send_response(404)
+                    self.send_header("X-Error-Code", "EntryNotFound")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return None
+                self.send_response(200)
+                self.send_header("X-Repo-Commit", hub.COMMIT)
+                self.send_header("ETag", f'"{hashlib.sha256(data).hexdigest()}"')
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                return data
+
+            def do_HEAD(self):
+                self._record("HEAD")
+                self._file()
+
             def do_GET(self):
                 self._record("GET")
-                self._reply(404, {"error": "not here"})
+                data = self._file()
+                if data is not None:
+                    self.wfile.write(data)
 
             def do_POST(self):
                 path, body = self._record("POST")
@@ -179,7 +206,11 @@ class FakeHub:
                     files = json.loads(body)["files"]
                     return self._reply(200, {"files": [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False} for f in files]})
                 if "/commit/" in path:
-                    return self._reply(200, {"commitUrl": f"{hub.url}/{REPO}/commit/{'c' * 40}", "commitOid": "c" * 40, "success": True})
+                    repo = path.split("/api/models/")[1].split("/commit/")[0]
+                    for op in map(json.loads, body.decode().splitlines()):
+                        if op["key"] == "file":
+                            hub.files[(repo, op["value"]["path"])] = base64.b64decode(op["value"]["content"])
+                    return self._reply(200, {"commitUrl": f"{hub.url}/{repo}/commit/{hub.COMMIT}", "commitOid": hub.COMMIT, "success": True})
                 return self._reply(404, {"error": f"unexpected {path}"})
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -243,6 +274,31 @@ def test_push_uploads_the_run_and_card_in_one_commit(cli, tiny_run, tmp_path):
     card.write_bytes(files["README.md"])
     assert ModelCard.load(card).data.library_name == "animevae"
     assert f'VAE.from_pretrained("{REPO}")' in files["README.md"].decode()
+
+
+def test_a_pushed_run_generates_from_the_repo_id_with_its_fitted_sampler_and_no_fit(cli, sharp_run, tmp_path):
+    """push uploads the sampler fitted when training ended; generate --run USER/NAME downloads and uses it (same faces as
+    the run folder gives), and a repo whose fitted file is stale is refitted in memory with one line saying why."""
+    local = cli("generate", "--run", sharp_run, "--n", 6, "--seed", 2, "--out", tmp_path / "local")
+    with FakeHub() as hub:
+        cli("push", "--run", sharp_run, "--repo-id", REPO, "--token", "hf_test_token", env=hub_env(tmp_path, hub.url), timeout=300)
+        assert (REPO, "gmm_10_full.safetensors") in hub.files
+        env = hub_env(tmp_path, hub.url)
+        proc = cli("generate", "--run", REPO, "--n", 6, "--seed", 2, "--out", tmp_path / "hub", env=env, timeout=300)
+        assert "fitting" not in proc.stderr and "fitting" not in local.stderr, proc.stderr
+        assert any(r["method"] == "GET" and r["path"].endswith("/gmm_10_full.safetensors") for r in hub.requests)
+        assert (tmp_path / "hub" / "grid.png").read_bytes() == (tmp_path / "local" / "grid.png").read_bytes()
+
+        # a fitted file that does not belong to the repo's latents is not used
+        other = tmp_path / "other.safetensors"
+        from animevae.runs import Latents
+
+        old = Latents.load(sharp_run / "latents.safetensors")
+        Latents(old.mu + 0.01, old.logvar, old.row_id).save(other)
+        hub.files[(REPO, "latents.safetensors")] = other.read_bytes()
+        env = {**env, "HF_HOME": str(tmp_path / "fresh-hf-home")}
+        proc = cli("generate", "--run", REPO, "--n", 6, "--seed", 2, "--out", tmp_path / "stale", env=env, timeout=300)
+        assert "gmm_10_full.safetensors: not used (it was fitted on other latents); fitting it again" in proc.stderr, proc.stderr
 
 
 def test_push_unreachable_hub_is_one_line(cli, tiny_run, tmp_path):

@@ -32,7 +32,12 @@ def gmm_file(run, n_components: int, covariance_type: str) -> Path:
 
 
 def load_or_fit_gmm(
-    run: str, n_components: int = DEFAULT_GMM_COMPONENTS, covariance_type: str = "full", revision: str | None = None, progress: bool = True
+    run: str,
+    n_components: int = DEFAULT_GMM_COMPONENTS,
+    covariance_type: str = "full",
+    revision: str | None = None,
+    progress: bool = True,
+    device: str | torch.device = "cpu",
 ) -> GMMSampler:
     """The run's fitted mixture: read from RUN/gmm_<k>_<cov>.safetensors, or fitted now (and saved there)."""
     if covariance_type not in GMMSampler.COVARIANCE_TYPES:
@@ -40,7 +45,7 @@ def load_or_fit_gmm(
     return load_or_fit(
         run,
         gmm_file(run, n_components, covariance_type).name,
-        lambda mu: GMMSampler.fit(mu, n_components, covariance_type),
+        lambda mu: GMMSampler.fit(mu, n_components, covariance_type, device=device),
         lambda t, dim: GMMSampler.from_tensors(t, covariance_type, dim),
         f"gmm: fitting {n_components} {covariance_type}-covariance components to {{n}} latents",
         revision,
@@ -49,38 +54,96 @@ def load_or_fit_gmm(
     )
 
 
+FITTED_FILES = ("gmm_*_*.safetensors", "two_stage.safetensors", "diffusion.safetensors")  # what fitted samplers write into a run
+
+
+def _saved(path: Path | None, fitted_on: str, load, latent_dim: int):
+    """(the sampler saved at ``path``, None) when it was fitted on the latents whose sha256 is ``fitted_on`` and
+    ``load`` accepts it; (None, why not) otherwise."""
+    if path is None or not path.is_file():
+        return None, "not fitted yet"
+    if runs.read_metadata(path).get("latents_sha256") != fitted_on:
+        return None, "it was fitted on other latents"
+    try:
+        return load(runs.load_tensors(path), latent_dim), None
+    except (UserError, ValueError) as e:
+        return None, str(e)
+
+
 def load_or_fit(run: str, filename: str, fit, load, says: str, revision: str | None = None, progress: bool = True, limit: int | None = None):
     """A sampler fitted on the run's latents: read from RUN/``filename``, or fitted now (and saved there).
 
-    A saved one is used only when it records the sha256 of the latents file it was fitted on and that is
-    today's file, and ``load(tensors, latent_dim)`` accepts it; otherwise it is fitted again, with one line
-    saying why. A run on the Hub (or a read-only folder) is fitted in memory each time.
+    A saved one (in the run folder, or in the Hub repo when ``push`` uploaded it) is used only when it records
+    the sha256 of the latents file it was fitted on and that is today's file, and ``load(tensors, latent_dim)``
+    accepts it; otherwise it is fitted again, with one line saying why. In a run folder the fit holds
+    RUN/.``filename``.lock, so two processes that need it at once fit it once: the second waits, then reads the
+    first's file. A Hub repo without a current fitted file, or a read-only folder, is fitted in memory.
     """
     import sys
+    import time
 
     latents_path = Path(runs.resolve_file(run, runs.LATENTS, revision=revision))
     latents = runs.load_latents(run, revision)  # checked against the run's config: width, rows, finite values
-    path = Path(run).expanduser() / filename if Path(run).expanduser().is_dir() else None
-    fitted_on = runs.sha256_file(latents_path)
-    if path is not None and path.is_file():
-        why = "it was fitted on other latents"
-        if runs.read_metadata(path).get("latents_sha256") == fitted_on:
-            try:
-                return load(runs.load_tensors(path), latents.mu.shape[1])
-            except (UserError, ValueError) as e:
-                why = str(e)
-        if progress:
-            print(f"{filename}: not used ({why}); fitting it again", file=sys.stderr)
-    n = min(len(latents.mu), limit or len(latents.mu))
-    if progress:
-        print(says.format(n=n) + " ...", file=sys.stderr, flush=True)
-    sampler = fit(latents.mu)
-    if path is not None:
+    fitted_on, dim = runs.sha256_file(latents_path), latents.mu.shape[1]
+    folder = Path(run).expanduser()
+    lock = None
+    if folder.is_dir():
+        path = folder / filename
         try:
-            runs.save_tensors(sampler.tensors(), path, metadata={"fitted_on": str(n), "latents_sha256": fitted_on})
-        except (OSError, UserError):
-            pass  # a read-only run folder (or a full disk): use the sampler without keeping it
-    return sampler
+            lock = runs.FolderLock(folder, f".{filename}.lock", what="--run", doing=f"fitting {filename} in").acquire(wait=True)
+        except UserError:
+            pass  # a read-only run folder: nothing to keep the fit in, so nothing to share
+    else:
+        try:
+            path = Path(runs.resolve_file(run, filename, revision=revision))
+        except UserError:
+            path = None
+    try:
+        sampler, why = _saved(path, fitted_on, load, dim)
+        if sampler is not None:
+            return sampler
+        n = min(len(latents.mu), limit or len(latents.mu))
+        if progress:
+            if why != "not fitted yet":
+                print(f"{filename}: not used ({why}); fitting it again", file=sys.stderr)
+            print(says.format(n=n) + " ...", file=sys.stderr, flush=True)
+        start = time.monotonic()
+        sampler = fit(latents.mu)
+        seconds = time.monotonic() - start
+        if progress:
+            print(f"{filename}: fitted in {seconds:.1f} s", file=sys.stderr, flush=True)
+        if lock is not None:
+            try:
+                metadata = {"fitted_on": str(n), "latents_sha256": fitted_on, "fit_seconds": f"{seconds:.2f}"}
+                runs.save_tensors(sampler.tensors(), folder / filename, metadata=metadata)
+            except (OSError, UserError):
+                pass  # a full disk: use the sampler without keeping it
+        return sampler
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def needs_fit(run: str | Path, name: str, n_components: int = DEFAULT_GMM_COMPONENTS, covariance_type: str = "full") -> bool:
+    """Whether sampler ``name`` would have to be fitted before it can draw from this run folder's latents."""
+    folder = Path(run)
+    path = {
+        "gmm": gmm_file(folder, n_components, covariance_type),
+        "two-stage": folder / "two_stage.safetensors",
+        "diffusion": folder / "diffusion.safetensors",
+    }
+    return name in path and folder.is_dir() and path[name] not in fitted_files(folder)
+
+
+def fitted_files(run: str | Path) -> list[Path]:
+    """The run folder's fitted sampler files that were fitted on its current latents (what ``push`` uploads)."""
+    folder = Path(run)
+    latents = folder / runs.LATENTS
+    if not latents.is_file():
+        return []
+    fitted_on = runs.sha256_file(latents)
+    found = sorted({p for pattern in FITTED_FILES for p in folder.glob(pattern)})
+    return [p for p in found if runs.read_metadata(p).get("latents_sha256") == fitted_on]
 
 
 def load_or_fit_two_stage(run: str, revision: str | None = None, progress: bool = True) -> TwoStageSampler:
@@ -101,6 +164,21 @@ def load_or_fit_diffusion(run: str, revision: str | None = None, progress: bool 
         revision,
         progress,
     )
+
+
+def fit_own_sampler(run: str | Path, device: str | torch.device = "cpu", progress: bool = True) -> str | None:
+    """Fit the run's own sampler (its preset's) when it is one that is fitted, and keep it in the run folder:
+    ``train`` calls this as its last step, so ``generate``, the demo and ``push`` find it ready. Its name, or None."""
+    name = default_sampler(str(run))
+    if name == "gmm":
+        load_or_fit_gmm(str(run), progress=progress, device=device)
+    elif name == "two-stage":
+        load_or_fit_two_stage(str(run), progress=progress)
+    elif name == "diffusion":
+        load_or_fit_diffusion(str(run), progress=progress)
+    else:
+        return None
+    return name
 
 
 def default_sampler(run: str, revision: str | None = None) -> str:

@@ -61,7 +61,7 @@ class PriorSampler(Sampler):
 class GMMSampler(Sampler):
     """z from a Gaussian mixture fitted to the stored latent means (ex-post density estimation, Ghosh et al. 2020).
 
-    The mixture is fitted with scikit-learn (``fit``), but sampling uses only torch: a component id
+    The mixture is fitted by EM in torch (``fit``; mixture.py), and sampling uses only torch: a component id
     per face from the fitted weights, then mean + cholesky factor @ N(0, I) noise, so a seeded
     ``torch.Generator`` gives the same faces every time. ``tensors()`` / ``from_tensors()`` save and
     load the fitted mixture (the run folder keeps it as ``gmm_<components>_<covariance>.safetensors``).
@@ -89,8 +89,16 @@ class GMMSampler(Sampler):
         return len(self.means)
 
     @classmethod
-    def fit(cls, mu: torch.Tensor, n_components: int = 10, covariance_type: str = "full", max_fit: int | None = None, seed: int = 0) -> GMMSampler:
-        """Fit on (at most ``max_fit`` of) the latent means; a failed or degenerate fit raises UserError."""
+    def fit(
+        cls,
+        mu: torch.Tensor,
+        n_components: int = 10,
+        covariance_type: str = "full",
+        max_fit: int | None = None,
+        seed: int = 0,
+        device: str | torch.device = "cpu",
+    ) -> GMMSampler:
+        """Fit on (at most ``max_fit`` of) the latent means, on ``device``; a failed or degenerate fit raises UserError."""
         from ..errors import UserError
 
         if covariance_type not in cls.COVARIANCE_TYPES:
@@ -109,22 +117,13 @@ class GMMSampler(Sampler):
         if len(x) < n_components:
             raise UserError(f"gmm: cannot fit {n_components} components to {len(x)} latents; {hint}")
         reg = max(cls.REG_SCALE * float(x.var(0, unbiased=False).mean()), 1e-8)
-        from sklearn.mixture import GaussianMixture
-        from threadpoolctl import threadpool_limits
+        from .mixture import FitFailed, fit_mixture
 
         try:
-            gm = GaussianMixture(n_components, covariance_type=covariance_type, reg_covar=reg, random_state=seed, max_iter=200)
-            # one BLAS thread: EM's many small (latent x latent) Cholesky factorisations run ~10x slower
-            # threaded on a busy machine (measured: 2.9 s vs 0.23 s on 304 x 256 latents, 2 cores)
-            with threadpool_limits(1, user_api="blas"):
-                gm.fit(x.numpy())
-            weights = torch.from_numpy(gm.weights_).double()
-            means = torch.from_numpy(gm.means_).double()
-            cov = torch.from_numpy(gm.covariances_).double()
-            scale = torch.linalg.cholesky(cov) if covariance_type == "full" else cov.sqrt()
-        except Exception as e:  # sklearn raises ValueError/LinAlgError on ill-defined covariances; cholesky too
-            first = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
-            raise UserError(f"gmm: fitting {n_components} {covariance_type}-covariance components to {len(x)} latents failed ({first}); {hint}") from None
+            weights, means, scale, _, _ = fit_mixture(x.to(device), n_components, covariance_type, reg, seed)
+        except FitFailed as e:
+            raise UserError(f"gmm: fitting {n_components} {covariance_type}-covariance components to {len(x)} latents failed ({e}); {hint}") from None
+        weights, means, scale = weights.cpu(), means.cpu(), scale.cpu()
         if not all(torch.isfinite(t).all() for t in (weights, means, scale)):
             raise UserError(f"gmm: fitting {n_components} {covariance_type}-covariance components to {len(x)} latents gave non-finite parameters; {hint}")
         collapsed = weights * len(x) < 1.5  # a component that owns one latent would copy that training face

@@ -30,6 +30,7 @@ from ..data.device import DeviceImages
 from ..data.split import split_rows
 from ..errors import Interrupted, UserError
 from ..models.vae import VAE
+from ..sampling.generate import fit_own_sampler
 from . import checkpoint
 from .logs import RunLog, epoch_line
 from .objectives import LossTerms
@@ -155,6 +156,9 @@ def train(
                 if out_of_time:
                     log.budget_spent(p, cfg.max_minutes)
                     break
+        # the run's own sampler (gmm for the sharp preset), fitted on the final latents and kept beside the weights
+        if system.is_writer:
+            fit_own_sampler(out, system.device, show)
         log.close()
         system.close()
         return out
