@@ -24,8 +24,8 @@ run: install
 
 # ruff (lint + format) and the import-layer contract (pyproject.toml: every import points down the README's Layout).
 lint: install
-	$(BIN)/ruff check src tests benchmarks docs
-	$(BIN)/ruff format --check src tests benchmarks docs
+	$(BIN)/ruff check src tests benchmarks docs experiments
+	$(BIN)/ruff format --check src tests benchmarks docs experiments
 	$(BIN)/lint-imports
 
 test: install lint

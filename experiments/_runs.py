@@ -1,0 +1,189 @@
+"""Running ``animevae`` for an experiment: each step a subprocess waited for, each command recorded, each run summarised.
+
+    steps = Steps(out_folder, data)
+    row = steps.train_and_evaluate("seed", ["--preset", "seed"], minutes=5, limit=20000, evaluate=EVAL)
+
+A run whose ``evaluation.json`` is already in the work folder is reused (an experiment stopped half-way
+goes on where it stopped); ``fresh=True`` retrains it. The summary of a run (``summarize``) is the
+row the experiments' JSON files hold: training length and speed, held-out likelihood, reconstructions,
+and per sampler the two-sample test, FID/KID on pixel features, diversity and memorisation.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+from _record import PIXEL_FEATURES
+
+
+def _r(v, digits: int = 4):
+    return None if v is None else round(float(v), digits)
+
+
+class Steps:
+    """The work folder of one experiment: runs the CLI in it and keeps the commands, as a reader would type them."""
+
+    def __init__(self, out: str | os.PathLike, data: str, fresh: bool = False):
+        self.out, self.data, self.fresh = Path(out), data, fresh
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.commands: list[str] = []
+
+    def shown(self, args) -> str:
+        """A command as recorded: ``animevae ...`` with the work folder written as $OUT."""
+        out = str(self.out)
+        return shlex.join(["animevae", *(str(a).replace(out, "$OUT") for a in args)])
+
+    def animevae(self, *args, log: str | None = None) -> None:
+        """Run ``python -m animevae ARGS`` and wait for it; its output goes to OUT/LOG (or through), a failure stops the experiment."""
+        args = [str(a) for a in args]
+        self.commands.append(self.shown(args))
+        print(f"$ {self.commands[-1]}", flush=True)
+        if log is None:
+            subprocess.run([sys.executable, "-m", "animevae", *args], check=True)
+            return
+        with open(self.out / log, "w") as f:
+            proc = subprocess.run([sys.executable, "-m", "animevae", *args], stdout=f, stderr=subprocess.STDOUT)
+        if proc.returncode != 0:
+            tail = (self.out / log).read_text().splitlines()[-15:]
+            raise SystemExit(f"failed ({proc.returncode}): {self.commands[-1]}\n" + "\n".join(tail))
+
+    def in_process(self, *args, log: str | None = None) -> None:
+        """Run ``animevae ARGS`` in this process: for an objective or architecture this script registered (a
+        subprocess would not know it). Its output still goes to OUT/LOG."""
+        import contextlib
+
+        from animevae.cli import main
+
+        args = [str(a) for a in args]
+        self.commands.append(self.shown(args) + "  # in the script's process")
+        print(f"$ {self.commands[-1]}", flush=True)
+        with contextlib.ExitStack() as stack:
+            if log is not None:
+                f = stack.enter_context(open(self.out / log, "w"))
+                stack.enter_context(contextlib.redirect_stdout(f))
+                stack.enter_context(contextlib.redirect_stderr(f))
+            code = main(args)
+        if code:
+            raise SystemExit(f"failed ({code}): {self.commands[-1]}")
+
+    def note(self, command: str) -> None:
+        """Record a step run in this process (the Python API), in the words a reader would use."""
+        self.commands.append(command)
+        print(f"$ {command}", flush=True)
+
+    def done(self, name: str) -> bool:
+        return not self.fresh and (self.out / name / "evaluation.json").is_file()
+
+    def train(
+        self,
+        name: str,
+        flags: list[str],
+        minutes: float | None = None,
+        limit: int | None = None,
+        epochs: int | None = None,
+        keep_last: int = 0,
+        here: bool = False,
+    ) -> Path:
+        run = self.out / name
+        budget = [*(["--limit", limit] if limit else []), *(["--max-minutes", minutes] if minutes else []), *(["--epochs", epochs] if epochs else [])]
+        (self.in_process if here else self.animevae)(
+            "train", "--data", self.data, *budget, *flags, "--keep-last", keep_last, "--quiet", "--out", run, "--overwrite", log=f"{name}.train.log"
+        )
+        return run
+
+    def evaluate(self, name: str, evaluate: list[str], here: bool = False) -> Path:
+        run = self.out / name
+        (self.in_process if here else self.animevae)(
+            "evaluate", "--run", run, "--data", self.data, *evaluate, "--out", run / "evaluation.json", log=f"{name}.evaluate.log"
+        )
+        return run
+
+    def train_and_evaluate(self, name: str, flags: list[str], evaluate: list[str], here: bool = False, **budget) -> dict:
+        """Train (unless done), evaluate, and return the run's summary with its flags. ``here``: in this process."""
+        if self.done(name):
+            print(f"{name}: reusing {self.out / name}", flush=True)
+        else:
+            self.train(name, flags, here=here, **budget)
+            self.evaluate(name, evaluate, here=here)
+        return {"flags": shlex.join(flags), **summarize(self.out / name)}
+
+
+def evaluate_flags(limit: int, n_samples: int, k: int, samplers: str, c2st: str | None = None, c2st_seeds: int = 3) -> list[str]:
+    """``animevae evaluate`` options of the probes: the first LIMIT held-out faces, N samples per sampler, pixel-feature FID."""
+    flags = ["--limit", limit, "--n-samples", n_samples, "--k", k, "--samplers", samplers, "--features", PIXEL_FEATURES, "--c2st-seeds", c2st_seeds]
+    return [str(f) for f in [*flags, *(["--c2st-samplers", c2st] if c2st else [])]]
+
+
+def summarize(run: str | os.PathLike) -> dict:
+    """A trained and evaluated run folder as one row of figures (see the module docstring)."""
+    run = Path(run)
+    lines = [json.loads(s) for s in (run / "metrics.jsonl").read_text().splitlines() if s.strip()]
+    config = json.loads((run / "config.json").read_text())
+    m = json.loads((run / "evaluation.json").read_text())
+    batch = config.get("train", {}).get("batch_size", 64)
+    lk, rc, lt = m["likelihood"], m["reconstruction"], m["latents"]
+    row = {
+        "epochs": len(lines),
+        "steps": lines[-1]["step"] if lines else 0,
+        "images_seen": (lines[-1]["step"] if lines else 0) * batch,
+        "images_per_s_by_epoch": [round(x["images_per_s"]) for x in lines],
+        "train_minutes": _r(sum(x["seconds"] + x.get("eval_seconds", 0) for x in lines) / 60, 2),
+        "heldout_loss_by_epoch": [_r(x.get("heldout_loss"), 1) for x in lines],
+        "neg_elbo": _r(lk["neg_elbo_per_image"], 1),
+        "neg_iwae": _r(lk["neg_iwae_per_image"], 1),
+        "iwae_k": lk["iwae_k"],
+        "kl": _r(lt["kl_per_image"], 1),
+        "active_units": lt["active_units"],
+        "latent_dim": lt["latent_dim"],
+        "mse": _r(rc["mse"], 5),
+        "psnr": _r(rc["psnr"], 2),
+        "ssim": _r(rc["ssim"], 3),
+        "evaluated_on": m["data"]["images"],
+        "samplers": {},
+    }
+    if any("adv_d" in x for x in lines):
+        row["adv_d_by_epoch"] = [_r(x.get("adv_d"), 3) for x in lines]
+    if "reconstructions" in m:
+        c = m["reconstructions"]["c2st"]
+        row["c2st_recons"], row["c2st_recons_per_seed"] = _r(c["accuracy"], 3), [_r(a, 3) for a in c["per_seed"]]
+    for name, s in m["samplers"].items():
+        if "skipped" in s:
+            row["samplers"][name] = {"skipped": s["skipped"]}
+            continue
+        mem = s.get("memorisation") or {}
+        entry = {"fid": _r(s.get("fid"), 3), "kid": _r(s.get("kid"), 4), "diversity": _r(s["diversity_rms"], 1)}
+        if "c2st" in s:
+            entry |= {"c2st": _r(s["c2st"]["accuracy"], 3), "c2st_per_seed": [_r(a, 3) for a in s["c2st"]["per_seed"]]}
+        if "near_copies" in mem:
+            entry |= {
+                "nearest_train_median": _r(mem["median_nearest_train_rms"], 1),
+                "nearest_train_min": _r(mem["min_nearest_train_rms"], 1),
+                "near_copies": mem["near_copies"],
+                "of": mem["of"],
+            }
+        row["samplers"][name] = entry
+    return row
+
+
+def fmt(v, spec: str = ".3f") -> str:
+    """A figure for a key-figures line; '—' when it was not measured."""
+    return "—" if v is None else format(v, spec)
+
+
+def sampler_c2st(row: dict, name: str) -> float | None:
+    return (row.get("samplers", {}).get(name) or {}).get("c2st")
+
+
+def add_probe_args(p, eval_limit: int = 1000, n_samples: int = 1000, k: int = 2, variants: list[str] | None = None, default: list[str] | None = None) -> None:
+    """The evaluation knobs of the probe experiments, and --only to run some of their variants."""
+    p.add_argument("--eval-limit", type=int, default=eval_limit, help="held-out faces evaluated (default %(default)s)")
+    p.add_argument("--n-samples", type=int, default=n_samples, help="faces drawn from each sampler (default %(default)s)")
+    p.add_argument("--k", type=int, default=k, help="importance samples of the IWAE bound (default %(default)s)")
+    p.add_argument("--c2st-seeds", type=int, default=3, help="classifier seeds of the two-sample test (default %(default)s)")
+    if variants:
+        p.add_argument("--only", nargs="+", choices=variants, default=default or variants, help="variants to run (default: %(default)s)")
