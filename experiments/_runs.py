@@ -35,8 +35,7 @@ class Steps:
 
     def shown(self, args) -> str:
         """A command as recorded: ``animevae ...`` with the work folder written as $OUT."""
-        out = str(self.out)
-        return shlex.join(["animevae", *(str(a).replace(out, "$OUT") for a in args)])
+        return shlex.join(["animevae", *map(str, args)]).replace(str(self.out), "$OUT")
 
     def animevae(self, *args, log: str | None = None) -> None:
         """Run ``python -m animevae ARGS`` and wait for it; its output goes to OUT/LOG (or through), a failure stops the experiment."""
