@@ -1,0 +1,63 @@
+"""The experiments folder: every result file is complete and names a script that exists, the documentation's
+table is what the result files give, and every script at least parses its options."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+EXPERIMENTS = ROOT / "experiments"
+RESULTS = sorted((EXPERIMENTS / "results").glob("*.json"))
+SCRIPTS = sorted(p for p in EXPERIMENTS.glob("*.py") if not p.name.startswith("_"))
+
+sys.path.insert(0, str(EXPERIMENTS))
+import _record  # noqa: E402
+import table  # noqa: E402
+
+
+def test_there_are_results_and_scripts():
+    assert len(RESULTS) >= 6 and len(SCRIPTS) >= 6
+
+
+@pytest.mark.parametrize("path", RESULTS, ids=lambda p: p.stem)
+def test_each_result_file_is_complete_and_its_script_exists(path):
+    r = json.loads(path.read_text())
+    missing = [k for k in _record.REQUIRED if k not in r]
+    assert not missing, f"{path.name} lacks {missing}"
+    assert r["name"] == path.stem
+    assert (EXPERIMENTS / f"{r['name']}.py").is_file(), f"no script experiments/{r['name']}.py"
+    assert r["source"] in ("recorded", "rerun")
+    assert re.fullmatch(r"[0-9a-f]{40}", r["commit"] or ""), f"{path.name}: commit {r['commit']!r}"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT[\d:]+(\+00:00|Z)?", r["date"]), r["date"]
+    assert r["question"].endswith("?") and r["command"].startswith("python experiments/")
+    assert isinstance(r["machine"], dict) and r["machine"] and isinstance(r["results"], dict) and r["results"]
+    assert r["key_figures"] and all(isinstance(f, str) and f for f in r["key_figures"])
+    assert isinstance(r["commands"], list) and r["commands"]
+
+
+def test_the_table_in_the_documentation_is_up_to_date():
+    page = table.PAGE.read_text()
+    assert page == table.with_table(page, table.render()), "docs/explanation/experiments.md is out of date: run python experiments/table.py"
+    for path in RESULTS:  # one row per result file, naming its script
+        assert f"| `experiments/{path.stem}.py` |" in page
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.stem)
+def test_each_script_parses_its_options(script):
+    out = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    assert "usage:" in out.stdout
+
+
+def test_a_record_is_written_atomically_with_the_machine_and_commit(tmp_path):
+    path = _record.write(tmp_path / "x.json", "x", "What?", ["animevae train"], {"a": 1}, {"b": 2}, ["b 2"], command="python experiments/x.py")
+    r = json.loads(path.read_text())
+    assert all(k in r for k in _record.REQUIRED) and r["source"] == "rerun"
+    assert r["machine"]["cores"] >= 1 and r["machine"]["torch"] and isinstance(r["machine"]["flags"], list)
+    assert [p.name for p in tmp_path.iterdir()] == ["x.json"]  # no temporary file left behind
