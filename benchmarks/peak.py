@@ -32,6 +32,7 @@ import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data" / "anime-faces-96"
+RESULTS = ROOT / "benchmarks" / "results"
 
 GROUPS = [  # (group, operator-name fragments), first match wins
     ("conv backward (weight + input grads)", ("convolution_backward",)),
@@ -223,14 +224,27 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=20, help="timed steps per preset (batch 64)")
     p.add_argument("--epoch-limit", type=int, default=6000, help="faces in the end-to-end `animevae train` epochs (0: skip)")
     p.add_argument("--no-layers", dest="layers", action="store_false", help="skip the per-layer table")
+    p.add_argument("--json", default=str(RESULTS / "peak.json"), help="write the figures here (default: benchmarks/results/peak.json; '' = none)")
     a = p.parse_args()
+    figures: dict = {"presets": {}}
     print(f"torch {torch.__version__}, {os.cpu_count()} cores, {torch.get_num_threads()} threads", flush=True)
     peak = {"bf16": matmul_peak(torch.bfloat16), "fp32": matmul_peak(torch.float32)}
     print(f"matmul peak (2048^3, best of 5): bf16 {peak['bf16']:.0f} GFLOP/s, fp32 {peak['fp32']:.0f} GFLOP/s", flush=True)
+    figures["matmul_peak_gflops"] = {k: round(v) for k, v in peak.items()}
     if a.layers:
         print("each conv layer of the seed model alone, batch 64, bf16 (fraction of the bf16 peak), then its BatchNorm + LeakyReLU forward + backward:")
-        total = [0.0, 0.0, 0.0, 0.0]
+        total, layer_rows = [0.0, 0.0, 0.0, 0.0], []
         for name, t_fwd, f_fwd, t_bwd, f_bwd, t_norm in layer_table(peak["bf16"]):
+            layer_rows.append(
+                {
+                    "layer": name,
+                    "forward_ms": round(t_fwd, 1),
+                    "forward_fraction_of_peak": round(f_fwd, 2),
+                    "backward_ms": round(t_bwd, 1),
+                    "backward_fraction_of_peak": round(f_bwd, 2),
+                    "bn_leakyrelu_ms": None if t_norm is None else round(t_norm, 1),
+                }
+            )
             norm = f"; BN + LeakyReLU {t_norm:5.1f} ms" if t_norm is not None else ""
             print(f"  {name:<42} forward {t_fwd:5.1f} ms ({f_fwd:.2f})  backward {t_bwd:5.1f} ms ({f_bwd:.2f}){norm}", flush=True)
             at_peak = t_fwd * f_fwd + t_bwd * f_bwd  # the same FLOPs at the peak rate
@@ -239,6 +253,8 @@ def main() -> None:
             f"  all layers: convs forward {total[0]:.0f} ms + backward {total[1]:.0f} ms (at the peak: {total[3]:.0f} ms); BN + LeakyReLU {total[2]:.0f} ms",
             flush=True,
         )
+        all_layers = {"forward_ms": round(total[0]), "backward_ms": round(total[1]), "bn_leakyrelu_ms": round(total[2]), "at_peak_ms": round(total[3])}
+        figures["layers"] = {"rows": layer_rows, "all": all_layers}
     batches = real_batches(a.data, a.steps, 64)
     rows = []
     for preset in a.presets:
@@ -246,6 +262,9 @@ def main() -> None:
         for precision in ("bf16", "fp32"):
             rate, groups = step_rate(preset, precision, batches, profile=precision == "bf16")
             rows.append((preset, precision, rate, gflop, rate * gflop, rate * gflop / peak[precision]))
+            entry = figures["presets"].setdefault(preset, {"gflop_per_image": round(gflop, 3)})
+            entry[f"{precision}_step_img_s"] = round(rate)
+            entry[f"{precision}_fraction_of_peak"] = round(rate * gflop / peak[precision], 2)
             print(
                 f"{preset:>6} {precision}: {gflop:.3f} GFLOP/image, step {rate:.0f} img/s = {rate * gflop:.0f} GFLOP/s = "
                 f"{rate * gflop / peak[precision]:.2f} of the {precision} peak",
@@ -255,6 +274,7 @@ def main() -> None:
                 total = sum(groups.values())
                 parts = "; ".join(f"{g} {ms:.0f} ms ({ms / total:.0%})" for g, ms in groups.items())
                 print(f"       where a bf16 step's {total:.0f} ms (CPU self time) go: {parts}")
+                entry["bf16_step_profile_ms"] = {g: round(ms, 1) for g, ms in groups.items()}
         if a.epoch_limit:
             e = epoch_rate(preset, a.data, a.epoch_limit)
             print(
@@ -264,10 +284,32 @@ def main() -> None:
                 f"(per-epoch passes {e['pass_seconds']:.1f} s; the last epoch's clean latents pass, once per run: {e['last_pass_seconds']:.1f} s)",
                 flush=True,
             )
+            entry = figures["presets"][preset]
+            entry["end_to_end_img_s"] = round(e["end_to_end_img_s"])
+            entry["end_to_end_fraction_of_peak"] = round(e["end_to_end_img_s"] * gflop / peak["bf16"], 2)
+            entry["epoch_steps_s"], entry["epoch_wall_s"] = round(e["train_seconds"], 1), round(e["epoch_seconds"], 1)
     if len(a.presets) > 1:
         base = {(r[0], r[1]): r[2] for r in rows}
         for preset in a.presets[1:]:
             print(f"{preset} / {a.presets[0]} step images/s (bf16): {base[(preset, 'bf16')] / base[(a.presets[0], 'bf16')]:.2f}")
+    if a.json:
+        write_json(a, figures)
+
+
+def write_json(a, figures: dict) -> None:
+    """The figures as a result file of the same form as the experiments' (experiments/_record.py)."""
+    sys.path.insert(0, str(ROOT / "experiments"))
+    import _record
+
+    bf16 = figures["matmul_peak_gflops"]["bf16"]
+    key = [f"matmul peak bf16 {bf16} GFLOP/s"] + [
+        f"{name}: bf16 step {p['bf16_step_img_s']} img/s = {p['bf16_fraction_of_peak']} of the peak"
+        + (f", end to end {p['end_to_end_img_s']} img/s = {p['end_to_end_fraction_of_peak']}" if "end_to_end_img_s" in p else "")
+        for name, p in figures["presets"].items()
+    ]
+    settings = {"data": a.data, "presets": a.presets, "steps": a.steps, "batch": 64, "epoch_limit": a.epoch_limit, "layers": a.layers}
+    question = "What fraction of the machine's bf16 matmul peak does a training step, and a whole training epoch, use?"
+    _record.write(a.json, "peak", question, [_record.invocation()], settings, figures, key)
 
 
 if __name__ == "__main__":

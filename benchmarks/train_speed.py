@@ -30,6 +30,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data" / "anime-faces-96"
+RESULTS = ROOT / "benchmarks" / "results"
 
 
 def notebook_vae():
@@ -170,6 +171,7 @@ def main() -> None:
     p.add_argument("--project-args", default="", help='extra `animevae train` options for the project side, e.g. "--batch-size 128"')
     p.add_argument("--reference-src", help="also run the project side from this src/ folder (e.g. an older checkout's), alternating, and compare")
     p.add_argument("--memory", action="store_true", help="also train 1 epoch on 63,565 faces and report peak memory")
+    p.add_argument("--json", default=str(RESULTS / "train_speed.json"), help="write the figures here (default: benchmarks/results/train_speed.json; '' = none)")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     p.add_argument("--out", help=argparse.SUPPRESS)
     a = p.parse_args()
@@ -185,7 +187,8 @@ def main() -> None:
         f"{os.cpu_count()} cores, {torch.get_num_threads()} threads",
         flush=True,
     )
-    print(f"cache build: {cache_speed(a.data):,.0f} images/s (decode + filter + resize, {os.cpu_count()} processes)", flush=True)
+    cache_rate = cache_speed(a.data)
+    print(f"cache build: {cache_rate:,.0f} images/s (decode + filter + resize, {os.cpu_count()} processes)", flush=True)
 
     base, proj, ref = ({"win": [], "wall": [], "mem": [], "loss": []} for _ in range(3))
     seen = 0
@@ -218,8 +221,24 @@ def main() -> None:
         f"\nspeed-up: {q / b:.2f}x images/s (timed windows), {statistics.median(proj['wall']) / statistics.median(base['wall']):.2f}x wall clock; "
         f"held-out loss difference {100 * (ql - bl) / bl:+.2f}%"
     )
+    side = lambda d: {  # noqa: E731
+        "images_per_s": round(statistics.median(d["win"]), 1),
+        "wall_clock_images_per_s": round(statistics.median(d["wall"]), 1),
+        "heldout_loss": round(statistics.mean(d["loss"]), 1),
+        "peak_rss_mb": max(d["mem"]),
+    }
+    figures = {
+        "baseline": side(base),
+        "project": side(proj),
+        "speedup_images_per_s": round(q / b, 3),
+        "speedup_wall_clock": round(statistics.median(proj["wall"]) / statistics.median(base["wall"]), 3),
+        "heldout_loss_difference_percent": round(100 * (ql - bl) / bl, 2),
+        "images_trained": seen,
+        "cache_build_images_per_s": round(cache_rate),
+    }
     if a.reference_src:
         rq, rl = statistics.median(ref["win"]), statistics.mean(ref["loss"])
+        figures["reference"] = side(ref)
         print(
             f"against --reference-src {a.reference_src}: {rq:.0f} img/s (timed windows), {statistics.median(ref['wall']):.0f} wall clock, "
             f"held-out {rl:.1f}; this code / reference: {q / rq:.3f}x timed windows, "
@@ -253,6 +272,29 @@ def main() -> None:
             f"the epoch: {line['seconds']:.0f} s training at {line['images_per_s']:.0f} images/s + {line['eval_seconds']:.0f} s for the "
             f"held-out loss and every training image's latents"
         )
+        figures["memory_63565_faces"] = {
+            "peak_rss_mb": mem,
+            "wall_seconds": round(wall),
+            "train_seconds": round(line["seconds"]),
+            "train_images_per_s": round(line["images_per_s"]),
+            "heldout_and_latents_seconds": round(line["eval_seconds"]),
+        }
+    if a.json:
+        write_json(a, figures)
+
+
+def write_json(a, figures: dict) -> None:
+    """The figures as a result file of the same form as the experiments' (experiments/_record.py)."""
+    sys.path.insert(0, str(ROOT / "experiments"))
+    import _record
+
+    settings = {"data": a.data, "limit": a.limit, "epochs": a.epochs, "rounds": a.rounds, "project_args": a.project_args, "memory": a.memory}
+    key = [
+        f"{figures['project']['images_per_s']:.0f} against {figures['baseline']['images_per_s']:.0f} img/s ({figures['speedup_images_per_s']:.2f}x; "
+        f"wall clock {figures['speedup_wall_clock']:.2f}x), held-out loss {figures['heldout_loss_difference_percent']:+.2f} %"
+    ]
+    question = "How much faster does animevae train than the seed notebook's loop, at the same held-out loss?"
+    _record.write(a.json, "train_speed", question, [_record.invocation()], settings, figures, key)
 
 
 if __name__ == "__main__":
