@@ -4,7 +4,8 @@
 
 Trains the seed preset and one variant per option (KL warm-up, free bits, EMA, corner fill) plus
 the `quality` preset on the same images for the same epochs, evaluates each on the same held-out
-faces, and prints a markdown table; the prior-sample grids docs/results.md shows go to docs/images/.
+faces, and prints a markdown table; the prior-sample grids the documentation shows go to docs/images/.
+experiments/quality_options.py asks the same question and records its figures (docs/explanation/experiments.md).
 FID/KID use the offline pixel features (not comparable to published FID; Inception is unavailable offline).
 """
 
@@ -29,7 +30,7 @@ VARIANTS = {
 }
 
 
-SHOWN = ("seed", "quality-preset", "reflect-fill")  # the grids docs/results.md shows
+SHOWN = ("seed", "quality-preset", "reflect-fill")  # the grids docs/explanation/experiments.md shows
 
 
 def run(*args) -> None:
