@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 RUN ?= runs/quickstart
 
-.PHONY: install run lint test bench clean
+.PHONY: install run lint docs test bench clean
 
 $(BIN)/animevae: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -28,7 +28,11 @@ lint: install
 	$(BIN)/ruff format --check src tests benchmarks docs experiments
 	$(BIN)/lint-imports
 
-test: install lint
+# The documentation site (mkdocs.yml): every page, the CLI reference generated from the parser, the API from docstrings.
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
+test: install lint docs
 	$(BIN)/python -m pytest -q
 
 bench: install
@@ -36,4 +40,4 @@ bench: install
 	$(BIN)/python benchmarks/peak.py
 
 clean:
-	rm -rf $(VENV) runs
+	rm -rf $(VENV) runs site
