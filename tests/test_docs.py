@@ -531,6 +531,13 @@ def test_every_test_the_docs_cite_exists():
     assert not missing, "\n".join(missing)
 
 
+def test_the_readme_links_and_pictures_resolve():
+    """mkdocs checks the site's links (strict); the README, read on its own, links into docs/ and shows pictures from it."""
+    text = (ROOT / "README.md").read_text()
+    targets = [t.split("#")[0] for t in re.findall(r"\]\(([^)\s]+)\)", text) if not t.startswith(("http://", "https://", "#"))]
+    assert targets and not [t for t in targets if not (ROOT / t).exists()]
+
+
 # -- the generated reference -----------------------------------------------------------------------
 
 
