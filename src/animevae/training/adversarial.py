@@ -18,7 +18,7 @@ discriminator that judges patches; this is that recipe, fitted to a laptop and t
   keeps a step at 0.62x the ELBO step's speed on a 2-core CPU (396 vs 245 ms; a full batch: 525 ms).
 - DiffAugment (Zhao et al. 2020) on everything the discriminator sees: colour, translation, cutout,
   differentiable, so a few thousand faces do not let it memorise.
-- Options (off by default, measured in docs/results.md): ``adv_fakes="recon"`` (reconstructions only),
+- Options (off by default, measured in experiments/adversarial_options.py, docs/explanation/experiments.md): ``adv_fakes="recon"`` (reconstructions only),
   ``disc_r1`` (a lazy R1 penalty, every ``R1_EVERY`` steps), ``adv_feature_match`` (L1 between the
   discriminator's hidden features of each reconstruction and its face, inside the adaptive term).
 
@@ -220,7 +220,7 @@ class Adversarial(ELBO):
 
     def r1_penalty(self, real: torch.Tensor) -> torch.Tensor:
         """E ||d D(x) / d x||^2 at real faces, in fp32, no augmentation (Mescheder et al. 2018): keeps the
-        discriminator smooth around the data. Too strong, it holds it at chance (gamma 0.1 here: docs/results.md)."""
+        discriminator smooth around the data. Too strong, it holds it at chance (gamma 0.1 here: docs/explanation/experiments.md)."""
         real = real.detach().float().requires_grad_(True)
         (grad,) = torch.autograd.grad(self.disc(real.contiguous(memory_format=torch.channels_last)).sum(), real, create_graph=True)
         return grad.pow(2).flatten(1).sum(1).mean()
