@@ -1,7 +1,7 @@
 """The documentation cannot drift: every example in README.md and docs/ runs, and every flag they name exists.
 
 **Examples.** Each page's fenced ```bash and ```python blocks run in order, as a reader would type them, in
-a fresh folder per page that holds what the docs assume:
+a fresh folder per page (two pages at a time) that holds what the docs assume:
 
 - ``runs/anime``: a tiny trained run (the seed preset, 48 px, 13 faces held out) of the parquet below;
 - ``../shared/data/anime-faces-96/``: a Hub-format parquet file of 128 built-in faces, so the docs' path
@@ -13,7 +13,7 @@ a fresh folder per page that holds what the docs assume:
 Heavy settings shrink on the way in, nothing else changes: ``animevae`` on the blocks' PATH is a wrapper
 that applies ``shrink_args`` to the command line (a 48 px model with 8 base channels, a few epochs,
 ``--max-minutes`` in milliseconds, a handful of faces and samples) and, for ``demo``, stops the server
-once it answers. Python blocks of a page share one interpreter, with ``animevae.train``,
+once it answers. Python blocks run in one interpreter (a fresh namespace per page), with ``animevae.train``,
 ``Run.generate`` and ``Run.evaluate`` shrunk the same way. A ```toml block whose first line is
 ``# NAME.toml`` is written to NAME.toml for the blocks after it.
 
@@ -197,7 +197,7 @@ sys.exit(main(args))
 '''
 
 DRIVER = '''
-"""Runs a page's Python blocks in one interpreter, as they arrive on stdin (tests/test_docs.py)."""
+"""Runs the pages' Python blocks as they arrive on stdin, one namespace, folder and HOME per page (tests/test_docs.py)."""
 import json, os, sys, traceback
 
 {shrink}
@@ -238,7 +238,12 @@ os.dup2(2, 1)  # what the blocks print goes to stderr; stdout carries the replie
 for line in sys.stdin:
     block = json.loads(line)
     try:
-        exec(compile(block["code"], block["where"], "exec"), scope)
+        if "page" in block:  # a new page: its own folder, home and namespace
+            os.chdir(block["cwd"])
+            os.environ["HOME"] = block["home"]
+            scope = {{"__name__": "__main__"}}
+        else:
+            exec(compile(block["code"], block["where"], "exec"), scope)
         reply.write(json.dumps({{"ok": True}}) + "\\n")
     except BaseException:
         reply.write(json.dumps({{"ok": False, "error": traceback.format_exc()}}) + "\\n")
@@ -308,43 +313,50 @@ def docs_world(tmp_path_factory):
     hub.__exit__(None, None, None)
 
 
-@pytest.fixture
-def page_dir(docs_world, tmp_path):
-    """A fresh copy of the template for one page; the page's blocks all run in it."""
-    work = tmp_path / "work"
+def page_dir(docs_world, folder: Path) -> tuple[Path, dict]:
+    """A fresh copy of the template for one page in ``folder``; the page's blocks all run in it."""
+    work = folder / "work"
     shutil.copytree(docs_world["work"], work)
-    shutil.copytree(docs_world["base"] / "shared", tmp_path / "shared")
-    shutil.copytree(docs_world["home"], tmp_path / "home")
-    env = {**docs_world["env"], "HOME": str(tmp_path / "home")}
-    return work, env, docs_world["tools"]
+    shutil.copytree(docs_world["base"] / "shared", folder / "shared")
+    shutil.copytree(docs_world["home"], folder / "home")
+    return work, {**docs_world["env"], "HOME": str(folder / "home")}
 
 
 # -- running a page ------------------------------------------------------------------------------
 
 
 class PythonSession:
-    """One interpreter for a page's Python blocks, started at the first one."""
+    """One interpreter for every page's Python blocks (torch is imported once), started at the first block; each page
+    gets a fresh namespace, its own folder and HOME. A session that died is started again for the next page."""
 
-    def __init__(self, cwd: Path, env: dict, tools: Path):
-        self.proc = subprocess.Popen(
-            [sys.executable, str(tools / "driver.py")], cwd=cwd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
-        self.err: list[str] = []
-        threading.Thread(target=lambda: self.err.extend(iter(self.proc.stderr.readline, "")), daemon=True).start()
+    def __init__(self, env: dict, tools: Path):
+        self.env, self.tools, self.proc, self.err = env, tools, None, []
+
+    def page(self, cwd: Path, home: str) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            self.err = []
+            pipes = {"stdin": subprocess.PIPE, "stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
+            self.proc = subprocess.Popen([sys.executable, str(self.tools / "driver.py")], cwd=cwd, env=self.env, text=True, **pipes)
+            threading.Thread(target=lambda err=self.err, proc=self.proc: err.extend(iter(proc.stderr.readline, "")), daemon=True).start()
+        self._send({"page": str(cwd), "cwd": str(cwd), "home": home}, str(cwd))
 
     def run(self, block: Block) -> None:
-        self.proc.stdin.write(json.dumps({"code": block.code, "where": block.where}) + "\n")
-        self.proc.stdin.flush()
-        line = self.proc.stdout.readline()
-        if not line:
-            pytest.fail(f"{block.where}: the Python session died\n{''.join(self.err)[-3000:]}")
-        reply = json.loads(line)
+        reply = self._send({"code": block.code, "where": block.where}, block.where)
         if not reply["ok"]:
             pytest.fail(f"{block.where}: the Python example failed\n{block.code}\n{reply['error']}\n{''.join(self.err)[-2000:]}", pytrace=False)
 
+    def _send(self, message: dict, where: str) -> dict:
+        self.proc.stdin.write(json.dumps(message) + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            pytest.fail(f"{where}: the Python session died\n{''.join(self.err)[-3000:]}", pytrace=False)
+        return json.loads(line)
+
     def close(self) -> None:
-        self.proc.stdin.close()
-        self.proc.wait(timeout=60)
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.stdin.close()
+            self.proc.wait(timeout=60)
 
 
 def toml_target(block: Block) -> str | None:
@@ -375,13 +387,9 @@ def run_bash(block: Block, cwd: Path, env: dict) -> None:
         )
 
 
-PAGES_WITH_EXAMPLES = [p for p in PAGES if runnable(p)]
-
-
-@pytest.mark.parametrize("page", PAGES_WITH_EXAMPLES, ids=rel)
-def test_every_example_runs(page, page_dir):
-    cwd, env, tools = page_dir
-    python = None
+def run_page(page: Path, cwd: Path, env: dict, python: PythonSession) -> str | None:
+    """Every block of a page in order; None, or what failed."""
+    started = False
     try:
         for block in runnable(page):
             kind = LANGS[block.lang]
@@ -393,11 +401,51 @@ def test_every_example_runs(page, page_dir):
             elif kind == "bash":
                 run_bash(block, cwd, env)
             else:
-                python = python or PythonSession(cwd, env, tools)
+                if not started:
+                    python.page(cwd, env["HOME"])
+                    started = True
                 python.run(block)
-    finally:
-        if python is not None:
-            python.close()
+    except (pytest.fail.Exception, Exception) as e:  # pytest.fail raises a BaseException
+        return getattr(e, "msg", None) or f"{type(e).__name__}: {e}"
+    return None
+
+
+PAGES_WITH_EXAMPLES = [p for p in PAGES if runnable(p)]
+WORKERS = 2  # pages at a time: most of a small command's time is one core importing torch
+
+
+@pytest.fixture(scope="session")
+def page_outcomes(docs_world, request, tmp_path_factory) -> dict[Path, str | None]:
+    """The selected pages' examples, run once, WORKERS pages at a time (each page's blocks in order, in its own folder)."""
+    import queue
+    from concurrent.futures import ThreadPoolExecutor
+
+    wanted = [item.callspec.params["page"] for item in request.session.items if getattr(item, "originalname", "") == "test_every_example_runs"]
+    sessions: queue.Queue = queue.Queue()
+    for _ in range(WORKERS):
+        sessions.put(PythonSession(docs_world["env"], docs_world["tools"]))
+
+    folders = {page: tmp_path_factory.mktemp("page") for page in wanted}
+
+    def run(page: Path) -> str | None:
+        cwd, env = page_dir(docs_world, folders[page])
+        python = sessions.get()
+        try:
+            return run_page(page, cwd, env, python)
+        finally:
+            sessions.put(python)
+
+    with ThreadPoolExecutor(WORKERS) as pool:
+        outcomes = dict(zip(wanted, pool.map(run, wanted)))
+    yield outcomes
+    while not sessions.empty():
+        sessions.get().close()
+
+
+@pytest.mark.parametrize("page", PAGES_WITH_EXAMPLES, ids=rel)
+def test_every_example_runs(page, page_outcomes):
+    if page_outcomes[page]:
+        pytest.fail(page_outcomes[page], pytrace=False)
 
 
 SKIPPED = [b for p in PAGES for b in read_blocks(p) if b.marker == "skip" and LANGS.get(b.lang)]
