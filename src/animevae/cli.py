@@ -170,7 +170,7 @@ def _training_commands(sub) -> None:
         choices=list(PRESETS),
         help="seed: the notebook's settings (default); quality: KL warm-up + free bits + EMA + reflect fill, gmm sampler "
         "(the best likelihood); sharp: quality + a spatial latent (--arch spatial --latent-dim 576) + --beta 0.1, gmm sampler "
-        "(the most realistic faces measured; see docs/results.md)",
+        "(the most realistic faces measured; see docs/explanation/sharper-faces.md)",
     )
     t.add_argument("--out", default=S, help="run folder (default: runs/anime)")
     t.add_argument("--overwrite", action="store_true", default=S, help="replace a run already in --out")
@@ -202,7 +202,9 @@ def _sharing_commands(sub) -> None:
         "mix: the seed's latent averaging; prior: z ~ N(0, I); gmm: a Gaussian mixture fitted to the stored latents; "
         "two-stage: a second VAE fitted to them (Dai & Wipf 2019); diffusion: a small diffusion model fitted to them",
     )
-    gen.add_argument("--mix-k", default=str(DEFAULT_MIX_K), help=f"stored latents one mix draws on, or 'all' (default {DEFAULT_MIX_K}: see the README's table)")
+    gen.add_argument(
+        "--mix-k", default=str(DEFAULT_MIX_K), help=f"stored latents one mix draws on, or 'all' (default {DEFAULT_MIX_K}: see docs/how-to/generate.md)"
+    )
     gen.add_argument("--temperature", type=float, default=1.0, help="prior sampler's scale")
     gen.add_argument("--gmm-components", type=int, default=DEFAULT_GMM_COMPONENTS, help=f"gmm sampler's mixture components (default {DEFAULT_GMM_COMPONENTS})")
     gen.add_argument("--gmm-covariance", default="full", choices=["full", "diag"], help="gmm sampler's covariance per component (default full)")
@@ -295,6 +297,9 @@ def _exploring_commands(sub) -> None:
     ev.add_argument("--samplers", type=_names, help=f"evaluate only these samplers, comma-separated ({names}; default: all)")
     ev.add_argument("--c2st-samplers", type=_names, help="run the classifier two-sample test on these samplers (default: the run's own)")
     ev.add_argument("--c2st-seeds", type=int, default=3, help="classifier seeds to average over (default 3; 0 = no two-sample test)")
+    ev.add_argument(
+        "--c2st-max-rounds", type=int, default=60, help="at most this many training rounds per classifier (default 60; early stopping usually ends sooner)"
+    )
     ev.set_defaults(func=cmd_evaluate)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -57,7 +58,15 @@ def test_generate_reconstruct_interpolate(api_run):
 
 def test_evaluate_returns_the_metrics(api_run, tmp_path):
     m = api_run.evaluate(
-        "builtin", out=tmp_path / "e.json", limit=8, k=2, n_samples=8, gmm_components=2, features="animevae.evaluation.features:pixel_features", progress=False
+        "builtin",
+        out=tmp_path / "e.json",
+        limit=8,
+        k=2,
+        n_samples=8,
+        gmm_components=2,
+        features="animevae.evaluation.features:pixel_features",
+        c2st_max_rounds=2,
+        progress=False,
     )
     assert m["likelihood"]["neg_iwae_per_image"] <= m["likelihood"]["neg_elbo_per_image"] + 1e-6
     assert m["data"]["images"] == 8 and json.loads((tmp_path / "e.json").read_text())["data"]["images"] == 8
@@ -70,10 +79,12 @@ def test_jupyter_shows_the_summary_and_the_grid(api_run):
 
 
 def test_resume_and_mistakes_are_user_errors(api_run, tmp_path):
-    run = animevae.train(api_run.path, resume=True, epochs=3, progress=False)
+    own = tmp_path / "own"
+    shutil.copytree(api_run.path, own)  # resuming writes into the run: the other tests' run must stay as trained
+    run = animevae.train(own, resume=True, epochs=3, progress=False)
     assert [m["epoch"] for m in run.metrics] == [1, 2, 3]
     with pytest.raises(UserError, match="only --epochs and --max-minutes can change"):
-        animevae.train(api_run.path, resume=True, lr=0.1)
+        animevae.train(own, resume=True, lr=0.1)
     with pytest.raises(UserError, match="unknown setting 'learning_rate'"):
         animevae.train(tmp_path / "x", data="builtin", learning_rate=0.1)
     with pytest.raises(UserError, match="--lr must be a positive number"):

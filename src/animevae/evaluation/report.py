@@ -48,7 +48,7 @@ from ..sampling.samplers import DEFAULT_GMM_COMPONENTS, DEFAULT_MIX_K
 from . import metrics as metric
 from .features import FeaturesUnavailable, extract_features, load_features, standard_features
 from .metrics import ACTIVE_THRESHOLD, NEAR_COPY_RMS
-from .two_sample import classifier_two_sample_test
+from .two_sample import MAX_ROUNDS, classifier_two_sample_test
 
 SAMPLERS = (
     ("mix_k2", "mix", 2),
@@ -135,6 +135,7 @@ def evaluate(
     samplers: list[str] | None = None,
     c2st_samplers: list[str] | None = None,
     c2st_seeds: int = 3,
+    c2st_max_rounds: int = MAX_ROUNDS,
 ) -> tuple[dict, Path]:
     """Compute every metric, write them as JSON to ``out`` (default RUN/evaluation.json), print a table; returns (metrics, path)."""
     if k < 1:
@@ -151,12 +152,19 @@ def evaluate(
             raise UserError(f"sampler {name!r}: not one evaluate knows; choose from {', '.join(known)}")
     if c2st_seeds < 0:
         raise UserError(f"--c2st-seeds must be 0 (off) or more, got {c2st_seeds}")
+    if c2st_max_rounds < 1:
+        raise UserError(f"--c2st-max-rounds must be at least 1, got {c2st_max_rounds}")
     say = (lambda msg: print(msg, file=sys.stderr, flush=True)) if progress else (lambda msg: None)
     model = load_model(run, device)
     size = model.config.image_size
     held, train_images, train_pos, described, no_train = load_eval_data(runs.load_run_config(run), data_cfg, size, limit, progress=progress)
     if len(held) < 2:
         raise UserError(f"--data {data_cfg.source}: {len(held)} image(s) to evaluate on; need at least 2")
+    if c2st_seeds and min(len(held), n_samples) < 4:
+        raise UserError(
+            f"--data {data_cfg.source}: the two-sample test needs at least 4 images per set, got {len(held)} to evaluate on and --n-samples "
+            f"{n_samples}; evaluate on more, or pass --c2st-seeds 0"
+        )
     say(f"evaluate: {described}")
     metrics: dict = {
         "run": str(run),
@@ -170,6 +178,7 @@ def evaluate(
             "gmm_components": gmm_components,
             "gmm_covariance": gmm_covariance,
             "c2st_seeds": c2st_seeds,
+            "c2st_max_rounds": c2st_max_rounds,
         },
         **likelihood_metrics(model, held, k, seed, batch, device),
     }
@@ -192,13 +201,13 @@ def evaluate(
             continue
         say(f"evaluate: {n_samples} samples from {name}")
         samples[name] = decode_latents(model, sampler.sample(n_samples, torch.Generator().manual_seed(seed)))
-        metrics["samplers"][name] = sample_metrics(samples[name], net, held_features, metrics["fid_kid"]["kid_subset_size"], seed, device)
+        metrics["samplers"][name] = sample_metrics(samples[name], held, net, held_features, metrics["fid_kid"]["kid_subset_size"], seed, device)
         if name in c2st:
             say(f"evaluate: classifier two-sample test of {name} against the held-out faces ({c2st_seeds} seeds)")
-            metrics["samplers"][name]["c2st"] = classifier_two_sample_test(samples[name], held, seeds=range(c2st_seeds))
+            metrics["samplers"][name]["c2st"] = classifier_two_sample_test(samples[name], held, seeds=range(c2st_seeds), max_rounds=c2st_max_rounds)
     if c2st and train_images is not None:
         say(f"evaluate: classifier two-sample test of the model's reconstructions of {n_samples} training faces ({c2st_seeds} seeds)")
-        metrics["reconstructions"] = reconstruction_c2st(model, train_images, train_pos, held, n_samples, c2st_seeds)
+        metrics["reconstructions"] = reconstruction_c2st(model, train_images, train_pos, held, n_samples, c2st_seeds, c2st_max_rounds)
     if train_images is not None and samples:
         say(f"evaluate: nearest training image for {sum(len(v) for v in samples.values())} samples among {len(train_pos)} training images")
     for name, entry in memorisation(samples, train_images, train_pos, no_train).items():
@@ -209,15 +218,17 @@ def evaluate(
     return metrics, out
 
 
-def reconstruction_c2st(model, train_images, train_pos, held: torch.Tensor, n: int, seeds: int) -> dict:
+def reconstruction_c2st(model, train_images, train_pos, held: torch.Tensor, n: int, seeds: int, max_rounds: int = MAX_ROUNDS) -> dict:
     """The two-sample test of the decoder's reconstructions (decodes of the posterior means) of ``n`` training
     faces, spread over the training set, against the held-out faces: the same test as the samplers', on
     what the decoder draws when its latents are the best they can be. A sampler's accuracy near this one
     means the blur is the decoder's, not the sampler's."""
     pos = np.sort(train_pos[np.linspace(0, len(train_pos) - 1, min(n, len(train_pos))).round().astype(np.int64)])
     faces = torch.from_numpy(np.ascontiguousarray(train_images[pos]))
-    result = classifier_two_sample_test(decode_latents(model, encode_images(model, faces)), held, seeds=range(seeds))
-    return {"c2st": result | {"note": "reconstructions of training faces (decoded posterior means) against the held-out faces; 0.5 = indistinguishable"}}
+    recons = decode_latents(model, encode_images(model, faces))
+    result = classifier_two_sample_test(recons, held, seeds=range(seeds), max_rounds=max_rounds)
+    note = "reconstructions of training faces (decoded posterior means) against the held-out faces; 0.5 = indistinguishable"
+    return {"c2st": result | {"note": note}, "high_frequency_ratio": metric.high_frequency_ratio(recons, held)}
 
 
 def own_entry(sampler: str) -> str:
@@ -288,9 +299,15 @@ def feature_extractor(features: str | None, inception_weights: str | None, devic
     return net, name, note
 
 
-def sample_metrics(images: torch.Tensor, net, held_features, kid_subset_size: int, seed: int, device: str) -> dict:
-    """One sampler's faces: diversity, and FID/KID against the held-out images' features (None without features)."""
-    entry = {"diversity_rms": metric.mean_pairwise_rms(images), "fid": None, "kid": None, "kid_std": None}
+def sample_metrics(images: torch.Tensor, held: torch.Tensor, net, held_features, kid_subset_size: int, seed: int, device: str) -> dict:
+    """One sampler's faces: diversity, fine detail against the held-out images, and FID/KID against their features (None without)."""
+    entry = {
+        "diversity_rms": metric.mean_pairwise_rms(images),
+        "high_frequency_ratio": metric.high_frequency_ratio(images, held),
+        "fid": None,
+        "kid": None,
+        "kid_std": None,
+    }
     if net is not None:
         f = extract_features(net, images, device=device)
         kid_mean, kid_std = metric.kernel_inception_distance(f, held_features, subset_size=kid_subset_size, seed=seed)
@@ -333,6 +350,15 @@ def _fmt(v, spec: str = ".2f") -> str:
     return "-" if v is None or (isinstance(v, float) and not math.isfinite(v)) else format(v, spec)
 
 
+def _c2st(c: dict | None) -> str:
+    """The two-sample test's full-size and half-size accuracies, as two table cells."""
+    if not c:
+        return f"{'-':>6} {'-':>6}"
+    sizes = list((c.get("by_size") or {}).values())  # full size first, then half size
+    half = sizes[1]["accuracy"] if len(sizes) > 1 else None
+    return f"{_fmt(c.get('accuracy'), '.3f'):>6} {_fmt(half, '.3f'):>6}"
+
+
 def format_table(m: dict) -> str:
     lk, rc, lt = m["likelihood"], m["reconstruction"], m["latents"]
     lines = [
@@ -344,7 +370,7 @@ def format_table(m: dict) -> str:
         f"  reconstruction: MSE {_fmt(rc['mse'], '.5f')}   PSNR {_fmt(rc['psnr'])} dB   SSIM {_fmt(rc['ssim'], '.4f')}",
         f"samples ({m['settings']['n_samples']} per sampler; near-copy = RMS < {NEAR_COPY_RMS:g} of 255 to a training image; "
         f"FID/KID features: {m['fid_kid']['features']}{' - skipped' if m['fid_kid']['skipped'] else ''})",
-        f"  {'sampler':<9} {'diversity':>9} {'NN median':>9} {'copies':>7} {'FID':>9} {'KID':>9} {'C2ST acc':>9}",
+        f"  {'sampler':<9} {'diversity':>9} {'NN median':>9} {'copies':>7} {'FID':>9} {'KID':>9} {'HF ratio':>8} {'C2ST':>6} {'half':>6}",
     ]
     for name, s in m["samplers"].items():
         if "skipped" in s:
@@ -354,9 +380,12 @@ def format_table(m: dict) -> str:
         copies = f"{mem['near_copies']}/{mem['of']}" if "near_copies" in mem else "-"
         lines.append(
             f"  {name:<9} {_fmt(s['diversity_rms'], '.1f'):>9} {_fmt(mem.get('median_nearest_train_rms'), '.1f'):>9} {copies:>7} "
-            f"{_fmt(s.get('fid'), '.3f'):>9} {_fmt(s.get('kid'), '.4f'):>9} {_fmt((s.get('c2st') or {}).get('accuracy'), '.3f'):>9}"
+            f"{_fmt(s.get('fid'), '.3f'):>9} {_fmt(s.get('kid'), '.4f'):>9} {_fmt(s.get('high_frequency_ratio'), '.2f'):>8} {_c2st(s.get('c2st'))}"
         )
     if "reconstructions" in m:
-        acc = _fmt(m["reconstructions"]["c2st"]["accuracy"], ".3f")
-        lines.append(f"  {'recons':<9} {'':>9} {'':>9} {'':>7} {'':>9} {'':>9} {acc:>9}   (of training faces: the decoder's own)")
+        r = m["reconstructions"]
+        hf = _fmt(r.get("high_frequency_ratio"), ".2f")
+        lines.append(f"  {'recons':<9} {'':>9} {'':>9} {'':>7} {'':>9} {'':>9} {hf:>8} {_c2st(r['c2st'])}   (of training faces: the decoder's own)")
+    lines.append("  HF ratio: power above half the Nyquist frequency relative to real faces' (1 = as much fine detail)")
+    lines.append("  C2ST: a classifier's accuracy at telling the faces from real ones at full size, and both shrunk to half size (0.5 = cannot)")
     return "\n".join(lines)

@@ -214,7 +214,6 @@ def make_sampler(
 
 
 @torch.no_grad()
-@torch.no_grad()
 def encode_images(model: VAE, images: torch.Tensor, batch: int = 128) -> torch.Tensor:
     """uint8 N x 3 x H x W -> encoder means N x latent (on the CPU), in batches."""
     device = next(model.parameters()).device

@@ -2,7 +2,7 @@
 
 ``mix`` is the seed's: random weighted averages of the learned latent means. With weights over all
 ~60k latents every average collapses to the mean face, so ``k`` (how many stored latents one mix
-draws on) is a parameter; the README's table shows what it does to diversity. ``prior`` draws from
+draws on) is a parameter; docs/how-to/generate.md shows what it does to diversity. ``prior`` draws from
 N(0, T^2 I); ``gmm`` from a Gaussian mixture fitted to the stored latent means; ``two-stage`` from a
 second VAE fitted to them; ``diffusion`` from a small diffusion model fitted to them.
 """
