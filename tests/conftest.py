@@ -1,10 +1,14 @@
-"""Shared fixtures: the real shared faces (skipped when absent), a private cache folder, a CLI runner, a tiny run."""
+"""Shared fixtures and helpers: what a test needs from the machine (``need``), the real shared faces, a tmpfs, a private
+cache folder, a CLI runner, a tiny run."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -12,11 +16,36 @@ import pytest
 SHARED_FACES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "anime-faces-96"
 
 
+def need(condition: bool, reason: str) -> None:
+    """Skip the calling test, saying why, unless ``condition`` holds. Under CI (``CI=true``) fail instead: CI provides
+    every component the tests need (Chromium, root to mount a tmpfs, ../shared beside the checkout), so a skip there
+    would hide a test that did not run."""
+    if condition:
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI=true and this test cannot run: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
 @pytest.fixture(scope="session")
 def shared_faces() -> Path:
-    if not SHARED_FACES.is_dir():
-        pytest.skip(f"the shared faces are not at {SHARED_FACES} (CI has ../shared beside the checkout)")
+    need(SHARED_FACES.is_dir(), f"the shared faces are not at {SHARED_FACES} (CI has ../shared beside the checkout)")
     return SHARED_FACES
+
+
+@contextmanager
+def tmpfs(parent: Path, options: str):
+    """A real tmpfs (``mount -o options``) in a new folder under ``parent`` for one test; mounting needs root (CI has it)."""
+    mnt = parent / f"fs-{uuid.uuid4().hex[:6]}"
+    mnt.mkdir()
+    mount = shutil.which("mount")
+    proc = subprocess.run([mount, "-t", "tmpfs", "-o", options, "tmpfs", str(mnt)], capture_output=True, text=True) if mount else None
+    why = "no mount command" if proc is None else (proc.stderr.strip().splitlines() or ["refused"])[-1]
+    need(proc is not None and proc.returncode == 0, f"cannot mount a tmpfs ({options}) here: {why} (it needs mount and root, as CI has)")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -84,8 +113,6 @@ def messy_parquet(tmp_path_factory) -> tuple[Path, list[str]]:
 @pytest.fixture(scope="module")
 def run_copy(tiny_run, tmp_path_factory) -> Path:
     """A module's own copy of tiny_run's model, config and latents (tests may add files to it)."""
-    import shutil
-
     dest = tmp_path_factory.mktemp("run-copy") / "run"
     dest.mkdir()
     for name in ("config.json", "model.safetensors", "latents.safetensors"):

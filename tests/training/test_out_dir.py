@@ -2,33 +2,23 @@
 
 from __future__ import annotations
 
-import subprocess
-import uuid
-
 import pytest
+from conftest import tmpfs
 
 TINY = ["--data", "builtin", "--builtin-count", "64", "--epochs", "1", "--batch-size", "16", "--quiet"]
 
 
-def _mount_tmpfs(tmp_path, options: str):
-    """A real tmpfs mounted for one test (needs root, as CI has); skips where mounting is refused."""
-    mnt = tmp_path / f"fs-{uuid.uuid4().hex[:6]}"
-    mnt.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(mnt)], capture_output=True).returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs ({options}) here (needs root)")
-    yield mnt
-    subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
-
-
 @pytest.fixture
 def small_fs(tmp_path):
-    """A 4 MB filesystem: the run cannot fit on it."""
-    yield from _mount_tmpfs(tmp_path, "size=4m")
+    """A 4 MB filesystem: the run cannot fit on it (a real tmpfs: skips without root; under CI, fails)."""
+    with tmpfs(tmp_path, "size=4m") as mnt:
+        yield mnt
 
 
 @pytest.fixture
 def read_only_fs(tmp_path):
-    yield from _mount_tmpfs(tmp_path, "ro,size=1m")
+    with tmpfs(tmp_path, "ro,size=1m") as mnt:
+        yield mnt
 
 
 def assert_one_line_error(proc, *needles):
