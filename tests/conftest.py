@@ -1,5 +1,5 @@
 """Shared fixtures and helpers: what a test needs from the machine (``need``), the real shared faces, a tmpfs, a private
-cache folder, a CLI runner, a tiny run."""
+cache folder, a CLI runner, and two trained runs (read-only: a test that writes into a run takes a copy of its own)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 SHARED_FACES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "anime-faces-96"
+RUN_FILES = ("config.json", "model.safetensors", "latents.safetensors")  # what generating, evaluating and fitting samplers read
 
 
 def need(condition: bool, reason: str) -> None:
@@ -72,12 +73,29 @@ def cli():
     return run_cli
 
 
+def _listing(folder: Path) -> dict[str, tuple[int, int]]:
+    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@contextmanager
+def read_only(folder: Path, name: str):
+    """Fail, on leaving, if anything in ``folder`` was written meanwhile: a fixture that tests share must stay as it was
+    made, or their results would depend on their order (a test that writes takes a copy: fresh_run, run_copy)."""
+    before = _listing(folder)
+    yield folder
+    after = _listing(folder)
+    changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+    assert not changed, f"a test wrote into the shared {name}, which tests must only read: {changed[:10]}"
+
+
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory) -> Path:
-    """A seed-preset model trained 2 epochs on 320 built-in faces: enough to test everything downstream."""
+    """A seed-preset model trained 2 epochs on 320 built-in faces: enough to test everything downstream. Read it, never
+    write into it (nor fit samplers into it): the tests share it."""
     out = tmp_path_factory.mktemp("runs") / "tiny"
     run_cli("train", "--data", "builtin", "--builtin-count", "320", "--epochs", "2", "--batch-size", "32", "--out", out, "--quiet", "--seed", "1")
-    return out
+    with read_only(out, "tiny_run"):
+        yield out
 
 
 @pytest.fixture(scope="session")
@@ -88,7 +106,8 @@ def sharp_run(tmp_path_factory) -> Path:
         "train", "--data", "builtin", "--builtin-count", "320", "--epochs", "1", "--batch-size", "32", "--preset", "sharp", "--out", out, "--seed", "1"
     )
     (out / "train.stderr").write_text(proc.stderr)  # what a user saw while it trained (the sampler's fit is in it)
-    return out
+    with read_only(out, "sharp_run"):
+        yield out
 
 
 @pytest.fixture(scope="module")
@@ -110,11 +129,23 @@ def messy_parquet(tmp_path_factory) -> tuple[Path, list[str]]:
     return path, write_messy_parquet(path)
 
 
+def copy_run(source: Path, dest: Path) -> Path:
+    """A new run folder ``dest`` holding ``source``'s model, config and latents (no fitted samplers, no checkpoints)."""
+    dest.mkdir(parents=True)
+    for name in RUN_FILES:
+        shutil.copy2(source / name, dest / name)
+    return dest
+
+
 @pytest.fixture(scope="module")
 def run_copy(tiny_run, tmp_path_factory) -> Path:
-    """A module's own copy of tiny_run's model, config and latents (tests may add files to it)."""
-    dest = tmp_path_factory.mktemp("run-copy") / "run"
-    dest.mkdir()
-    for name in ("config.json", "model.safetensors", "latents.safetensors"):
-        shutil.copy2(tiny_run / name, dest / name)
-    return dest
+    """A module's own copy of tiny_run's model, config and latents. Its tests may fit samplers into it (the fits are
+    seeded: whichever test fits first, every test sees the same sampler); a test that checks whether something was
+    fitted, or changes the latents, takes ``fresh_run``."""
+    return copy_run(tiny_run, tmp_path_factory.mktemp("run-copy") / "run")
+
+
+@pytest.fixture
+def fresh_run(tiny_run, tmp_path) -> Path:
+    """This test's own copy of tiny_run's model, config and latents: nothing fitted yet, free to write into."""
+    return copy_run(tiny_run, tmp_path / "fresh-run")

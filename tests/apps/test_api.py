@@ -9,6 +9,7 @@ import sys
 
 import pytest
 import torch
+from conftest import read_only
 from PIL import Image
 
 import animevae
@@ -17,8 +18,11 @@ from animevae.errors import UserError
 
 @pytest.fixture(scope="module")
 def api_run(tmp_path_factory):
+    """A run the module's tests share: they read it (a test that writes into a run takes a copy)."""
     out = tmp_path_factory.mktemp("api") / "nb"
-    return animevae.train(out, data="builtin", builtin_count=160, epochs=2, image_size=48, batch_size=32, progress=False)
+    run = animevae.train(out, data="builtin", builtin_count=160, epochs=2, image_size=48, batch_size=32, progress=False)
+    with read_only(out, "api_run"):
+        yield run
 
 
 def test_the_issue_example_in_a_fresh_process(tmp_path):

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import need
+from conftest import copy_run, need
 from PIL import Image
 
 from animevae.data.toyfaces import render_face
@@ -80,8 +80,9 @@ def test_read_upload_refusals_say_why(tmp_path, name, write, says):
 
 
 @pytest.fixture(scope="module")
-def demo_model(tiny_run) -> DemoModel:
-    return DemoModel(str(tiny_run))
+def demo_model(tiny_run, tmp_path_factory) -> DemoModel:
+    """The demo's model on a copy of the tiny run: drawing from gmm, two-stage and diffusion fits them into the folder."""
+    return DemoModel(str(copy_run(tiny_run, tmp_path_factory.mktemp("demo-model") / "run")))
 
 
 def test_demo_model_computations(demo_model, tmp_path):
