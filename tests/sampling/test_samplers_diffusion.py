@@ -9,6 +9,7 @@ import math
 import pytest
 import torch
 
+from animevae.sampling.generate import fitted_files
 from animevae.sampling.samplers import DiffusionSampler, GMMSampler
 
 
@@ -60,7 +61,12 @@ def test_saved_tensors_that_do_not_fit_are_refused(fitted):
         DiffusionSampler.from_tensors({**t, "net.inp.bias": torch.full_like(t["net.inp.bias"], float("nan"))}, 8)
 
 
-def test_generate_with_the_diffusion_sampler(cli, run_copy, tmp_path):
-    proc = cli("generate", "--run", run_copy, "--sampler", "diffusion", "--n", 6, "--out", tmp_path / "g")
+def test_generate_with_the_diffusion_sampler(cli, fresh_run, tmp_path):
+    proc = cli("generate", "--run", fresh_run, "--sampler", "diffusion", "--n", 6, "--seed", 3, "--out", tmp_path / "g")
     assert "6 faces written" in proc.stdout
-    assert len(list((tmp_path / "g").glob("0000*.png"))) == 6
+    assert "diffusion: fitting a denoiser" in proc.stderr and "diffusion.safetensors: fitted in" in proc.stderr
+    assert fitted_files(fresh_run) == [fresh_run / "diffusion.safetensors"]  # the named sampler was fitted, no other
+    faces = sorted(p.name for p in (tmp_path / "g").glob("0000*.png"))
+    assert len(faces) == 6
+    cli("generate", "--run", fresh_run, "--sampler", "prior", "--n", 6, "--seed", 3, "--out", tmp_path / "prior")
+    assert all((tmp_path / "g" / f).read_bytes() != (tmp_path / "prior" / f).read_bytes() for f in faces)  # its draws, not N(0, I)'s
