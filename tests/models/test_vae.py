@@ -82,6 +82,7 @@ def test_seed_preset_layer_layout():
         conv, bn, act = list(block)
         assert isinstance(conv, (nn.Conv2d, nn.ConvTranspose2d))
         assert isinstance(bn, nn.BatchNorm2d) and bn.num_features == conv.out_channels
+        assert (bn.momentum, bn.eps, bn.affine, bn.track_running_stats) == (0.1, 1e-5, True, True)  # PyTorch's defaults, the notebook's
         assert isinstance(act, nn.LeakyReLU) and act.negative_slope == pytest.approx(0.2)
     # the decoder's last layer is a bare transposed conv: it outputs logits
     last = list(model.decoder)[-1]

@@ -1,22 +1,28 @@
-"""The seed preset's path, pinned: 42 fp32 CPU steps on real faces must reproduce every loss bit for bit.
+"""The seed preset's path, pinned: 42 fp32 CPU steps (3 epochs x 14) on 1,000 real faces, against a recorded run.
 
-Any change to what the seed preset computes (state_dict keys, initialisation order, the number of
-random draws per step, the order of floating-point operations) changes a loss or a hash below and
-fails this test. The values were recorded before the seams redesign (issue 11) and must never be
-re-recorded to make a refactor pass: a change that means to alter the seed preset says so in its
-commit and in docs/results.md.
+The values below were recorded before the seams redesign and must never be re-recorded to make a refactor
+pass: a change that means to alter the seed preset says so in its commit and in docs/results.md. One
+training run serves two tests:
 
-Bit-identity holds for one torch build, CPU kernel family and thread count; the test pins the thread
-count and, on another torch or CPU family, still checks every loss to 1e-4 relative (oneDNN picks
-other kernels there) and says why it cannot compare bits.
+- ``test_seed_preset_follows_the_recorded_path`` runs on every CPU. Floating-point rounding differs between
+  CPU kernel families (oneDNN and ATen pick other kernels), and a training run compounds it, so the first
+  ``FIRST_STEPS`` losses are compared tightly, before it compounds (a changed initialisation, data order,
+  number of random draws, loss or learning rate moves them by far more), and the later steps and held-out
+  losses within the drift measured across kernel families (``DRIFT`` below).
+- ``test_seed_preset_is_bit_identical_to_the_recorded_run`` runs where the torch build and CPU kernel family
+  are the recorded ones (``RECORDED_ON``) and skips elsewhere, saying why: every loss and held-out loss bit
+  for bit, and the sha256 of the saved weights and latents (a changed BatchNorm momentum, say, leaves every
+  training loss alone but changes these).
 
-Print the values of the current code: ``python tests/test_golden.py``.
+Both pin the thread count. Print the values of the current code: ``python tests/training/test_golden.py``;
+run it under ``ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2`` to see an AVX2-only CPU's path.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -27,7 +33,7 @@ import animevae.training.loop as train_module
 from animevae.config import PRESETS, DataConfig, ModelConfig, TrainConfig
 from animevae.training.loop import train
 
-SHARED_FACES = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "anime-faces-96"
+SHARED_FACES = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "anime-faces-96"  # for __main__; tests take the fixture
 
 RECORDED_ON = {"torch": "2.13.0+cpu", "cpu_capability": "AVX512", "threads": 2}
 STEP_LOSSES = [  # every training step's loss (float.hex: exact), recorded on the commit before the redesign
@@ -82,6 +88,19 @@ HELDOUT_LOSSES = [  # metrics.jsonl's heldout_loss of each epoch
 WEIGHTS_SHA256 = "4c487cf33360336a8c888db0a3e5183d61ce943ed31e647689b2a6b35717e829"
 LATENTS_SHA256 = "9535bca1f036d1396c3f7c4637e7e57eb66a608d52ea557281e5c79d66bdac66"
 
+# DRIFT: the largest relative difference from the recorded values, measured on an AVX512 machine with oneDNN's and
+# ATen's kernels capped at other families (ONEDNN_MAX_CPU_ISA, ATEN_CPU_CAPABILITY; torch 2.13.0, 2 threads):
+#   kernels                          step 1   step 2   steps 3-5  steps 6-42  held-out epochs 1, 2, 3
+#   AVX512_CORE, or ATen avx2 alone  0 (the whole run bit-identical)
+#   AVX2 + ATen avx2                 0        3.8e-7   4.0e-5     7.9e-3      12.8 %, 2.0 %, 0.14 %
+#   SSE4.1 + ATen default            9.3e-8   1.9e-5   6.1e-4     1.6e-2      25.6 %, 3.2 %, 2.1 %
+# The held-out loss after epoch 1 swings most: after 14 steps BatchNorm's running statistics lag far behind the weights.
+# Tolerances: about 10x the drift for the first steps, 2x for the rest. A learning rate 10 % higher moves step 2 by
+# 2.6e-3 (13x FIRST_STEPS_REL); a BatchNorm momentum of 0.2 moves no training loss, only what the bit-identical test pins.
+FIRST_STEPS, FIRST_STEPS_REL = 2, 2e-4
+LATER_STEPS_REL = 3e-2
+HELDOUT_REL = (0.5, 6.5e-2, 4.5e-2)
+
 
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
@@ -115,28 +134,50 @@ def run_seed_preset(out: Path, faces: Path) -> tuple[list[float], list[float]]:
     return losses, heldout
 
 
-def same_platform() -> bool:
-    return (torch.__version__, torch.backends.cpu.get_cpu_capability()) == (RECORDED_ON["torch"], RECORDED_ON["cpu_capability"])
+def platform_differs() -> str | None:
+    """Why this machine's CPU kernels are not the recorded run's (None when they are)."""
+    here = {"torch": torch.__version__, "cpu_capability": torch.backends.cpu.get_cpu_capability()}
+    if (here["torch"], here["cpu_capability"]) != (RECORDED_ON["torch"], RECORDED_ON["cpu_capability"]):
+        return f"this is torch {here['torch']} on {here['cpu_capability']}"
+    capped = os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA")
+    if capped and capped.upper() != "ALL":
+        return f"oneDNN's kernels are capped at {capped} (ONEDNN_MAX_CPU_ISA)"
+    return None
 
 
-def test_seed_preset_is_bit_identical_to_the_recorded_run(tmp_path):
-    if not SHARED_FACES.is_dir():
-        pytest.skip(f"the shared faces are not at {SHARED_FACES} (CI has ../shared beside the checkout)")
-    losses, heldout = run_seed_preset(tmp_path / "run", SHARED_FACES)
-    expected = [float.fromhex(h) for h in STEP_LOSSES]
-    assert len(losses) == len(expected) == 42
-    if not same_platform():
-        assert losses == pytest.approx(expected, rel=1e-4)
-        assert heldout == pytest.approx([float.fromhex(h) for h in HELDOUT_LOSSES], rel=1e-4)
-        pytest.skip(
-            f"bit-identity recorded on {RECORDED_ON}, this is torch {torch.__version__} on "
-            f"{torch.backends.cpu.get_cpu_capability()}: losses checked to 1e-4 only"
-        )
-    mismatched = [(i, a.hex(), b.hex()) for i, (a, b) in enumerate(zip(losses, expected)) if a != b]
+@pytest.fixture(scope="module")
+def seed_run(shared_faces, tmp_path_factory) -> tuple[list[float], list[float], Path]:
+    out = tmp_path_factory.mktemp("golden") / "run"
+    losses, heldout = run_seed_preset(out, shared_faces)
+    return losses, heldout, out
+
+
+def relative(got: list[float], recorded: list[str]) -> list[float]:
+    return [abs(a - float.fromhex(b)) / abs(float.fromhex(b)) for a, b in zip(got, recorded)]
+
+
+def test_seed_preset_follows_the_recorded_path(seed_run):
+    losses, heldout, _ = seed_run
+    assert len(losses) == len(STEP_LOSSES) == 42 and len(heldout) == len(HELDOUT_LOSSES) == 3
+    steps = relative(losses, STEP_LOSSES)
+    first = [(i + 1, f"{r:.1e}") for i, r in enumerate(steps[:FIRST_STEPS]) if r > FIRST_STEPS_REL]
+    assert not first, f"the first steps left the recorded path (step, relative difference): {first}"
+    later = [(i + 1, f"{r:.1e}") for i, r in enumerate(steps) if i >= FIRST_STEPS and r > LATER_STEPS_REL]
+    assert not later, f"later steps differ by more than CPU kernels make them (step, relative difference): {later}"
+    held = [(epoch + 1, f"{r:.1e}") for epoch, r in enumerate(relative(heldout, HELDOUT_LOSSES)) if r > HELDOUT_REL[epoch]]
+    assert not held, f"held-out losses differ by more than CPU kernels make them (epoch, relative difference): {held}"
+
+
+def test_seed_preset_is_bit_identical_to_the_recorded_run(seed_run):
+    why = platform_differs()
+    if why:
+        pytest.skip(f"bit-identity was recorded on {RECORDED_ON}; {why}, so only the path within the kernels' drift is checked")
+    losses, heldout, out = seed_run
+    mismatched = [(i + 1, a.hex(), b) for i, (a, b) in enumerate(zip(losses, STEP_LOSSES)) if a.hex() != b]
     assert not mismatched, f"first differing steps (step, got, recorded): {mismatched[:3]}"
     assert [v.hex() for v in heldout] == HELDOUT_LOSSES
-    assert _sha256(tmp_path / "run" / "model.safetensors") == WEIGHTS_SHA256
-    assert _sha256(tmp_path / "run" / "latents.safetensors") == LATENTS_SHA256
+    assert _sha256(out / "model.safetensors") == WEIGHTS_SHA256
+    assert _sha256(out / "latents.safetensors") == LATENTS_SHA256
 
 
 if __name__ == "__main__":
