@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from animevae import checkpoint
 from animevae.runs import load_tensors
+from animevae.training import checkpoint
 
 # A small model (48 px, 4 layers) so a step and a checkpoint take milliseconds; one thread for determinism.
 BASE = [
@@ -158,9 +158,30 @@ def test_damaged_newest_checkpoint_falls_back_with_warning(reference, tmp_path, 
         checkpoint.load_latest(out)
 
 
-def test_resume_refuses_changed_settings_and_missing_run(tmp_path, cli):
-    proc = cli("train", "--resume", tmp_path / "nothing", check=False)
-    assert proc.returncode == 2 and "animevae: error:" in proc.stderr and "Traceback" not in proc.stderr
+def one_line_refusal(proc) -> str:
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("animevae: error: "), proc.stderr[-2000:]
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    "change, says",
+    [(["--lr", "1e-3"], "(got --lr)"), (["--batch-size", "8"], "(got --batch-size)"), (["--preset", "sharp"], "(got --preset)")],
+    ids=["lr", "batch-size", "preset"],
+)
+def test_resume_refuses_changed_settings(reference, tmp_path, cli, change, says):
+    out = tmp_path / "run"
+    shutil.copytree(reference, out)  # a real run with checkpoints, its own copy
+    before = {p.relative_to(out): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+    msg = one_line_refusal(cli("train", "--resume", out, "--epochs", 4, *change, check=False))
+    assert "--resume continues a run exactly as configured; only --epochs and --max-minutes can change" in msg and says in msg, msg
+    assert {p.relative_to(out): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()} == before  # nothing trained or written
+
+
+def test_resume_refuses_a_missing_run(tmp_path, cli):
+    msg = one_line_refusal(cli("train", "--resume", tmp_path / "nothing", check=False))
+    assert str(tmp_path / "nothing") in msg
 
 
 def test_nonfinite_losses_stop_the_run_with_checkpoint_intact(tmp_path):
