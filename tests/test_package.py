@@ -87,4 +87,3 @@ def test_metadata_names_the_versions_the_code_runs_on():
     assert meta["requires-python"] == ">=3.11"  # tomllib (config files) is 3.11+
     torch_req = next(d for d in meta["dependencies"] if d.startswith("torch"))
     assert torch_req == "torch>=2.4"  # torch.get_autocast_dtype and fused Adam on the CPU are 2.4+
-    assert sys.version_info >= (3, 11)
