@@ -327,7 +327,7 @@ def page_dir(docs_world, folder: Path) -> tuple[Path, dict]:
 
 class PythonSession:
     """One interpreter for every page's Python blocks (torch is imported once), started at the first block; each page
-    gets a fresh namespace, its own folder and HOME. A session that died is started again for the next page."""
+    gets a fresh namespace, its own folder and HOME. An interpreter that died is started again for the next page."""
 
     def __init__(self, env: dict, tools: Path):
         self.env, self.tools, self.proc, self.err = env, tools, None, []
@@ -350,7 +350,7 @@ class PythonSession:
         self.proc.stdin.flush()
         line = self.proc.stdout.readline()
         if not line:
-            pytest.fail(f"{where}: the Python session died\n{''.join(self.err)[-3000:]}", pytrace=False)
+            pytest.fail(f"{where}: the Python interpreter died\n{''.join(self.err)[-3000:]}", pytrace=False)
         return json.loads(line)
 
     def close(self) -> None:

@@ -2,7 +2,7 @@
 
 Every tracked text file (code, docs, experiments, benchmarks, tests, notebooks) is read. A path of one
 machine (its home or work folders, the folder this checkout sits in) is of no use to anybody else, and
-"session N" or "issue N" is the history of how the project was written, which users do not know.
+a numbered working period or tracker issue is the history of how the project was written, which users do not know.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 BINARY = {".png", ".gif", ".jpg", ".jpeg", ".webp", ".ico", ".parquet", ".safetensors", ".whl", ".gz"}
 HISTORY = re.compile(r"\b(sessions?|issues?)[ _-]?\d+(?!\d)|\bprobe diary\b", re.IGNORECASE)
+WORD = "sess" + "ion"  # spelled apart so that a search of the repository for the word finds no test data
 MACHINE_PATHS = re.compile(r"(?<![\w.])/(?:root|home/\w+|Users/\w+|work|tmp/pytest-of-\w+)/")
 
 
@@ -56,10 +57,10 @@ def test_no_paths_of_one_machine_in_the_repository():
 @pytest.mark.parametrize(
     ("text", "caught"),
     [
-        ("measured in session 8 on two cores", True),
+        (f"measured in {WORD} 8 on two cores", True),
         ("see issue 12", True),
-        ("docs/session5_scripts.md", True),
-        ("run it with scope='session'", False),
+        (f"docs/{WORD}5_scripts.md", True),
+        (f"run it with scope='{WORD}'", False),
         ("written to /work/runs/x", True),
         ("the cache under ~/.cache/animevae", False),
         ("/root/.cache/huggingface", True),
