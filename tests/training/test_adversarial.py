@@ -3,6 +3,7 @@ real run with it: the discriminator trains, is checkpointed, and stays out of th
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -197,8 +198,12 @@ def test_an_adversarial_run_trains_saves_a_plain_model_and_fine_tunes_as_adversa
     assert any(k.startswith("objective.disc.") for k in names) and any(k.startswith("optim.disc.") for k in names)
     model = VAE.from_pretrained(path)  # loads without the discriminator
     assert model.generate(torch.zeros(2, 8)).shape == (2, 3, 24, 24)
-    assert not list(path.glob("gmm*.safetensors"))
-    assert len(run.generate(4)) == 4 and list(path.glob("gmm*.safetensors"))  # the preset's sampler, gmm, by default
+    assert [p.name for p in path.glob("gmm*.safetensors")] == ["gmm_10_full.safetensors"]  # the preset's sampler, fitted as training ended
+    capsys.readouterr()
+    faces = run.generate(4, seed=1)
+    assert len(faces) == 4 and "fitting" not in capsys.readouterr().err  # generate uses the kept fit
+    digests = lambda images: [hashlib.sha256(f.tobytes()).hexdigest()[:12] for f in images]  # noqa: E731
+    assert digests(faces) == digests(run.generate(4, seed=1, sampler="gmm")) != digests(run.generate(4, seed=1, sampler="mix"))  # gmm by default
     tuned = animevae.train(tmp_path / "tuned", data="builtin", builtin_count=96, init_from=str(path), epochs=1, batch_size=16, progress=False)
     saved = json.loads((Path(tuned.path) / "config.json").read_text())["train"]
     assert saved["objective"] == "adversarial" and saved["sampler"] == "gmm" and saved["adv_start_epochs"] == 0.5
