@@ -89,6 +89,9 @@ def load_or_fit(run: str, filename: str, fit, load, says: str, revision: str | N
     lock = None
     if folder.is_dir():
         path = folder / filename
+        sampler, _ = _saved(path, fitted_on, load, dim)
+        if sampler is not None:  # current: read without taking the lock (nothing is written into the run)
+            return sampler
         try:
             lock = runs.FolderLock(folder, f".{filename}.lock", what="--run", doing=f"fitting {filename} in").acquire(wait=True)
         except UserError:
