@@ -150,14 +150,19 @@ def summarize(run: str | os.PathLike) -> dict:
     if "reconstructions" in m:
         c = m["reconstructions"]["c2st"]
         row["c2st_recons"], row["c2st_recons_per_seed"] = _r(c["accuracy"], 3), [_r(a, 3) for a in c["per_seed"]]
+        row["c2st_recons_half"] = half_size(c)
+        row["hf_ratio_recons"] = _r(m["reconstructions"].get("high_frequency_ratio"), 3)
     for name, s in m["samplers"].items():
         if "skipped" in s:
             row["samplers"][name] = {"skipped": s["skipped"]}
             continue
         mem = s.get("memorisation") or {}
         entry = {"fid": _r(s.get("fid"), 3), "kid": _r(s.get("kid"), 4), "diversity": _r(s["diversity_rms"], 1)}
+        if s.get("high_frequency_ratio") is not None:
+            entry["hf_ratio"] = _r(s["high_frequency_ratio"], 3)
         if "c2st" in s:
             entry |= {"c2st": _r(s["c2st"]["accuracy"], 3), "c2st_per_seed": [_r(a, 3) for a in s["c2st"]["per_seed"]]}
+            entry["c2st_half"] = half_size(s["c2st"])
         if "near_copies" in mem:
             entry |= {
                 "nearest_train_median": _r(mem["median_nearest_train_rms"], 1),
@@ -167,6 +172,12 @@ def summarize(run: str | os.PathLike) -> dict:
             }
         row["samplers"][name] = entry
     return row
+
+
+def half_size(c2st: dict) -> float | None:
+    """The two-sample test's accuracy with both sets shrunk to half size (``evaluate``'s second size), if it was run."""
+    sizes = list((c2st.get("by_size") or {}).values())
+    return _r(sizes[1]["accuracy"], 3) if len(sizes) > 1 else None
 
 
 def fmt(v, spec: str = ".3f") -> str:

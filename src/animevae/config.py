@@ -159,6 +159,10 @@ class TrainConfig:
     ema: float = opt(0.0, "EMA decay of the weights, e.g. 0.999 (saved weights are the EMA); 0 = off", group=BEYOND)
     adv_weight: float = opt(0.1, "weight of the patch discriminator's term, on top of VQGAN's adaptive gradient-norm ratio (0.5 drew textures)", group=ADV)
     adv_start_epochs: float = opt(1.0, "epochs of plain ELBO training before the discriminator is switched on", group=ADV)
+    adv_start_fraction: float | None = opt(
+        None, "switch the discriminator on after this share of the run (of --epochs, or of --max-minutes when set) instead of --adv-start-epochs", group=ADV
+    )
+    adv_decoder_only: bool = opt(False, "once the discriminator is on, train the decoder only: the encoder, and so the latents, stay as they are", group=ADV)
     disc_width: int = opt(32, "channels of the discriminator's first conv (doubling over 3 layers)", group=ADV)
     diffaug: bool = opt(True, "no differentiable augmentation of the discriminator's inputs", flag="--no-diffaug", group=ADV)
     disc_blur: bool = opt(False, "low-pass the discriminator's input to each strided conv (anti-aliasing against textures at its stride)", group=ADV)
@@ -209,6 +213,8 @@ class TrainConfig:
             raise UserError("--save-every-steps must be 0 or more and --max-bad-steps at least 1")
         if not (self.adv_weight >= 0 and math.isfinite(self.adv_weight)) or not (self.adv_start_epochs >= 0 and math.isfinite(self.adv_start_epochs)):
             raise UserError(f"--adv-weight and --adv-start-epochs must be 0 or more, got {self.adv_weight} and {self.adv_start_epochs}")
+        if self.adv_start_fraction is not None and not 0 <= self.adv_start_fraction < 1:
+            raise UserError(f"--adv-start-fraction must be in [0, 1), got {self.adv_start_fraction}")
         for name in ("adv_feature_match", "disc_r1"):
             if not (getattr(self, name) >= 0 and math.isfinite(getattr(self, name))):
                 raise UserError(f"--{name.replace('_', '-')} must be 0 or more, got {getattr(self, name)}")
@@ -224,7 +230,10 @@ class TrainConfig:
 # real. docs/explanation/experiments.md has the figures, and each records the sampler that measured best for it.
 QUALITY = {"kl_warmup_epochs": 2.0, "free_bits": 0.25, "ema": 0.998, "rotation_fill": "reflection", "interpolation": "bilinear"}
 SHARP = {"arch": "spatial", "latent_dim": 576, "beta": 0.1, "sampler": "gmm"}
-PRESETS: dict[str, dict] = {"seed": {}, "quality": {**QUALITY, "sampler": "gmm"}, "sharp": {**QUALITY, **SHARP}}
+# "detail" trains as "sharp" for the first 60 % of the run, then the decoder alone against a patch
+# discriminator (encoder and latents frozen), so it learns to draw the 96-px line art and highlights.
+DETAIL = {"objective": "adversarial", "adv_start_fraction": 0.6, "adv_decoder_only": True, "adv_fakes": "recon", "adv_feature_match": 1.0}
+PRESETS: dict[str, dict] = {"seed": {}, "quality": {**QUALITY, "sampler": "gmm"}, "sharp": {**QUALITY, **SHARP}, "detail": {**QUALITY, **SHARP, **DETAIL}}
 SECTIONS = {"model": ModelConfig, "train": TrainConfig, "data": DataConfig}
 
 

@@ -209,3 +209,54 @@ def test_an_adversarial_run_trains_saves_a_plain_model_and_fine_tunes_as_adversa
     assert saved["objective"] == "adversarial" and saved["sampler"] == "gmm" and saved["adv_start_epochs"] == 0.5
     plain = animevae.train(tmp_path / "plain", data="builtin", builtin_count=96, init_from=str(path), objective="elbo", epochs=1, batch_size=16, progress=False)
     assert json.loads((Path(plain.path) / "config.json").read_text())["train"]["objective"] == "elbo"  # said again: it wins
+
+
+def test_a_share_of_the_run_switches_it_on_for_good_and_a_resumed_objective_stays_on():
+    cfg = TrainConfig(objective="adversarial", adv_start_epochs=100, adv_start_fraction=0.5)
+    torch.manual_seed(0)
+    model, objective = VAE(SMALL), Adversarial(cfg, steps_per_epoch=2, model_config=SMALL)
+    x = torch.rand(4, 3, 24, 24)
+    objective.run_share = 0.49
+    assert "adv_g" not in objective(model, x, step=5).logs  # before the share: off (adv_start_epochs is not what counts)
+    objective.run_share = 0.5
+    assert "adv_g" in objective(model, x, step=6).logs
+    assert int(objective.state_dict()["started_at"]) == 6
+    objective.run_share = 0.0  # on for good once switched on
+    assert "adv_g" in objective(model, x, step=7).logs
+    resumed = Adversarial(cfg, steps_per_epoch=2, model_config=SMALL)
+    resumed.load_state_dict(objective.state_dict())
+    assert "adv_g" in resumed(model, x, step=8).logs  # the checkpoint says it started: share 0 does not switch it off
+    fresh = Adversarial(cfg, steps_per_epoch=2, model_config=SMALL)
+    assert "adv_g" not in fresh(model, x, step=8).logs
+
+
+def test_decoder_only_gives_the_encoder_no_gradient_once_the_discriminator_is_on():
+    cfg = TrainConfig(objective="adversarial", adv_start_epochs=1, adv_decoder_only=True)
+    torch.manual_seed(0)
+    model, objective = VAE(SMALL), Adversarial(cfg, steps_per_epoch=2, model_config=SMALL)
+    x = torch.rand(4, 3, 24, 24)
+    decoder = {id(p) for p in model.decoder.parameters()}
+    objective(model, x, step=1).loss.backward()  # before: the whole VAE learns
+    assert all(p.grad is not None for p in model.parameters())
+    model.zero_grad(set_to_none=True)
+    objective(model, x, step=2).loss.backward()
+    assert all((p.grad is not None) == (id(p) in decoder) for p in model.parameters())
+    assert any(id(p) not in decoder for p in model.parameters())  # there is an encoder side to leave alone
+
+
+def test_a_late_decoder_only_phase_keeps_the_encoder_of_the_first_half(tmp_path):
+    run = animevae.train(
+        tmp_path / "late", data="builtin", objective="adversarial", builtin_count=96, image_size=24, latent_dim=8, base_channels=8,
+        epochs=2, batch_size=16, adv_start_fraction=0.5, adv_decoder_only=True, log_every=1, keep_last=2, progress=False,
+    )  # fmt: skip
+    path = Path(run.path)
+    lines = [json.loads(s) for s in (path / "metrics.jsonl").read_text().splitlines()]
+    assert "adv_d" not in lines[0] and "adv_d" in lines[1]  # off for the first half of the steps, on for the second
+    load = lambda p: {k: f.get_tensor(k) for f in [safe_open(str(p), "pt")] for k in f.keys()}  # noqa: E731
+    first, last = load(path / "epochs" / "epoch_001" / "model.safetensors"), load(path / "model.safetensors")
+    weights = [k for k in first if k.endswith("weight") and "running" not in k]
+    encoder = [k for k in weights if not k.startswith("decoder.")]
+    decoder = [k for k in weights if k.startswith("decoder.")]
+    assert encoder and decoder
+    assert all(torch.equal(first[k], last[k]) for k in encoder)
+    assert not all(torch.equal(first[k], last[k]) for k in decoder)

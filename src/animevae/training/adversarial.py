@@ -11,7 +11,11 @@ discriminator that judges patches; this is that recipe, fitted to a laptop and t
   Refreshed every ``REWEIGHT_EVERY`` steps (two extra partial backward passes); kept in a buffer, so
   resumed runs continue exactly.
 - Off for the first ``adv_start_epochs`` (the VAE first learns to reconstruct; a discriminator facing
-  noise teaches nothing).
+  noise teaches nothing), or until ``adv_start_fraction`` of the run is done (of its epochs, or of its
+  ``--max-minutes``: the same recipe then works at any budget and on any machine's speed).
+- ``adv_decoder_only``: once on, only the decoder learns (the encoder's parameters take no gradient), so
+  the latents, and a sampler fitted on them, stay those of the likelihood-trained model while the
+  decoder learns to draw detail for them (taming-transformers' late, decoder-side GAN phase).
 - Fakes (half a batch: ``FAKE_SHARE``) are half reconstructions and half decodes of random two-face
   mixes of the batch's posterior means (what the mix sampler decodes), so generated faces sharpen,
   not only reconstructions; the discriminator sees as many of the batch's real faces. Half a batch
@@ -142,7 +146,34 @@ class Adversarial(ELBO):
         self.disc = PatchDiscriminator(self.model_config.in_channels, cfg.disc_width, blur=cfg.disc_blur).to(memory_format=torch.channels_last)
         self.register_buffer("scale", torch.zeros(()))  # the adaptive weight lambda, per pixel dimension
         self.start_step = round(cfg.adv_start_epochs * steps_per_epoch)
+        if cfg.adv_start_fraction is not None:  # the step it switched on at (-1: not yet), kept in checkpoints
+            self.register_buffer("started_at", torch.tensor(-1, dtype=torch.long))
+        self._started: int | None = None
         self._fake: torch.Tensor | None = None
+
+    def switched_on(self, step: int) -> bool:
+        """Whether the discriminator's term is on at ``step``: after ``adv_start_epochs``, or once ``run_share``
+        reached ``adv_start_fraction`` (then for good, resumed runs included)."""
+        if self.cfg.adv_start_fraction is None:
+            return step >= self.start_step
+        if self._started is None:  # the first step of this process: a restored checkpoint may already have started
+            self._started = int(self.started_at)
+        if self._started < 0 and self.run_share >= self.cfg.adv_start_fraction:
+            self._started = step
+            self.started_at.fill_(step)
+        return self._started >= 0
+
+    def freeze_encoder(self, model: nn.Module) -> None:
+        """``adv_decoder_only``: every parameter outside the decoder stops taking gradients (the optimizer skips them)."""
+        if isinstance(model, nn.parallel.DistributedDataParallel):
+            from ..errors import UserError
+
+            raise UserError("--adv-decoder-only is not supported under torchrun (DDP needs every parameter's gradient); train on one process")
+        vae = unwrap(model)
+        decoder = {id(p) for p in vae.decoder.parameters()}
+        for p in vae.parameters():
+            if id(p) not in decoder:
+                p.requires_grad_(False)
 
     def optimizers(self, make_optimizer):
         opt = make_optimizer(self.disc.parameters())
@@ -155,11 +186,14 @@ class Adversarial(ELBO):
         return self.disc(x.contiguous(memory_format=torch.channels_last)).float()
 
     def forward(self, model, x, step):
+        on = self.switched_on(step)
+        if on and self.cfg.adv_decoder_only:
+            self.freeze_encoder(model)  # before the forward pass, so not even this step's gradient reaches the encoder
         with self.autocast():
             output = model(x)
         loss, recon, kl = elbo_terms(output, x, self.beta_at(step), self.cfg.free_bits)
         self._fake = None
-        if step < self.start_step:
+        if not on:
             return LossTerms(loss, recon, kl, output)
         vae, n = unwrap(model), max(2, round(len(x) * FAKE_SHARE))
         n_rec = n if self.cfg.adv_fakes == "recon" else n // 2
@@ -175,7 +209,7 @@ class Adversarial(ELBO):
                 g_term = g_loss + self.cfg.adv_feature_match * fm
                 logs["adv_fm"] = fm.detach()
         dims = x[0].numel()
-        if step % REWEIGHT_EVERY == 0 or step == self.start_step:
+        if step % REWEIGHT_EVERY == 0 or step == self.start_step or step == self._started:
             self.reweight(vae, recon.mean() / dims, g_term)
         loss = loss + self.cfg.adv_weight * dims * self.scale * g_term
         self._fake = fake.detach()

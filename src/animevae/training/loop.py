@@ -116,6 +116,8 @@ def train(
                     out_of_time = boundary and cfg.max_minutes is not None and p.trained_seconds + log.elapsed() >= 60 * cfg.max_minutes
                     if system.world > 1 and (stopping or boundary):
                         stopping, out_of_time = system.any_rank(stopping), system.any_rank(out_of_time)
+                    if boundary:  # how much of the run is done, for objectives that change course late (every rank agrees)
+                        state.objective.run_share = system.max_over_ranks(run_share(p, cfg, steps_per_epoch, log.elapsed()))
                     due = (cfg.save_every_steps and p.step % cfg.save_every_steps == 0) or (
                         cfg.save_every_minutes and time.monotonic() - last_save > 60 * cfg.save_every_minutes
                     )
@@ -185,6 +187,14 @@ def train_step(state: TrainState, step_model: torch.nn.Module, x: torch.Tensor, 
         state.ema.update_parameters(state.model)
     state.objective.after_step(x, terms, state.progress.step, state.optimizers)
     return terms, bad
+
+
+def run_share(p, cfg: TrainConfig, steps_per_epoch: int, elapsed: float) -> float:
+    """The share of the run done: of its steps, or of its --max-minutes when that is further along."""
+    share = p.step / (cfg.epochs * steps_per_epoch)
+    if cfg.max_minutes is not None:
+        share = max(share, (p.trained_seconds + elapsed) / (60 * cfg.max_minutes))
+    return min(share, 1.0)
 
 
 # -- what train() calls once ------------------------------------------------------------------------

@@ -33,7 +33,13 @@ class LossTerms:
 
 
 class Objective(nn.Module):
-    """Base class. ``forward(model, x, step) -> LossTerms`` is the one thing to write."""
+    """Base class. ``forward(model, x, step) -> LossTerms`` is the one thing to write.
+
+    ``run_share``: how much of the run is done, 0..1 (of its epochs, or of ``--max-minutes`` when set,
+    whichever is further); the loop keeps it current, for objectives that change course late in a run.
+    """
+
+    run_share: float = 0.0
 
     def __init__(
         self, cfg: TrainConfig, steps_per_epoch: int, autocast: Callable[[], AbstractContextManager] = nullcontext, model_config: ModelConfig | None = None

@@ -130,6 +130,14 @@ class System:
         dist.all_reduce(t)
         return t.item() > 0
 
+    def max_over_ranks(self, value: float) -> float:
+        """The largest of every rank's ``value``, on every rank."""
+        if self.world == 1:
+            return value
+        t = torch.tensor([float(value)])
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return t.item()
+
     def barrier(self) -> None:
         if self.world > 1:
             dist.barrier()
