@@ -78,6 +78,10 @@ class Steps:
     def done(self, name: str) -> bool:
         return not self.fresh and (self.out / name / "evaluation.json").is_file()
 
+    def trained(self, name: str) -> bool:
+        """Whether ``train`` finished this run (its marker is written after training returned 0)."""
+        return not self.fresh and (self.out / f"{name}.trained").is_file()
+
     def train(
         self,
         name: str,
@@ -93,6 +97,7 @@ class Steps:
         (self.in_process if here else self.animevae)(
             "train", "--data", self.data, *budget, *flags, "--keep-last", keep_last, "--quiet", "--out", run, "--overwrite", log=f"{name}.train.log"
         )
+        (self.out / f"{name}.trained").write_text(self.commands[-1] + "\n")
         return run
 
     def evaluate(self, name: str, evaluate: list[str], here: bool = False) -> Path:
@@ -102,13 +107,21 @@ class Steps:
         )
         return run
 
-    def train_and_evaluate(self, name: str, flags: list[str], evaluate: list[str], here: bool = False, **budget) -> dict:
-        """Train (unless done), evaluate, and return the run's summary with its flags. ``here``: in this process."""
+    def train_and_evaluate(self, name: str, flags: list[str], evaluate: list[str], here: bool = False, train_only: bool = False, **budget) -> dict:
+        """Train (unless done), evaluate, and return the run's summary with its flags. ``here``: in this process;
+        ``train_only``: train (unless trained) and return {} (a later call evaluates)."""
         if self.done(name):
             print(f"{name}: reusing {self.out / name}", flush=True)
         else:
-            self.train(name, flags, here=here, **budget)
-            self.evaluate(name, evaluate, here=here)
+            if self.trained(name):  # trained, not yet evaluated (e.g. --train-only before)
+                print(f"{name}: reusing the trained run {self.out / name}", flush=True)
+                self.commands.append((self.out / f"{name}.trained").read_text().strip())
+            else:
+                self.train(name, flags, here=here, **budget)
+            if not train_only:
+                self.evaluate(name, evaluate, here=here)
+        if train_only:
+            return {}
         return {"flags": shlex.join(flags), **summarize(self.out / name)}
 
 

@@ -51,13 +51,18 @@ def main() -> None:
     p.add_argument("--n-samples", type=int, default=1000, help="faces drawn from each run's own sampler (default %(default)s)")
     p.add_argument("--k", type=int, default=8, help="importance samples of the IWAE bound (default %(default)s)")
     p.add_argument("--c2st-seeds", type=int, default=3, help="classifier seeds of the two-sample test (default %(default)s)")
+    p.add_argument("--train-only", action="store_true", help="train the runs (those not trained yet) and stop: a later call evaluates them")
     p.add_argument("--images", help="also write 48 faces of each run's own sampler into this folder (e.g. docs/images)")
     a = p.parse_args()
     steps = Steps(a.out, a.data, a.fresh)
     runs = {}
     for name in a.only:  # one after the other: each has the machine to itself
         evaluate = evaluate_flags(a.eval_limit, a.n_samples, a.k, OWN[name], OWN[name], a.c2st_seeds)
-        runs[name] = steps.train_and_evaluate(f"{name}20", ["--preset", name], evaluate, minutes=a.minutes, limit=a.limit or None, keep_last=1)
+        runs[name] = steps.train_and_evaluate(
+            f"{name}20", ["--preset", name], evaluate, minutes=a.minutes, limit=a.limit or None, keep_last=1, train_only=a.train_only
+        )
+    if a.train_only:
+        return
     if a.images:
         folders = [str(steps.out / f"{n}20") for n in runs]
         steps.note(f"python experiments/make_images.py --out {a.images} --run " + " ".join(f"$OUT/{n}20" for n in runs))

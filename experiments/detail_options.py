@@ -51,7 +51,9 @@ def main() -> None:
     a = p.parse_args()
     steps = Steps(a.out, a.data, a.fresh)
     evaluate = evaluate_flags(a.eval_limit, a.n_samples, a.k, "gmm", "gmm", a.c2st_seeds)
-    base = a.run or str(steps.train("sharp", ["--preset", "sharp"], minutes=a.minutes, keep_last=1))
+    base = a.run or str(steps.out / "sharp")
+    if not a.run and not steps.trained("sharp"):
+        steps.train("sharp", ["--preset", "sharp"], minutes=a.minutes, keep_last=1)
     rows = {}
     for name in a.only:
         rows[name] = steps.train_and_evaluate(name, ["--init-from", base, *PHASE, *VARIANTS[name]], evaluate, minutes=a.phase_minutes, keep_last=1)

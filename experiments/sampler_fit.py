@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -54,7 +55,7 @@ def sklearn_gmm(mu: torch.Tensor, k: int, seed: int = 0) -> GMMSampler:
 
 def score(model, sampler, held: torch.Tensor, n: int) -> dict:
     faces = decode_latents(model, sampler.sample(n, torch.Generator().manual_seed(0)))
-    c2st = classifier_two_sample_test(faces, held[:n], seeds=range(3))
+    c2st = classifier_two_sample_test(faces, held[:n], seeds=range(3), half_size=False)
     return {"c2st": round(c2st["accuracy"], 4), "c2st_seeds": [round(a, 4) for a in c2st["per_seed"]], "diversity_rms": round(mean_pairwise_rms(faces), 2)}
 
 
@@ -64,9 +65,39 @@ def timed(fit):
     return sampler, round(time.perf_counter() - start, 2)
 
 
+def train_end_fit(run: Path) -> dict:
+    """What ``train`` recorded of the fit it ran as its last step (the gmm file's metadata)."""
+    from safetensors import safe_open
+
+    files = sorted(run.glob("gmm_*.safetensors"))
+    if not files:
+        return {}
+    with safe_open(str(files[0]), "pt") as f:
+        meta = f.metadata() or {}
+    return {"file": files[0].name, "seconds": float(meta["fit_seconds"]) if "fit_seconds" in meta else None, "fitted_on": meta.get("fitted_on")}
+
+
+def time_generate(run: Path, n: int) -> dict:
+    """``animevae generate --run RUN --n N`` as a user types it right after training: seconds, and whether it fitted anything."""
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        proc = subprocess.run(
+            [sys.executable, "-m", "animevae", "generate", "--run", str(run), "--n", str(n), "--out", tmp], capture_output=True, text=True, check=True
+        )
+        seconds = time.perf_counter() - start
+        written = len(list(Path(tmp).glob("*.png")))
+    return {"seconds": round(seconds, 2), "faces_written": written, "fitted": "fitting" in proc.stdout + proc.stderr}
+
+
 def key_figures(results: dict) -> list[str]:
     fits = results["fits"]
-    out = [f"{name}: {v['seconds']} s, C2ST {v['c2st']}, diversity {v['diversity_rms']}" for name, v in fits.items()]
+    out = []
+    if results.get("train_end_fit", {}).get("seconds") is not None:
+        out.append(f"train-end gmm fit (train's last step): {results['train_end_fit']['seconds']} s")
+    if "generate" in results:
+        g = results["generate"]
+        out.append(f"generate --n {g['faces_written']} right after training: {g['seconds']} s, fitted: {g['fitted']}")
+    out += [f"{name}: {v['seconds']} s, C2ST {v['c2st']}, diversity {v['diversity_rms']}" for name, v in fits.items()]
     if "gmm_speedup" in results:
         out.append(f"gmm fit {results['gmm_speedup']}x faster than scikit-learn's")
     return out
@@ -90,7 +121,10 @@ def main() -> None:
     mu = runs.load_latents(str(run)).mu
     held, *_ = load_eval_data(runs.load_run_config(str(run)), DataConfig(source=args.data), model.config.image_size, args.n_samples)
     k = DEFAULT_GMM_COMPONENTS
-    results: dict = {"latents": list(mu.shape), "held_out_faces": len(held), "fits": {}}
+    results: dict = {"latents": list(mu.shape), "held_out_faces": len(held), "train_end_fit": train_end_fit(run), "fits": {}}
+    commands.append(f"animevae generate --run RUN --n {args.n_samples} --out TMP  # timed")
+    results["generate"] = time_generate(run, args.n_samples)
+    print("generate:", results["generate"], flush=True)
 
     for seed in range(3):
         sampler, seconds = timed(lambda: GMMSampler.fit(mu, k, seed=seed))  # noqa: B023
