@@ -112,6 +112,26 @@ def test_the_torch_fit_is_as_likely_as_scikit_learns(cov):
     assert ref.score(x.numpy()) == pytest.approx(score, rel=1e-3)
 
 
+def test_the_scatter_over_the_responsible_points_equals_the_scatter_over_all_points():
+    """The M-step skips points whose responsibility is below RESP_FLOOR: on overlapping clusters with soft
+    responsibilities (many between 1e-12 and 1), its covariances equal the weighted scatter over every point."""
+    import animevae.sampling.mixture as mixture
+
+    g = _gen(7)
+    x = torch.randn(2000, 8, generator=g)
+    logits = torch.randn(2000, 3, generator=g) * 20  # a wide spread: some responsibilities are tiny, some in between
+    resp = torch.softmax(logits.double(), 1).float()
+    assert ((resp > 0) & (resp <= mixture.RESP_FLOOR)).any() and ((resp > 1e-6) & (resp < 1e-2)).sum() > 100
+    weights, means, scale = mixture._m_step(x, resp, "full", 1e-6)
+    r, x64 = resp.double(), x.double()
+    nk = r.sum(0)
+    expected_means = (r.T @ x64) / nk[:, None]
+    expected_covs = [((x64 - expected_means[j]) * r[:, j, None]).T @ (x64 - expected_means[j]) / nk[j] + 1e-6 * torch.eye(8) for j in range(3)]
+    torch.testing.assert_close(weights, nk / len(x), rtol=1e-6, atol=0)
+    torch.testing.assert_close(means, expected_means, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(scale @ scale.transpose(1, 2), torch.stack(expected_covs).to(scale.dtype), rtol=1e-5, atol=1e-6)
+
+
 def test_a_component_that_collapses_onto_one_outlier_is_dropped_not_sampled():
     """EM gives a component to a lone outlier (weight 1/N); sampling it would copy that latent. It is dropped."""
     g = _gen(0)

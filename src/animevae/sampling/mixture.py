@@ -3,7 +3,7 @@
 scikit-learn's ``GaussianMixture`` does the same in float64 on one BLAS thread, one component at a
 time; on a spatial run's 20,000 x 576 latents that took minutes. Here the two costly products of
 every iteration (each point's Mahalanobis distance to each component, and each component's weighted
-scatter matrix) are float32 GEMMs on all cores, while what needs precision (Cholesky factors,
+scatter matrix, over the points it is responsible for) are float32 GEMMs on all cores, while what needs precision (Cholesky factors,
 log-determinants, the responsibilities' normaliser) stays in float64. Initialisation is
 scikit-learn's default: greedy k-means++ seeds, then Lloyd's k-means to convergence, so a seed gives
 the same mixture every time.
@@ -16,6 +16,7 @@ import math
 import torch
 
 GEMM_DTYPE = torch.float32  # the two large products per iteration; everything else is float64
+RESP_FLOOR = 1e-12  # responsibilities at or below this add nothing a float32 scatter matrix could hold
 
 
 class FitFailed(ValueError):
@@ -65,7 +66,10 @@ def _m_step(x: torch.Tensor, resp: torch.Tensor, covariance_type: str, reg: floa
         eye = torch.eye(d, dtype=torch.float64, device=x.device)
         covs = []
         for j in range(len(nk)):
-            xc = (x - means[j].to(x.dtype)) * resp[:, j].sqrt()[:, None]
+            # only the points this component is responsible for: in a wide latent space EM's responsibilities are
+            # nearly all 0 or 1, so this skips most of each scatter product and changes it by < RESP_FLOOR
+            mine = (resp[:, j] > RESP_FLOOR).nonzero().squeeze(1)
+            xc = (x[mine] - means[j].to(x.dtype)) * resp[mine, j].sqrt()[:, None]
             covs.append((xc.T @ xc).double() / nk[j] + reg * eye)
         scale, info = torch.linalg.cholesky_ex(torch.stack(covs))
         if bool((info > 0).any()):
