@@ -1,7 +1,7 @@
 """The seed preset's path, pinned: 42 fp32 CPU steps (3 epochs x 14) on 1,000 real faces, against a recorded run.
 
 The values below were recorded before the seams redesign and must never be re-recorded to make a refactor
-pass: a change that means to alter the seed preset says so in its commit and in docs/results.md. One
+pass: a change that means to alter the seed preset says so in its commit and in CHANGELOG.md. One
 training run serves two tests:
 
 - ``test_seed_preset_follows_the_recorded_path`` runs on every CPU. Floating-point rounding differs between
@@ -100,20 +100,35 @@ LATENTS_SHA256 = "9535bca1f036d1396c3f7c4637e7e57eb66a608d52ea557281e5c79d66bdac
 FIRST_STEPS, FIRST_STEPS_REL = 2, 2e-4
 LATER_STEPS_REL = 3e-2
 HELDOUT_REL = (0.5, 6.5e-2, 4.5e-2)
+# BatchNorm's running statistics after the first step are (1 - momentum) * their start + momentum * the first batch's
+# statistics, before any rounding difference could compound: a changed momentum moves them by 1.0 (0.1 -> 0.2 doubles the
+# means' sum), on every CPU family. Recorded on the reference platform at the commit that added them (the run is bit-identical there).
+FIRST_STEP_BN = ["0x1.a8e22417b9800p+3", "0x1.4eb018b540000p+10"]  # [sum |running mean|, sum running variance] over all BatchNorm layers (float.hex)
+FIRST_STEP_BN_REL = 1e-4
+FIRST_STEP_STATISTICS: list[float] = []  # what this process's run measured
 
 
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def batchnorm_statistics(model: torch.nn.Module) -> list[float]:
+    """[sum of |running mean|, sum of running variance] over the model's BatchNorm layers, in float64."""
+    layers = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    return [sum(float(m.running_mean.double().abs().sum()) for m in layers), sum(float(m.running_var.double().sum()) for m in layers)]
+
+
 def run_seed_preset(out: Path, faces: Path) -> tuple[list[float], list[float]]:
-    """Train the seed preset (fp32, CPU) for 3 epochs x 14 steps on 1,000 real faces: (every step's loss, each epoch's held-out loss)."""
+    """Train the seed preset (fp32, CPU) for 3 epochs x 14 steps on 1,000 real faces: (every step's loss, each epoch's
+    held-out loss); ``FIRST_STEP_STATISTICS`` gets the BatchNorm statistics after the first step."""
     losses: list[float] = []
     original = train_module.train_step
 
-    def recording(*args, **kwargs):
-        terms, bad = original(*args, **kwargs)
+    def recording(state, *args, **kwargs):
+        terms, bad = original(state, *args, **kwargs)
         losses.append(terms.loss.item())
+        if len(losses) == 1:
+            FIRST_STEP_STATISTICS[:] = batchnorm_statistics(state.model)
         return terms, bad
 
     threads = torch.get_num_threads()
@@ -166,6 +181,8 @@ def test_seed_preset_follows_the_recorded_path(seed_run):
     assert not later, f"later steps differ by more than CPU kernels make them (step, relative difference): {later}"
     held = [(epoch + 1, f"{r:.1e}") for epoch, r in enumerate(relative(heldout, HELDOUT_LOSSES)) if r > HELDOUT_REL[epoch]]
     assert not held, f"held-out losses differ by more than CPU kernels make them (epoch, relative difference): {held}"
+    bn = relative(FIRST_STEP_STATISTICS, FIRST_STEP_BN)
+    assert max(bn) <= FIRST_STEP_BN_REL, f"BatchNorm's running statistics after the first step left the recorded path (relative differences {bn})"
 
 
 def test_seed_preset_is_bit_identical_to_the_recorded_run(seed_run):
@@ -192,4 +209,5 @@ if __name__ == "__main__":
         print(f"HELDOUT_LOSSES = {[v.hex() for v in heldout]}")
         print(f'WEIGHTS_SHA256 = "{_sha256(Path(tmp) / "run" / "model.safetensors")}"')
         print(f'LATENTS_SHA256 = "{_sha256(Path(tmp) / "run" / "latents.safetensors")}"')
+        print(f"FIRST_STEP_BN = {[v.hex() for v in FIRST_STEP_STATISTICS]}")
         print({"torch": torch.__version__, "cpu_capability": torch.backends.cpu.get_cpu_capability()}, file=sys.stderr)
