@@ -8,16 +8,19 @@ on at once, the encoder frozen (its latents, and the gmm fitted on them, stay as
 decoder learning against the discriminator at the preset's learning rate. Each variant is scored on the
 run's held-out faces: reconstructions and 1,000 gmm samples, the two-sample test at 96 and at 48 px, and
 the high-frequency power ratio. The ``plain`` variant continues with the ELBO alone for the same minutes,
-so the extra training time is not mistaken for the discriminator's doing.
+so the extra training time is not mistaken for the discriminator's doing. The base run's own evaluation
+(``evaluation.json``, as presets_96px.py writes it) is recorded beside the variants when it is there.
 
-    python experiments/detail_options.py --run experiments/out/detail_20min/sharp20 --phase-minutes 6
+    python experiments/detail_options.py --run experiments/out/presets_96px/sharp20 --phase-minutes 5 --c2st-seeds 1 --only fm
     python experiments/detail_options.py --minutes 20 --phase-minutes 6 --only plain fm
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import _record
-from _runs import Steps, add_probe_args, evaluate_flags, fmt, sampler_c2st
+from _runs import Steps, add_probe_args, evaluate_flags, fmt, sampler_c2st, summarize
 
 NAME = "detail_options"
 QUESTION = "Does a late adversarial phase on the decoder alone (encoder frozen) put 96-px detail into a sharp run's faces, and with which options?"
@@ -57,6 +60,8 @@ def main() -> None:
     rows = {}
     for name in a.only:
         rows[name] = steps.train_and_evaluate(name, ["--init-from", base, *PHASE, *VARIANTS[name]], evaluate, minutes=a.phase_minutes, keep_last=1)
+    if (Path(base) / "evaluation.json").is_file():
+        rows = {"base": summarize(base), **rows}
     settings = {"data": a.data, "base_run": base.replace(str(steps.out), "$OUT"), "phase_minutes": a.phase_minutes, "phase": PHASE,
                 "variants": {n: VARIANTS[n] for n in rows}, "evaluate": evaluate}  # fmt: skip
     results = {"runs": rows}

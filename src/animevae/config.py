@@ -230,10 +230,7 @@ class TrainConfig:
 # real. docs/explanation/experiments.md has the figures, and each records the sampler that measured best for it.
 QUALITY = {"kl_warmup_epochs": 2.0, "free_bits": 0.25, "ema": 0.998, "rotation_fill": "reflection", "interpolation": "bilinear"}
 SHARP = {"arch": "spatial", "latent_dim": 576, "beta": 0.1, "sampler": "gmm"}
-# "detail" trains as "sharp" for the first 60 % of the run, then the decoder alone against a patch
-# discriminator (encoder and latents frozen), so it learns to draw the 96-px line art and highlights.
-DETAIL = {"objective": "adversarial", "adv_start_fraction": 0.6, "adv_decoder_only": True, "adv_fakes": "recon", "adv_feature_match": 1.0}
-PRESETS: dict[str, dict] = {"seed": {}, "quality": {**QUALITY, "sampler": "gmm"}, "sharp": {**QUALITY, **SHARP}, "detail": {**QUALITY, **SHARP, **DETAIL}}
+PRESETS: dict[str, dict] = {"seed": {}, "quality": {**QUALITY, "sampler": "gmm"}, "sharp": {**QUALITY, **SHARP}}
 SECTIONS = {"model": ModelConfig, "train": TrainConfig, "data": DataConfig}
 
 
