@@ -100,18 +100,22 @@ class Steps:
         (self.out / f"{name}.trained").write_text(self.commands[-1] + "\n")
         return run
 
-    def evaluate(self, name: str, evaluate: list[str], here: bool = False) -> Path:
+    def evaluate_args(self, name: str, evaluate: list[str]) -> list:
         run = self.out / name
-        (self.in_process if here else self.animevae)(
-            "evaluate", "--run", run, "--data", self.data, *evaluate, "--out", run / "evaluation.json", log=f"{name}.evaluate.log"
-        )
-        return run
+        return ["evaluate", "--run", run, "--data", self.data, *evaluate, "--out", run / "evaluation.json"]
+
+    def evaluate(self, name: str, evaluate: list[str], here: bool = False) -> Path:
+        (self.in_process if here else self.animevae)(*self.evaluate_args(name, evaluate), log=f"{name}.evaluate.log")
+        return self.out / name
 
     def train_and_evaluate(self, name: str, flags: list[str], evaluate: list[str], here: bool = False, train_only: bool = False, **budget) -> dict:
         """Train (unless done), evaluate, and return the run's summary with its flags. ``here``: in this process;
         ``train_only``: train (unless trained) and return {} (a later call evaluates)."""
         if self.done(name):
             print(f"{name}: reusing {self.out / name}", flush=True)
+            if self.trained(name):  # the record still names the steps that made the run
+                self.commands.append((self.out / f"{name}.trained").read_text().strip())
+            self.commands.append(self.shown(self.evaluate_args(name, evaluate)))
         else:
             if self.trained(name):  # trained, not yet evaluated (e.g. --train-only before)
                 print(f"{name}: reusing the trained run {self.out / name}", flush=True)

@@ -63,7 +63,7 @@ def main() -> None:
     if (Path(base) / "evaluation.json").is_file():
         rows = {"base": summarize(base), **rows}
     settings = {"data": a.data, "base_run": base.replace(str(steps.out), "$OUT"), "phase_minutes": a.phase_minutes, "phase": PHASE,
-                "variants": {n: VARIANTS[n] for n in rows}, "evaluate": evaluate}  # fmt: skip
+                "variants": {n: VARIANTS[n] for n in rows if n in VARIANTS}, "evaluate": evaluate}  # fmt: skip
     results = {"runs": rows}
     _record.write(a.results, NAME, QUESTION, steps.commands, settings, results, key_figures(results))
 
