@@ -13,16 +13,7 @@ faces at 96 px and at 48 px (3 classifier seeds), the high-frequency power ratio
 from __future__ import annotations
 
 import _record
-import torch
 from _runs import fmt
-
-from animevae import runs
-from animevae.config import DataConfig
-from animevae.evaluation.metrics import high_frequency_ratio, mean_pairwise_rms
-from animevae.evaluation.report import load_eval_data
-from animevae.evaluation.two_sample import classifier_two_sample_test
-from animevae.sampling.generate import decode_latents, load_model, load_or_fit_gmm
-from animevae.sampling.samplers import GMMSampler
 
 NAME = "gmm_temperature"
 QUESTION = "Does drawing from the gmm sampler at a lower temperature make a sharp run's faces harder to tell from real ones, and at what cost in diversity?"
@@ -44,6 +35,16 @@ def main() -> None:
     p.add_argument("--n-samples", type=int, default=1000, help="faces per temperature, and held-out faces (default %(default)s)")
     p.add_argument("--c2st-seeds", type=int, default=3, help="classifier seeds of the two-sample test (default %(default)s)")
     a = p.parse_args()
+    import torch
+
+    from animevae import runs
+    from animevae.config import DataConfig
+    from animevae.evaluation.metrics import high_frequency_ratio, mean_pairwise_rms
+    from animevae.evaluation.report import load_eval_data
+    from animevae.evaluation.two_sample import classifier_two_sample_test
+    from animevae.sampling.generate import decode_latents, load_model, load_or_fit_gmm
+    from animevae.sampling.samplers import GMMSampler
+
     model = load_model(a.run)
     gmm = load_or_fit_gmm(a.run)
     held, *_ = load_eval_data(runs.load_run_config(a.run), DataConfig(source=a.data), model.config.image_size, a.n_samples)
