@@ -17,6 +17,14 @@ SHARED_FACES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / 
 RUN_FILES = ("config.json", "model.safetensors", "latents.safetensors")  # what generating, evaluating and fitting samplers read
 
 
+def pytest_terminal_summary(terminalreporter, config) -> None:
+    """Name the random test order (pytest-randomly shuffles every run; -q hides its header), so a failure that
+    depends on order can be run again in the same order."""
+    seed = getattr(config.option, "randomly_seed", None)
+    if seed is not None:
+        terminalreporter.write_line(f"test order: pytest-randomly seed {seed}; the same order again: pytest --randomly-seed={seed}")
+
+
 def need(condition: bool, reason: str) -> None:
     """Skip the calling test, saying why, unless ``condition`` holds. Under CI (``CI=true``) fail instead: CI provides
     every component the tests need (Chromium, root to mount a tmpfs, ../shared beside the checkout), so a skip there
