@@ -17,9 +17,22 @@ SHARED_FACES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / 
 RUN_FILES = ("config.json", "model.safetensors", "latents.safetensors")  # what generating, evaluating and fitting samplers read
 
 
+MODULE_SECONDS: dict[str, float] = {}  # test module -> seconds of setup, call and teardown of its tests
+
+
+def pytest_runtest_logreport(report) -> None:
+    module = report.nodeid.split("::")[0]
+    MODULE_SECONDS[module] = MODULE_SECONDS.get(module, 0.0) + report.duration
+
+
 def pytest_terminal_summary(terminalreporter, config) -> None:
-    """Name the random test order (pytest-randomly shuffles every run; -q hides its header), so a failure that
-    depends on order can be run again in the same order."""
+    """The time per test module, slowest first (where the suite's minutes go), and the random test order's seed
+    (pytest-randomly shuffles every run; -q hides its header), so a failure that depends on order can be rerun."""
+    if len(MODULE_SECONDS) > 1:
+        terminalreporter.section("seconds per test module")
+        for module, seconds in sorted(MODULE_SECONDS.items(), key=lambda kv: -kv[1])[:25]:
+            terminalreporter.write_line(f"{seconds:8.1f}s  {module}")
+        terminalreporter.write_line(f"{sum(MODULE_SECONDS.values()):8.1f}s  all {len(MODULE_SECONDS)} modules")
     seed = getattr(config.option, "randomly_seed", None)
     if seed is not None:
         terminalreporter.write_line(f"test order: pytest-randomly seed {seed}; the same order again: pytest --randomly-seed={seed}")
