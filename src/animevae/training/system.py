@@ -51,12 +51,28 @@ def keep_freed_memory() -> None:
     mallopt(m_trim_threshold, 64 << 20)
 
 
-def cpu_has_bf16() -> bool:
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags from /proc/cpuinfo (empty where there is none)."""
     try:
-        flags = Path("/proc/cpuinfo").read_text()
+        text = Path("/proc/cpuinfo").read_text()
     except OSError:
+        return set()
+    return {flag for line in text.splitlines() if line.startswith("flags") for flag in line.partition(":")[2].split()}
+
+
+BF16_ONEDNN_ISAS = ("BF16", "AMX", "AVX10", "FP16")  # ONEDNN_MAX_CPU_ISA names whose kernels do bf16 natively
+
+
+def cpu_has_bf16() -> bool:
+    """Whether bf16 convolutions run natively here: the CPU has the instructions, and neither torch nor oneDNN is
+    capped below them (``ATEN_CPU_CAPABILITY=avx2``, ``ONEDNN_MAX_CPU_ISA=AVX2``, as on an AVX2-only CPU);
+    capped, oneDNN emulates bf16 about ten times slower than fp32, so auto precision picks fp32 there."""
+    if not {"avx512_bf16", "amx_bf16"} & cpu_flags():
         return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+    if not torch.backends.cpu.get_cpu_capability().startswith("AVX512"):
+        return False
+    isa = os.environ.get("ONEDNN_MAX_CPU_ISA", "ALL").upper()
+    return isa in ("ALL", "DEFAULT", "") or any(part in isa for part in BF16_ONEDNN_ISAS)
 
 
 def pick_precision(precision: str, device: torch.device) -> torch.dtype | None:
