@@ -74,14 +74,14 @@ def test_fit_uses_a_seeded_subsample_and_scaled_regularisation(clustered, monkey
     seen = []
     real_fit = mixture.fit_mixture
 
-    def spy(x, k, covariance_type, reg, seed):
-        seen.append((len(x), reg, covariance_type, k))
-        return real_fit(x, k, covariance_type, reg, seed)
+    def spy(x, k, covariance_type, reg, seed, max_iter):
+        seen.append((len(x), reg, covariance_type, k, max_iter))
+        return real_fit(x, k, covariance_type, reg, seed, max_iter)
 
     monkeypatch.setattr(mixture, "fit_mixture", spy)
     GMMSampler.fit(clustered, n_components=2, covariance_type="diag", max_fit=100)
-    n, reg, cov, k = seen[0]
-    assert (n, cov, k) == (100, "diag", 2)
+    n, reg, cov, k, max_iter = seen[0]
+    assert (n, cov, k, max_iter) == (100, "diag", 2, GMMSampler.MAX_ITER)
     sub = clustered.double()[torch.randperm(600, generator=_gen(0))[:100]]
     assert reg == pytest.approx(1e-3 * float(sub.var(0, unbiased=False).mean()))
 
@@ -110,6 +110,19 @@ def test_the_torch_fit_is_as_likely_as_scikit_learns(cov):
     ref.covariances_ = (scale @ scale.transpose(1, 2)).numpy() if cov == "full" else (scale**2).numpy()
     ref.precisions_cholesky_ = torch.linalg.inv(scale).transpose(1, 2).numpy() if cov == "full" else (1 / scale).numpy()
     assert ref.score(x.numpy()) == pytest.approx(score, rel=1e-3)
+
+
+def test_em_stops_at_its_iteration_cap():
+    """The cap bounds a slow fit's time: EM that would run longer stops at max_iter, and the sampler passes it on."""
+    from animevae.sampling import mixture
+
+    g = _gen(3)
+    x = torch.cat([torch.randn(400, 6, generator=g) + shift for shift in (0.0, 1.5, 3.0)]).double()  # overlapping: EM takes a while
+    _, _, _, free, _ = mixture.fit_mixture(x, 3, "full", 1e-6, seed=0, max_iter=1000, tol=1e-9)
+    assert free > 4
+    _, _, _, capped, _ = mixture.fit_mixture(x, 3, "full", 1e-6, seed=0, max_iter=4, tol=1e-9)
+    assert capped == 4
+    assert not torch.allclose(GMMSampler.fit(x, 3, max_iter=2).means, GMMSampler.fit(x, 3, max_iter=free).means)
 
 
 def test_the_scatter_over_the_responsible_points_equals_the_scatter_over_all_points():
@@ -164,7 +177,7 @@ def test_failed_and_non_finite_fits_become_user_errors(clustered, monkeypatch):
     with pytest.raises(UserError, match=r"failed \(some components have ill-defined.*--gmm-covariance diag"):
         GMMSampler.fit(clustered, n_components=3)
 
-    def nan_fit(x, k, covariance_type, reg, seed):
+    def nan_fit(x, k, covariance_type, reg, seed, max_iter):
         eye = torch.eye(x.shape[1], dtype=torch.float64)
         return torch.full((k,), 1 / k, dtype=torch.float64), torch.full((k, x.shape[1]), float("nan")), torch.stack([eye] * k), 1, 0.0
 
