@@ -383,6 +383,34 @@ def test_each_spatial_latent_cell_draws_its_own_patch():
         assert (diff[..., 48:, 48:].amax() == 0) == local
 
 
+def test_the_full_resolution_decoder_starts_as_its_plain_layers_and_folds_exactly(tmp_path):
+    """spatialres: its residual blocks start as the identity (the zeroed last conv), it trains them (gradients reach
+    the 96-px block), it round-trips through save/load, and folding its BatchNorms keeps the same function."""
+    from animevae.models.vae import ResidualBlock
+
+    torch.manual_seed(0)
+    cfg = ModelConfig(arch="spatialres", latent_dim=2 * 36, base_channels=4)
+    model = VAE(cfg)
+    blocks = [m for m in model.decoder.modules() if isinstance(m, ResidualBlock)]
+    assert len(blocks) == 2
+    x = torch.randn(2, blocks[1].body[0].num_features, 12, 12)
+    assert torch.equal(blocks[1](x), x)
+    out = model(torch.rand(2, 3, 96, 96))
+    assert out.logits.shape == (2, 3, 96, 96)
+    out.logits.square().mean().backward()
+    assert blocks[1].body[-1].weight.grad.abs().sum() > 0
+    model.zero_grad()
+    _settle_batchnorm(model, 96)
+    with torch.no_grad():
+        for block in blocks:  # as after training: blocks that do something
+            block.body[-1].weight.normal_(0, 0.1)
+    z = torch.randn(3, 72)
+    with torch.no_grad():
+        assert torch.allclose(model.decode(z), model.folded().decode(z), atol=1e-4)
+    model.save_pretrained(tmp_path)
+    _assert_same_function(model, VAE.from_pretrained(tmp_path), 96, 72)
+
+
 def test_spatial_settings_that_cannot_work_are_one_line_errors():
     with pytest.raises(UserError, match=r"latent_dim 256 does not fill arch 'spatial'.s 6x6 latent map; use a multiple of 36"):
         VAE(ModelConfig(arch="spatial"))

@@ -173,6 +173,41 @@ class SpatialConv12(SpatialConv):
     FEWER = 2
 
 
+class ResidualBlock(nn.Module):
+    """x + conv(act(norm(conv(act(norm(x)))))), 3x3 convs at one resolution; the second conv starts at zero, so a
+    new block is the identity and the decoder it extends starts where the plain one does."""
+
+    def __init__(self, channels: int, slope: float):
+        super().__init__()
+        act = lambda: nn.LeakyReLU(slope)  # noqa: E731
+        conv = lambda: nn.Conv2d(channels, channels, 3, 1, 1)  # noqa: E731
+        self.body = nn.Sequential(nn.BatchNorm2d(channels), act(), conv(), nn.BatchNorm2d(channels), act(), conv())
+        nn.init.zeros_(self.body[-1].weight)
+        nn.init.zeros_(self.body[-1].bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+@register_architecture("spatialres")
+class SpatialResidual(SpatialConv):
+    """``spatial`` whose decoder draws the last octave at full resolution: after the transposed convs to 48 px, a
+    residual block there, then nearest-neighbour x2 + 3x3 conv to ``FULL_RES`` channels, a residual block at
+    96 px and a 3x3 conv to the pixels. ``spatial`` maps 32 channels at 48 px to the 96-px pixels in one linear
+    transposed conv, so every 2x2 output patch is a linear function of the features under it: it can place
+    an edge only as sharply as the 48-px features do (the shape of latent diffusion's autoencoder decoder,
+    at laptop width)."""
+
+    FULL_RES = 16  # channels at the output resolution
+
+    def decoder(self, c, out_channels):
+        f = self._fewer(c)
+        chans, last, slope, w = self._widths(f), f.num_layers - 1, f.negative_slope, self.FULL_RES
+        up = [_block(ConvTranspose2d(chans[i + 1], chans[i], _cpu_path(i, last)), chans[i], slope) for i in range(last, 0, -1)]
+        full = [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(chans[1], w, 3, 1, 1), nn.BatchNorm2d(w), nn.LeakyReLU(slope)]
+        return nn.Sequential(*up, ResidualBlock(chans[1], slope), *full, ResidualBlock(w, slope), nn.Conv2d(w, out_channels, 3, 1, 1))
+
+
 def architecture(name: str) -> Architecture:
     if name not in ARCHITECTURES:
         raise UserError(f"model arch {name!r} is not known; choose one of {', '.join(sorted(ARCHITECTURES))}")
