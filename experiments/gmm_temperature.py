@@ -32,6 +32,24 @@ def key_figures(results: dict) -> list[str]:
     ]
 
 
+def score_faces(faces, held, c2st_seeds: int) -> dict:
+    """``evaluate``'s measures of generated faces against held-out ones: the two-sample test at 96 and 48 px, the
+    high-frequency power ratio and the diversity (mean pairwise RMS, 0-255)."""
+    from animevae.evaluation.metrics import high_frequency_ratio, mean_pairwise_rms
+    from animevae.evaluation.two_sample import classifier_two_sample_test
+
+    c2st = classifier_two_sample_test(faces, held, seeds=range(c2st_seeds))
+    sizes = list(c2st["by_size"].values())
+    return {
+        "c2st": round(c2st["accuracy"], 4),
+        "c2st_per_seed": [round(x, 4) for x in c2st["per_seed"]],
+        "c2st_half": round(sizes[1]["accuracy"], 4),
+        "c2st_half_per_seed": [round(x, 4) for x in sizes[1]["per_seed"]],
+        "hf_ratio": round(high_frequency_ratio(faces, held), 4),
+        "diversity_rms": round(mean_pairwise_rms(faces), 2),
+    }
+
+
 def main() -> None:
     p = _record.parser(__doc__, NAME)
     p.add_argument("--run", required=True, help="a finished run folder with a gmm sampler (fitted now if it has none)")
@@ -43,9 +61,7 @@ def main() -> None:
 
     from animevae import runs
     from animevae.config import DataConfig
-    from animevae.evaluation.metrics import high_frequency_ratio, mean_pairwise_rms
     from animevae.evaluation.report import load_eval_data
-    from animevae.evaluation.two_sample import classifier_two_sample_test
     from animevae.sampling.generate import decode_latents, load_model, load_or_fit_gmm
     from animevae.sampling.samplers import GMMSampler
 
@@ -56,16 +72,7 @@ def main() -> None:
     for t in a.temperatures:
         cooled = GMMSampler(gmm.weights, gmm.means, gmm.scale * t, gmm.covariance_type)
         faces = decode_latents(model, cooled.sample(a.n_samples, torch.Generator().manual_seed(0)))
-        c2st = classifier_two_sample_test(faces, held[: a.n_samples], seeds=range(a.c2st_seeds))
-        sizes = list(c2st["by_size"].values())
-        results["temperatures"][str(t)] = {
-            "c2st": round(c2st["accuracy"], 4),
-            "c2st_per_seed": [round(x, 4) for x in c2st["per_seed"]],
-            "c2st_half": round(sizes[1]["accuracy"], 4),
-            "c2st_half_per_seed": [round(x, 4) for x in sizes[1]["per_seed"]],
-            "hf_ratio": round(high_frequency_ratio(faces, held[: a.n_samples]), 4),
-            "diversity_rms": round(mean_pairwise_rms(faces), 2),
-        }
+        results["temperatures"][str(t)] = score_faces(faces, held[: a.n_samples], a.c2st_seeds)
         print(t, results["temperatures"][str(t)], flush=True)
     settings = {"run": a.run.replace(str(_record.ROOT) + "/", ""), "n_samples": a.n_samples, "c2st_seeds": a.c2st_seeds, "seed": 0}
     _record.write(a.results, NAME, QUESTION, [STEPS], settings, results, key_figures(results))
