@@ -66,7 +66,7 @@ BF16_ONEDNN_ISAS = ("BF16", "AMX", "AVX10", "FP16")  # ONEDNN_MAX_CPU_ISA names 
 def cpu_has_bf16() -> bool:
     """Whether bf16 convolutions run natively here: the CPU has the instructions, and neither torch nor oneDNN is
     capped below them (``ATEN_CPU_CAPABILITY=avx2``, ``ONEDNN_MAX_CPU_ISA=AVX2``, as on an AVX2-only CPU);
-    capped, oneDNN emulates bf16 about ten times slower than fp32, so auto precision picks fp32 there."""
+    capped, oneDNN emulates bf16, far slower than fp32, so auto precision picks fp32 there."""
     if not {"avx512_bf16", "amx_bf16"} & cpu_flags():
         return False
     if not torch.backends.cpu.get_cpu_capability().startswith("AVX512"):
