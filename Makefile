@@ -32,8 +32,10 @@ lint: install
 docs: install
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
+# Every test, one pytest-xdist worker per core (a file's tests stay on one worker), each worker's torch on one
+# thread: the workers then share the cores instead of fighting over them.
 test: install lint docs
-	$(BIN)/python -m pytest -q --durations=20
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest -q -n auto --dist loadfile --durations=20
 
 bench: install
 	$(BIN)/python benchmarks/train_speed.py
