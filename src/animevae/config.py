@@ -156,6 +156,7 @@ class TrainConfig:
     interpolation: str = opt("nearest", "rotation resampling (nearest: torchvision's default)", choices=("nearest", "bilinear"), group=AUG)
     kl_warmup_epochs: float = opt(0.0, "ramp beta from 0 over this many epochs", group=BEYOND)
     free_bits: float = opt(0.0, "nats per latent dimension not penalised", group=BEYOND)
+    freq_weight: float = opt(10.0, "weight of the focal frequency loss (--objective frequency; training/objectives.py)", group=BEYOND)
     ema: float = opt(0.0, "EMA decay of the weights, e.g. 0.999 (saved weights are the EMA); 0 = off", group=BEYOND)
     adv_weight: float = opt(0.1, "weight of the patch discriminator's term, on top of VQGAN's adaptive gradient-norm ratio (0.5 drew textures)", group=ADV)
     adv_start_epochs: float = opt(1.0, "epochs of plain ELBO training before the discriminator is switched on", group=ADV)
@@ -204,7 +205,7 @@ class TrainConfig:
             raise UserError(f"--val-fraction must be in [0, 1), got {self.val_fraction}")
         if self.keep_last < 0:
             raise UserError(f"--keep-last must be 0 or more, got {self.keep_last}")
-        for name in ("kl_warmup_epochs", "free_bits", "save_every_minutes"):
+        for name in ("kl_warmup_epochs", "free_bits", "save_every_minutes", "freq_weight"):
             if not (getattr(self, name) >= 0 and math.isfinite(getattr(self, name))):
                 raise UserError(f"--{name.replace('_', '-')} must be 0 or more, got {getattr(self, name)}")
         if not 0 <= self.ema < 1:
@@ -298,7 +299,7 @@ def resolve_configs(settings: dict, preset: str = "seed", config_file: str | Non
 # What fine-tuning (--init-from) keeps from the run it starts from unless set again: its objective and
 # KL weight (a sharp or adversarial run stays so) and the sampler that run measured best.
 KEPT_BY_FINETUNING = (
-    *("objective", "beta"),
+    *("objective", "beta", "freq_weight"),
     *("adv_weight", "adv_start_epochs", "adv_fakes", "adv_feature_match"),
     *("disc_width", "diffaug", "disc_blur", "disc_r1"),
     "sampler",

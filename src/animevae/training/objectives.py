@@ -106,3 +106,39 @@ class ELBO(Objective):
             output = model(x)
         loss, recon, kl = elbo_terms(output, x, self.beta_at(step), self.cfg.free_bits)
         return LossTerms(loss, recon, kl, output)
+
+
+def focal_frequency_distance(fake: torch.Tensor, real: torch.Tensor, alpha: float = 1.0) -> torch.Tensor:
+    """Per image: the focal frequency loss (Jiang et al. 2021) between two batches of N x C x H x W images.
+
+    Both go through the orthonormal 2-D DFT; each frequency's squared distance is weighted by its own
+    distance to the power ``alpha``, normalised to 1 at each image and channel's worst frequency, and the
+    weights are held constant (no gradient). Frequencies the decoder gets most wrong, the faint high ones
+    where a pixel loss barely registers an error, weigh most. With every weight 1 this is the images' sum of
+    squared differences (Parseval); here it is at most that.
+    """
+    diff = torch.fft.fft2(fake.float(), norm="ortho") - torch.fft.fft2(real.float(), norm="ortho")
+    dist = diff.real.square() + diff.imag.square()
+    with torch.no_grad():
+        weight = dist.sqrt().pow(alpha)
+        weight = weight / weight.amax(dim=(-2, -1), keepdim=True).clamp_min(1e-12)
+    return (weight * dist).flatten(1).sum(1)
+
+
+@register_objective("frequency")
+class FocalFrequency(ELBO):
+    """The ELBO plus ``freq_weight`` x the focal frequency loss between each face and the decoder's mean for it.
+
+    A per-pixel likelihood pays almost nothing for missing line art: a thin dark stroke is a few pixels,
+    and predicting their average costs little. In the frequency domain the missing detail is a whole band
+    the loss can be told to weigh (the weights look at the worst-drawn frequencies first). No pretrained
+    network, and an FFT of a 96 px face costs little next to the convolutions. Logged as ``freq``.
+    """
+
+    def forward(self, model, x, step):
+        terms = super().forward(model, x, step)
+        freq = focal_frequency_distance(terms.output.likelihood.mean, x)
+        terms.loss = terms.loss + self.cfg.freq_weight * freq.mean()
+        terms.logs["freq"] = freq.detach().mean()
+        return terms
+
