@@ -41,6 +41,12 @@ def test_beta_zero_allowed():
     assert TrainConfig(beta=0).beta == 0.0
 
 
+@pytest.mark.parametrize("weight", [-1.0, math.nan, math.inf])
+def test_bad_freq_weight(weight):
+    with pytest.raises(UserError, match="--freq-weight"):
+        TrainConfig(freq_weight=weight)
+
+
 @pytest.mark.parametrize("precision", ["fp64", "BF16", "", "half"])
 def test_bad_precision(precision):
     with pytest.raises(UserError) as e:

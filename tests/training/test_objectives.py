@@ -7,9 +7,10 @@ import math
 import pytest
 import torch
 
+from animevae.config import ModelConfig, TrainConfig
 from animevae.models.distributions import BernoulliPixels, DiagonalGaussian
-from animevae.models.vae import VAEOutput
-from animevae.training.objectives import LossTerms, elbo_terms
+from animevae.models.vae import VAE, VAEOutput
+from animevae.training.objectives import LossTerms, elbo_terms, focal_frequency_distance, make_objective
 
 
 def vae_loss(logits, target, mu, logvar, beta=1.0, free_bits=0.0) -> LossTerms:
@@ -109,3 +110,62 @@ def test_gradient_flows_to_all_inputs():
     # d/dmu KL = mu; d/dlogvar KL = 0.5 * (exp(logvar) - 1); mean over batch 2
     assert torch.allclose(mu.grad, MU / 2, atol=1e-6)
     assert torch.allclose(logvar.grad, 0.5 * (LOGVAR.exp() - 1) / 2, atol=1e-6)
+
+
+# -- the focal frequency objective -----------------------------------------------------------------------------------
+
+
+def _waves(low: float, high: float) -> torch.Tensor:
+    """1 x 1 x 8 x 8: ``low`` x a horizontal cosine of period 8 px (two DFT bins of magnitude 4 * low, orthonormal DFT)
+    plus ``high`` x a pixel checkerboard (one bin, the Nyquist frequency, of magnitude 8 * high)."""
+    i = torch.arange(8.0)
+    cosine = torch.cos(2 * math.pi * i / 8).expand(8, 8)
+    checker = (-1.0) ** (i[:, None] + i[None, :])
+    return (low * cosine + high * checker).view(1, 1, 8, 8)
+
+
+def test_focal_frequency_with_flat_weights_is_the_sum_of_squared_differences():
+    g = torch.Generator().manual_seed(0)
+    fake, real = torch.rand(3, 3, 12, 12, generator=g), torch.rand(3, 3, 12, 12, generator=g)
+    ssd = (fake - real).square().flatten(1).sum(1)
+    assert focal_frequency_distance(fake, real, alpha=0.0).tolist() == pytest.approx(ssd.tolist(), rel=1e-5)  # Parseval
+    assert focal_frequency_distance(real, real).tolist() == pytest.approx([0.0, 0.0, 0.0], abs=1e-9)
+    assert (focal_frequency_distance(fake, real) <= ssd * (1 + 1e-5)).all()
+
+
+@pytest.mark.parametrize(("low", "high", "expected"), [(1.0, 0.25, 2 * 16 + 4 * 0.5), (0.25, 1.0, 2 * 1 * 0.125 + 64)])
+def test_focal_frequency_weighs_the_worst_drawn_frequency_most(low, high, expected):
+    # squared distances per bin: 16 low^2 (twice) and 64 high^2; weights: each bin's distance over the largest
+    got = focal_frequency_distance(_waves(low, high), torch.zeros(1, 1, 8, 8)).item()
+    assert got == pytest.approx(expected, rel=1e-5)
+
+
+def test_the_frequency_objective_is_the_elbo_plus_its_weighted_term():
+    model_cfg = ModelConfig(image_size=24, num_layers=3, latent_dim=4, base_channels=4)
+    x = torch.rand(4, 3, 24, 24, generator=torch.Generator().manual_seed(1))
+    results = {}
+    for name, weight in (("elbo", 0.0), ("frequency", 0.0), ("frequency", 7.0)):
+        torch.manual_seed(0)
+        model = VAE(model_cfg)
+        objective = make_objective(TrainConfig(objective=name, freq_weight=weight), steps_per_epoch=1, model_config=model_cfg)
+        torch.manual_seed(2)  # the same posterior draw each time
+        results[name, weight] = objective(model, x, step=0)
+    elbo, flat, weighted = results["elbo", 0.0], results["frequency", 0.0], results["frequency", 7.0]
+    freq = focal_frequency_distance(weighted.output.likelihood.mean, x).mean()
+    assert flat.loss.item() == pytest.approx(elbo.loss.item(), rel=1e-6) and "freq" not in elbo.logs
+    assert weighted.logs["freq"].item() == pytest.approx(freq.item(), rel=1e-5) and freq > 0
+    assert weighted.loss.item() == pytest.approx(elbo.loss.item() + 7.0 * freq.item(), rel=1e-5)
+    weighted.loss.backward()
+    assert all(p.grad is not None for p in model.decoder.parameters() if p.requires_grad)
+
+
+def test_focal_frequency_weights_take_no_gradient():
+    # the weights steer the loss but are constants: its gradient is that of sum(w * |F|^2) with w fixed by hand
+    fake = _waves(1.0, 0.25).requires_grad_(True)
+    focal_frequency_distance(fake, torch.zeros(1, 1, 8, 8)).sum().backward()
+    by_hand = fake.detach().clone().requires_grad_(True)
+    weight = torch.zeros(8, 8)
+    weight[0, 1] = weight[0, 7] = 1.0  # the cosine's two bins
+    weight[4, 4] = 0.5  # the checkerboard's, at half the cosine's distance
+    (weight * torch.fft.fft2(by_hand, norm="ortho").abs().square()).sum().backward()
+    assert torch.allclose(fake.grad, by_hand.grad, atol=1e-5)

@@ -141,4 +141,3 @@ class FocalFrequency(ELBO):
         terms.loss = terms.loss + self.cfg.freq_weight * freq.mean()
         terms.logs["freq"] = freq.detach().mean()
         return terms
-
