@@ -214,3 +214,32 @@ def add_probe_args(p, eval_limit: int = 1000, n_samples: int = 1000, k: int = 2,
     p.add_argument("--c2st-seeds", type=int, default=3, help="classifier seeds of the two-sample test (default %(default)s)")
     if variants:
         p.add_argument("--only", nargs="+", choices=variants, default=default or variants, help="variants to run (default: %(default)s)")
+
+
+def detail_figures(rows: dict) -> list[str]:
+    """One key-figures line per run: images seen, PSNR, the two-sample test of reconstructions and gmm samples at full
+    and half size, and their high-frequency power ratios."""
+    return [
+        f"{n}: {r['images_seen']} images seen, PSNR {fmt(r['psnr'], '.2f')}, C2ST recons 96/48 {fmt(r.get('c2st_recons'))}/{fmt(r.get('c2st_recons_half'))}, "
+        f"gmm 96/48 {fmt(sampler_c2st(r, 'gmm'))}/{fmt(r['samplers'].get('gmm', {}).get('c2st_half'))}, "
+        f"HF ratio recons/gmm {fmt(r.get('hf_ratio_recons'), '.3f')}/{fmt(r['samplers'].get('gmm', {}).get('hf_ratio'), '.3f')}"
+        for n, r in rows.items()
+    ]
+
+
+def compare_from_scratch(doc: str, name: str, question: str, variants: dict[str, list[str]], minutes: float = 5.0) -> None:
+    """The main of a probe that trains each variant from scratch for ``--minutes`` (every run first, each with the machine
+    to itself; then every evaluation: reconstructions and gmm samples) and records ``detail_figures``."""
+    import _record
+
+    p = _record.parser(doc, name, minutes=minutes)
+    add_probe_args(p, eval_limit=1000, n_samples=1000, k=2, variants=list(variants))
+    a = p.parse_args()
+    steps = Steps(a.out, a.data, a.fresh)
+    evaluate = evaluate_flags(a.eval_limit, a.n_samples, a.k, "gmm", "gmm", a.c2st_seeds)
+    for n in a.only:
+        steps.train_and_evaluate(n, variants[n], evaluate, train_only=True, minutes=a.minutes, keep_last=1)
+    rows = {n: steps.train_and_evaluate(n, variants[n], evaluate, minutes=a.minutes, keep_last=1) for n in a.only}
+    settings = {"data": a.data, "minutes": a.minutes, "variants": {n: variants[n] for n in a.only}, "evaluate": evaluate}
+    results = {"runs": rows}
+    _record.write(a.results, name, question, steps.commands, settings, results, detail_figures(rows))

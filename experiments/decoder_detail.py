@@ -15,8 +15,7 @@ high-frequency power ratio against real faces.
 
 from __future__ import annotations
 
-import _record
-from _runs import Steps, add_probe_args, evaluate_flags, fmt, sampler_c2st
+from _runs import compare_from_scratch, detail_figures
 
 NAME = "decoder_detail"
 QUESTION = "Does a decoder with residual blocks and a resize-conv stage at 96 px (--arch spatialres) make sharp faces harder to tell from real at 96 px?"
@@ -24,27 +23,11 @@ VARIANTS = {"sharp": ["--preset", "sharp"], "spatialres": ["--preset", "sharp", 
 
 
 def key_figures(results: dict) -> list[str]:
-    rows = results["runs"]
-    return [
-        f"{n}: {r['images_seen']} images seen, PSNR {fmt(r['psnr'], '.2f')}, C2ST recons 96/48 {fmt(r.get('c2st_recons'))}/{fmt(r.get('c2st_recons_half'))}, "
-        f"gmm 96/48 {fmt(sampler_c2st(r, 'gmm'))}/{fmt(r['samplers'].get('gmm', {}).get('c2st_half'))}, "
-        f"HF ratio recons/gmm {fmt(r.get('hf_ratio_recons'), '.3f')}/{fmt(r['samplers'].get('gmm', {}).get('hf_ratio'), '.3f')}"
-        for n, r in rows.items()
-    ]
+    return detail_figures(results["runs"])
 
 
 def main() -> None:
-    p = _record.parser(__doc__, NAME, minutes=5.0)
-    add_probe_args(p, eval_limit=1000, n_samples=1000, k=2, variants=list(VARIANTS))
-    a = p.parse_args()
-    steps = Steps(a.out, a.data, a.fresh)
-    evaluate = evaluate_flags(a.eval_limit, a.n_samples, a.k, "gmm", "gmm", a.c2st_seeds)
-    for name in a.only:  # every run first, each with the machine to itself; then every evaluation
-        steps.train_and_evaluate(name, VARIANTS[name], evaluate, train_only=True, minutes=a.minutes, keep_last=1)
-    rows = {name: steps.train_and_evaluate(name, VARIANTS[name], evaluate, minutes=a.minutes, keep_last=1) for name in a.only}
-    settings = {"data": a.data, "minutes": a.minutes, "variants": {n: VARIANTS[n] for n in a.only}, "evaluate": evaluate}
-    results = {"runs": rows}
-    _record.write(a.results, NAME, QUESTION, steps.commands, settings, results, key_figures(results))
+    compare_from_scratch(__doc__, NAME, QUESTION, VARIANTS)
 
 
 if __name__ == "__main__":
