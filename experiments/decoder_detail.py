@@ -15,20 +15,12 @@ high-frequency power ratio against real faces.
 
 from __future__ import annotations
 
-from _runs import compare_from_scratch, detail_figures
+from _runs import compare_from_scratch
 
 NAME = "decoder_detail"
 QUESTION = "Does a decoder with residual blocks and a resize-conv stage at 96 px (--arch spatialres) make sharp faces harder to tell from real at 96 px?"
 VARIANTS = {"sharp": ["--preset", "sharp"], "spatialres": ["--preset", "sharp", "--arch", "spatialres"]}
 
 
-def key_figures(results: dict) -> list[str]:
-    return detail_figures(results["runs"])
-
-
-def main() -> None:
-    compare_from_scratch(__doc__, NAME, QUESTION, VARIANTS)
-
-
 if __name__ == "__main__":
-    main()
+    compare_from_scratch(__doc__, NAME, QUESTION, VARIANTS)

@@ -13,7 +13,7 @@ two-sample test at 96 and at 48 px and the high-frequency power ratio against re
 
 from __future__ import annotations
 
-from _runs import compare_from_scratch, detail_figures
+from _runs import compare_from_scratch
 
 NAME = "frequency_loss"
 QUESTION = "Does a focal frequency loss (--objective frequency) make the sharp preset's faces harder to tell from real at 96 px?"
@@ -24,13 +24,5 @@ VARIANTS = {
 }
 
 
-def key_figures(results: dict) -> list[str]:
-    return detail_figures(results["runs"])
-
-
-def main() -> None:
-    compare_from_scratch(__doc__, NAME, QUESTION, VARIANTS)
-
-
 if __name__ == "__main__":
-    main()
+    compare_from_scratch(__doc__, NAME, QUESTION, VARIANTS)
