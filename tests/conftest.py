@@ -32,7 +32,8 @@ def pytest_terminal_summary(terminalreporter, config) -> None:
         terminalreporter.section("seconds per test module")
         for module, seconds in sorted(MODULE_SECONDS.items(), key=lambda kv: -kv[1])[:25]:
             terminalreporter.write_line(f"{seconds:8.1f}s  {module}")
-        terminalreporter.write_line(f"{sum(MODULE_SECONDS.values()):8.1f}s  all {len(MODULE_SECONDS)} modules")
+        side_by_side = " (summed over pytest-xdist's workers, which ran side by side)" if config.getoption("dist", "no") != "no" else ""
+        terminalreporter.write_line(f"{sum(MODULE_SECONDS.values()):8.1f}s  all {len(MODULE_SECONDS)} modules{side_by_side}")
     seed = getattr(config.option, "randomly_seed", None)
     if seed is not None:
         terminalreporter.write_line(f"test order: pytest-randomly seed {seed}; the same order again: pytest --randomly-seed={seed}")
