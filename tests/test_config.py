@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from animevae.config import DataConfig, ModelConfig, TrainConfig, from_dict, to_dict
+from animevae.config import DataConfig, ModelConfig, TrainConfig, from_dict, inherited_settings, to_dict
 from animevae.errors import UserError
 
 
@@ -45,6 +45,13 @@ def test_beta_zero_allowed():
 def test_bad_freq_weight(weight):
     with pytest.raises(UserError, match="--freq-weight"):
         TrainConfig(freq_weight=weight)
+
+
+def test_fine_tuning_a_frequency_run_keeps_its_objective_and_weight_unless_given():
+    source = {"train": to_dict(TrainConfig(objective="frequency", freq_weight=30.0, lr=5e-3))}
+    kept = inherited_settings(source, {})
+    assert kept["objective"] == "frequency" and kept["freq_weight"] == 30.0 and "lr" not in kept
+    assert "freq_weight" not in inherited_settings(source, {"freq_weight": 1.0})
 
 
 @pytest.mark.parametrize("precision", ["fp64", "BF16", "", "half"])
