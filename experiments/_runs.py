@@ -243,3 +243,36 @@ def compare_from_scratch(doc: str, name: str, question: str, variants: dict[str,
     settings = {"data": a.data, "minutes": a.minutes, "variants": {n: variants[n] for n in a.only}, "evaluate": evaluate}
     results = {"runs": rows}
     _record.write(a.results, name, question, steps.commands, settings, results, detail_figures(rows))
+
+
+def score_faces(fake, held, seeds: int) -> dict:
+    """``evaluate``'s measures of one set of faces (uint8 tensors) against held-out ones, for probes that make faces in
+    their own process: the two-sample test at full and half size (mean and per seed), the high-frequency ratio, diversity."""
+    from animevae.evaluation import metrics
+    from animevae.evaluation.two_sample import classifier_two_sample_test
+
+    c = classifier_two_sample_test(fake, held, seeds=range(seeds))
+    half = list(c["by_size"].values())[1]
+    return {
+        "c2st": _r(c["accuracy"], 3),
+        "c2st_per_seed": [_r(a, 3) for a in c["per_seed"]],
+        "c2st_half": _r(half["accuracy"], 3),
+        "c2st_half_per_seed": [_r(a, 3) for a in half["per_seed"]],
+        "hf_ratio": _r(metrics.high_frequency_ratio(fake, held), 3),
+        "diversity": _r(metrics.mean_pairwise_rms(fake), 1),
+    }
+
+
+def earlier_results(path: str | os.PathLike, settings: dict) -> tuple[dict, list[str]]:
+    """(results, commands) of the record at ``path`` if it was measured with the same ``settings``, else ({}, []): a probe
+    that adds variants one invocation at a time keeps what the earlier invocations measured."""
+    path = Path(path)
+    old = json.loads(path.read_text()) if path.is_file() else {}
+    if old.get("settings") != settings:
+        return {}, []
+    return old.get("results", {}), old.get("commands", [])
+
+
+def c2st_line(r: dict) -> str:
+    """A score_faces row as a key figure."""
+    return f"C2ST 96/48 px {r['c2st']:.3f}/{r['c2st_half']:.3f}, HF ratio {r['hf_ratio']:.2f}"

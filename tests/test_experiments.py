@@ -61,3 +61,32 @@ def test_a_record_is_written_atomically_with_the_machine_and_commit(tmp_path):
     assert all(k in r for k in _record.REQUIRED) and r["source"] == "rerun"
     assert r["machine"]["cores"] >= 1 and r["machine"]["torch"] and isinstance(r["machine"]["flags"], list)
     assert [p.name for p in tmp_path.iterdir()] == ["x.json"]  # no temporary file left behind
+
+
+def test_the_refiner_probe_starts_as_the_identity_and_then_adds_a_residual():
+    import refiner
+    import torch
+
+    torch.manual_seed(0)
+    net = refiner.Refiner()
+    y = torch.rand(2, 3, 96, 96)
+    assert torch.equal(net(y), y)  # zero-initialised last conv: the decoder's faces, untouched, before training
+    torch.nn.init.normal_(net.out[-1].weight, std=0.1)
+    noise = torch.randn(2, 1, 96, 96)
+    assert not torch.allclose(net(y, noise), y) and not torch.allclose(net(y, noise), net(y, -noise))  # it reads the noise
+    quiet = refiner.Refiner(noise=False)
+    torch.nn.init.normal_(quiet.out[-1].weight, std=0.1)
+    assert not torch.allclose(quiet(y, noise), y) and torch.equal(quiet(y, noise), quiet(y, -noise))  # --no-noise: a deterministic refiner
+
+
+def test_the_conv_prior_probe_denoises_latent_maps_given_as_flat_vectors():
+    import latent_prior
+    import torch
+
+    torch.manual_seed(0)
+    net = latent_prior.ConvDenoiser((4, 3, 3), width=16, blocks=2)
+    z, t = torch.randn(5, 36), torch.rand(5)
+    assert net(z, t).shape == (5, 36)
+    moved = z.view(5, 4, 3, 3).roll(1, dims=-1).flatten(1)  # a map, not a vector: a shifted map gives a different answer
+    assert not torch.allclose(net(z, t), net(moved, t))
+    assert not torch.allclose(net(z, t), net(z, 1 - t))  # the noise level is read
