@@ -14,6 +14,7 @@ invocation trains one ``--variant`` and adds it to the results file, beside the 
     python experiments/refiner.py --run experiments/out/presets_96px/sharp20 --variant noise_diffaug
     python experiments/refiner.py --run experiments/out/presets_96px/sharp20 --variant plain --no-noise --no-diffaug
     python experiments/refiner.py --run experiments/out/presets_96px/sharp20 --variant strong_d --no-noise --no-diffaug --d-lr 1e-3
+    python experiments/refiner.py --run experiments/out/presets_96px/sharp20 --variant half --no-noise --no-diffaug --half-residual
 """
 
 from __future__ import annotations
@@ -37,23 +38,27 @@ from animevae.sampling.generate import decode_latents, encode_images, load_model
 from animevae.training.adversarial import PatchDiscriminator, diff_augment
 
 NAME = "refiner"
-OPTIONS = ("minutes", "anchor_px", "l1_weight", "batch", "noise", "diffaug", "disc_blur", "d_lr")  # what a variant sets
+OPTIONS = ("minutes", "anchor_px", "l1_weight", "batch", "noise", "diffaug", "disc_blur", "d_lr", "half_residual")  # what a variant sets
 QUESTION = "Does a small refiner trained adversarially on the decoder's reconstructions put 96-px detail into a sharp run's faces?"
 
 
 class Refiner(nn.Module):
     """decoder output (3 x 96 x 96, [0, 1]) + one noise channel -> the same plus a residual. Works at 48 px on
-    the space-to-depth of its input (cheap on a CPU), back to 96 px by pixel shuffle and two 3x3 convs there."""
+    the space-to-depth of its input (cheap on a CPU), back to 96 px by pixel shuffle and two 3x3 convs there;
+    with ``half``, the residual is drawn at 48 px and enlarged bilinearly, so it cannot hold a 2-px pattern."""
 
-    def __init__(self, width: int = 48, blocks: int = 3, noise: bool = True):
+    def __init__(self, width: int = 48, blocks: int = 3, noise: bool = True, half: bool = False):
         super().__init__()
-        self.noise = noise
+        self.noise, self.half = noise, half
         self.inp = nn.Conv2d(16, width, 3, 1, 1)
         self.blocks = nn.ModuleList(
             nn.Sequential(nn.LeakyReLU(0.2), nn.Conv2d(width, width, 3, 1, 1), nn.LeakyReLU(0.2), nn.Conv2d(width, width, 3, 1, 1)) for _ in range(blocks)
         )
-        self.to96 = nn.Conv2d(width, 64, 3, 1, 1)  # -> 16 channels at 96 px after the shuffle
-        self.out = nn.Sequential(nn.LeakyReLU(0.2), nn.Conv2d(16, 16, 3, 1, 1), nn.LeakyReLU(0.2), nn.Conv2d(16, 3, 3, 1, 1))
+        if half:
+            self.out = nn.Sequential(nn.LeakyReLU(0.2), nn.Conv2d(width, 3, 3, 1, 1))
+        else:
+            self.to96 = nn.Conv2d(width, 64, 3, 1, 1)  # -> 16 channels at 96 px after the shuffle
+            self.out = nn.Sequential(nn.LeakyReLU(0.2), nn.Conv2d(16, 16, 3, 1, 1), nn.LeakyReLU(0.2), nn.Conv2d(16, 3, 3, 1, 1))
         nn.init.zeros_(self.out[-1].weight)
         nn.init.zeros_(self.out[-1].bias)
 
@@ -63,6 +68,8 @@ class Refiner(nn.Module):
         h = self.inp(F.pixel_unshuffle(torch.cat([y * 2 - 1, noise], 1), 2))
         for block in self.blocks:
             h = h + block(h)
+        if self.half:
+            return y + F.interpolate(self.out(h), scale_factor=2, mode="bilinear", align_corners=False)
         h = F.pixel_shuffle(self.to96(F.leaky_relu(h, 0.2)), 2)
         return y + self.out(h)
 
@@ -98,7 +105,7 @@ def train_refiner(recons: torch.Tensor, real: torch.Tensor, a: argparse.Namespac
     torch.manual_seed(seed)
     minutes, anchor_px, l1_weight, batch = a.minutes, a.anchor_px, a.l1_weight, a.batch
     augment = diff_augment if a.diffaug else (lambda x: x)
-    g_net, d_net = Refiner(noise=a.noise), PatchDiscriminator(3, 32, blur=a.disc_blur)
+    g_net, d_net = Refiner(noise=a.noise, half=a.half_residual), PatchDiscriminator(3, 32, blur=a.disc_blur)
     g_net, d_net = g_net.to(memory_format=torch.channels_last), d_net.to(memory_format=torch.channels_last)
     g_opt = torch.optim.Adam(g_net.parameters(), lr=2e-4, betas=(0.5, 0.9))
     d_opt = torch.optim.Adam(d_net.parameters(), lr=a.d_lr, betas=(0.5, 0.9))
@@ -151,6 +158,7 @@ def main() -> None:
     p.add_argument("--noise", action=argparse.BooleanOptionalAction, default=True, help="a noise channel as the refiner's fourth input")
     p.add_argument("--diffaug", action=argparse.BooleanOptionalAction, default=True, help="DiffAugment on what the discriminator sees")
     p.add_argument("--disc-blur", action=argparse.BooleanOptionalAction, default=True, help="an anti-aliased discriminator")
+    p.add_argument("--half-residual", action="store_true", help="draw the residual at 48 px and enlarge it (no 96-px texture possible)")
     p.add_argument("--d-lr", type=float, default=2e-4, help="the discriminator's learning rate (the refiner's is 2e-4)")
     p.add_argument("--n", type=int, default=1000, help="held-out faces, reconstructions and samples compared (default %(default)s)")
     p.add_argument("--c2st-seeds", type=int, default=3)
