@@ -32,7 +32,7 @@ from animevae.evaluation.report import load_eval_data
 from animevae.images import save_grid
 from animevae.runs import load_latents, load_run_config
 from animevae.sampling.generate import decode_latents, load_model, make_sampler
-from animevae.sampling.samplers import DiffusionSampler, _signal_level
+from animevae.sampling.samplers import DiffusionSampler, v_loss
 
 NAME = "latent_prior"
 QUESTION = "Does a convolutional denoiser over the 16 x 6 x 6 latent map make a sharp run's samples look like faces at 48 px?"
@@ -77,12 +77,7 @@ def fit(mu: torch.Tensor, shape, minutes: float, width: int, blocks: int, batch:
         for group in opt.param_groups:  # linear warm-up over 2 % of the time, cosine decay to 0 by the end
             share = elapsed / budget
             group["lr"] = 1e-3 * min(1.0, share / 0.02) * 0.5 * (1 + math.cos(math.pi * share))
-        z0 = x[torch.randint(len(x), (batch,), generator=gen)]
-        t = torch.rand(batch, generator=gen)
-        a = _signal_level(t)[:, None]
-        eps = torch.randn(z0.shape, generator=gen)
-        v = a.sqrt() * eps - (1 - a).sqrt() * z0
-        loss = (net(a.sqrt() * z0 + (1 - a).sqrt() * eps, t) - v).pow(2).mean()
+        loss = v_loss(net, x[torch.randint(len(x), (batch,), generator=gen)], gen)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -36,6 +36,7 @@ from animevae.images import save_grid
 from animevae.runs import load_run_config
 from animevae.sampling.generate import decode_latents, encode_images, load_model, make_sampler
 from animevae.training.adversarial import PatchDiscriminator, diff_augment
+from animevae.training.system import System, pick_precision
 
 NAME = "refiner"
 OPTIONS = ("minutes", "anchor_px", "l1_weight", "batch", "noise", "diffaug", "disc_blur", "d_lr", "half_residual")  # what a variant sets
@@ -75,11 +76,9 @@ class Refiner(nn.Module):
 
 
 def bf16():
-    """bfloat16 autocast on CPUs that have native bf16 (as training's precision="auto"), else nothing."""
-    from animevae.training.system import pick_precision
-
-    amp = pick_precision("auto", torch.device("cpu"))
-    return torch.autocast("cpu", dtype=amp or torch.float32, enabled=amp is not None)
+    """Training's autocast for precision="auto" on this CPU: bfloat16 where it is native, else none."""
+    cpu = torch.device("cpu")
+    return System(0, 1, cpu, pick_precision("auto", cpu), torch.channels_last).autocast()
 
 
 def as_float(u8: torch.Tensor) -> torch.Tensor:

@@ -281,6 +281,16 @@ def _signal_level(t: torch.Tensor) -> torch.Tensor:
     return torch.cos((t + 0.008) / 1.008 * math.pi / 2) ** 2
 
 
+def v_loss(net: torch.nn.Module, z0: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """The denoiser's loss on clean latents ``z0``: noise them to a random level of the cosine schedule and score the
+    predicted v (Salimans & Ho 2022) by squared error. Any ``net(noised, level)`` fits; the diffusion sampler's is an MLP."""
+    t = torch.rand(len(z0), generator=gen)
+    a = _signal_level(t)[:, None]
+    eps = torch.randn(z0.shape, generator=gen)
+    v = a.sqrt() * eps - (1 - a).sqrt() * z0
+    return (net(a.sqrt() * z0 + (1 - a).sqrt() * eps, t) - v).pow(2).mean()
+
+
 class _Denoiser(torch.nn.Module):
     """An MLP that predicts v (Salimans & Ho 2022) from a noised latent and its noise level: residual blocks
     with LayerNorm, the level given as sinusoidal features added to the input's projection."""
@@ -332,13 +342,6 @@ class DiffusionSampler(Sampler):
         center, scale = mu.float().mean(0), mu.float().std(0).clamp_min(1e-3)
         x = (mu.float() - center) / scale
         steps = steps or min(cls.STEPS, max(200, len(x) // 6))
-
-        def v_loss(net: _Denoiser, z0: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-            t = torch.rand(len(z0), generator=gen)
-            a = _signal_level(t)[:, None]
-            eps = torch.randn(z0.shape, generator=gen)
-            v = a.sqrt() * eps - (1 - a).sqrt() * z0
-            return (net(a.sqrt() * z0 + (1 - a).sqrt() * eps, t) - v).pow(2).mean()
 
         net = _fit(
             lambda: _Denoiser(x.shape[1], hidden or min(cls.HIDDEN, max(64, len(x) // 16)), cls.BLOCKS), v_loss, x, steps, cls.BATCH, seed,
