@@ -153,7 +153,12 @@ class TrainConfig:
     hflip: bool = opt(True, "no horizontal flips", flag="--no-flip", group=AUG)
     rotation: float = opt(10.0, "max rotation in degrees; 0 turns it off", group=AUG)
     rotation_fill: str = opt("zeros", "corner fill (zeros: the seed's black)", choices=("zeros", "border", "reflection"), group=AUG)
-    interpolation: str = opt("nearest", "rotation resampling (nearest: torchvision's default)", choices=("nearest", "bilinear"), group=AUG)
+    interpolation: str = opt(
+        "nearest",
+        "rotation resampling (nearest: torchvision's default; bicubic keeps the most fine detail)",
+        choices=("nearest", "bilinear", "bicubic"),
+        group=AUG,
+    )
     kl_warmup_epochs: float = opt(0.0, "ramp beta from 0 over this many epochs", group=BEYOND)
     free_bits: float = opt(0.0, "nats per latent dimension not penalised", group=BEYOND)
     freq_weight: float = opt(10.0, "weight of the focal frequency loss (--objective frequency; training/objectives.py)", group=BEYOND)
