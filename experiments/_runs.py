@@ -217,26 +217,31 @@ def add_probe_args(p, eval_limit: int = 1000, n_samples: int = 1000, k: int = 2,
 
 
 def detail_figures(rows: dict) -> list[str]:
-    """One key-figures line per run: images seen, PSNR, the two-sample test of reconstructions and gmm samples at full
-    and half size, and their high-frequency power ratios."""
-    return [
-        f"{n}: {r['images_seen']} images seen, PSNR {fmt(r['psnr'], '.2f')}, C2ST recons 96/48 {fmt(r.get('c2st_recons'))}/{fmt(r.get('c2st_recons_half'))}, "
-        f"gmm 96/48 {fmt(sampler_c2st(r, 'gmm'))}/{fmt(r['samplers'].get('gmm', {}).get('c2st_half'))}, "
-        f"HF ratio recons/gmm {fmt(r.get('hf_ratio_recons'), '.3f')}/{fmt(r['samplers'].get('gmm', {}).get('hf_ratio'), '.3f')}"
-        for n, r in rows.items()
-    ]
+    """One key-figures line per run: images seen, PSNR, the two-sample test of reconstructions and each evaluated
+    sampler's faces at full and half size, and their high-frequency power ratios."""
+    lines = []
+    for n, r in rows.items():
+        samplers = [f"{s} 96/48 {fmt(e.get('c2st'))}/{fmt(e.get('c2st_half'))}" for s, e in r["samplers"].items()]
+        hf = "/".join(fmt(e.get("hf_ratio"), ".3f") for e in r["samplers"].values())
+        recons = f"C2ST recons 96/48 {fmt(r.get('c2st_recons'))}/{fmt(r.get('c2st_recons_half'))}"
+        lines.append(
+            f"{n}: {r['images_seen']} images seen, PSNR {fmt(r['psnr'], '.2f')}, {recons}, "
+            + ", ".join(samplers)
+            + f", HF ratio recons/{'/'.join(r['samplers'])} {fmt(r.get('hf_ratio_recons'), '.3f')}/{hf}"
+        )
+    return lines
 
 
-def compare_from_scratch(doc: str, name: str, question: str, variants: dict[str, list[str]], minutes: float = 5.0) -> None:
+def compare_from_scratch(doc: str, name: str, question: str, variants: dict[str, list[str]], minutes: float = 5.0, samplers: str = "gmm") -> None:
     """The main of a probe that trains each variant from scratch for ``--minutes`` (every run first, each with the machine
-    to itself; then every evaluation: reconstructions and gmm samples) and records ``detail_figures``."""
+    to itself; then every evaluation: reconstructions and the faces of ``samplers``) and records ``detail_figures``."""
     import _record
 
     p = _record.parser(doc, name, minutes=minutes)
     add_probe_args(p, eval_limit=1000, n_samples=1000, k=2, variants=list(variants))
     a = p.parse_args()
     steps = Steps(a.out, a.data, a.fresh)
-    evaluate = evaluate_flags(a.eval_limit, a.n_samples, a.k, "gmm", "gmm", a.c2st_seeds)
+    evaluate = evaluate_flags(a.eval_limit, a.n_samples, a.k, samplers, samplers, a.c2st_seeds)
     for n in a.only:
         steps.train_and_evaluate(n, variants[n], evaluate, train_only=True, minutes=a.minutes, keep_last=1)
     rows = {n: steps.train_and_evaluate(n, variants[n], evaluate, minutes=a.minutes, keep_last=1) for n in a.only}

@@ -112,7 +112,7 @@ def test_int_accepted_for_float_and_converted():
         ({"rotation": -5}, "--rotation"),
         ({"freeze": "both"}, "freeze"),
         ({"rotation_fill": "wrap"}, "rotation_fill"),
-        ({"interpolation": "bicubic"}, "interpolation"),
+        ({"interpolation": "lanczos"}, "interpolation"),
         ({"sample_count": 0}, "--sample-count"),
     ],
 )
