@@ -155,7 +155,7 @@ class TrainConfig:
     rotation_fill: str = opt("zeros", "corner fill (zeros: the seed's black)", choices=("zeros", "border", "reflection"), group=AUG)
     interpolation: str = opt(
         "nearest",
-        "rotation resampling (nearest: torchvision's default; bicubic keeps the most fine detail)",
+        "rotation resampling (nearest: torchvision's default, jagged; bilinear blurs; bicubic keeps fine detail)",
         choices=("nearest", "bilinear", "bicubic"),
         group=AUG,
     )
@@ -233,7 +233,8 @@ class TrainConfig:
 # Named presets (settings of any of the three configs): "seed" is the notebook's setting (the default);
 # "quality" combines the options that measurably helped the likelihood at the same training budget;
 # "sharp" adds to those a spatial latent (a 16 x 6 x 6 map), a weaker KL term and bicubic rotation (it keeps
-# the training faces' fine detail), for faces that look real. docs/explanation/experiments.md has the figures, and each records the sampler that measured best for it.
+# the training faces' fine detail), for faces that look real. docs/explanation/experiments.md has the
+# figures, and each records the sampler that measured best for it.
 QUALITY = {"kl_warmup_epochs": 2.0, "free_bits": 0.25, "ema": 0.998, "rotation_fill": "reflection", "interpolation": "bilinear"}
 SHARP = {"arch": "spatial", "latent_dim": 576, "beta": 0.1, "sampler": "gmm", "interpolation": "bicubic"}
 PRESETS: dict[str, dict] = {"seed": {}, "quality": {**QUALITY, "sampler": "gmm"}, "sharp": {**QUALITY, **SHARP}}

@@ -6,10 +6,11 @@ gets its own flip and angle; rotation is counter-clockwise about the centre like
 and by default uses nearest-neighbour sampling and black corners like ``RandomRotation``'s defaults.
 
 How the rotation resamples decides how much fine detail the training faces keep. On real 96-px anime
-faces rotated by up to 10 degrees, the power above half the Nyquist frequency relative to the
-unrotated faces is 0.54 with bilinear sampling (every pixel averages up to four), 0.88 with bicubic,
-and 1.17 with nearest (its jagged edges add spurious detail). Bicubic overshoots at edges, so its
-output is clamped to [0, 1] (a Bernoulli likelihood needs targets in range).
+faces rotated by up to 10 degrees, the power above half the Nyquist frequency relative to the same
+faces unrotated is 0.53 with bilinear sampling (every pixel averages up to four), 0.86 with bicubic,
+and 1.15 with nearest (its jagged edges add detail no face has); experiments/rotation_detail.py.
+Bicubic overshoots at edges, so its output is clamped to [0, 1] (a Bernoulli likelihood needs targets
+in range).
 """
 
 from __future__ import annotations
