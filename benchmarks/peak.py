@@ -307,8 +307,7 @@ def write_json(a, figures: dict) -> None:
         + (f", end to end {p['end_to_end_img_s']} img/s = {p['end_to_end_fraction_of_peak']}" if "end_to_end_img_s" in p else "")
         for name, p in figures["presets"].items()
     ]
-    data = os.path.relpath(a.data, ROOT) if os.path.isabs(a.data) else a.data  # no path of this machine in the record
-    settings = {"data": data, "presets": a.presets, "steps": a.steps, "batch": 64, "epoch_limit": a.epoch_limit, "layers": a.layers}
+    settings = {"data": a.data, "presets": a.presets, "steps": a.steps, "batch": 64, "epoch_limit": a.epoch_limit, "layers": a.layers}
     question = "What fraction of the machine's bf16 matmul peak does a training step, and a whole training epoch, use?"
     _record.write(a.json, "peak", question, [_record.invocation()], settings, figures, key)
 

@@ -288,8 +288,7 @@ def write_json(a, figures: dict) -> None:
     sys.path.insert(0, str(ROOT / "experiments"))
     import _record
 
-    data = os.path.relpath(a.data, ROOT) if os.path.isabs(a.data) else a.data  # no path of this machine in the record
-    settings = {"data": data, "limit": a.limit, "epochs": a.epochs, "rounds": a.rounds, "project_args": a.project_args, "memory": a.memory}
+    settings = {"data": a.data, "limit": a.limit, "epochs": a.epochs, "rounds": a.rounds, "project_args": a.project_args, "memory": a.memory}
     key = [
         f"{figures['project']['images_per_s']:.0f} against {figures['baseline']['images_per_s']:.0f} img/s ({figures['speedup_images_per_s']:.2f}x; "
         f"wall clock {figures['speedup_wall_clock']:.2f}x), held-out loss {figures['heldout_loss_difference_percent']:+.2f} %"

@@ -118,7 +118,11 @@ def write_json(path: str | os.PathLike, obj) -> Path:
 
 
 def write(path, name: str, question: str, commands: list[str], settings: dict, results: dict, key_figures: list[str], command: str | None = None) -> Path:
-    """The experiment's record, ``source: "rerun"``, at this checkout's commit; returns the path written."""
+    """The experiment's record, ``source: "rerun"``, at this checkout's commit; returns the path written. An absolute
+    ``settings["data"]`` is written relative to the repository: no path of one machine in a record."""
+    data = settings.get("data")
+    if isinstance(data, str) and os.path.isabs(data):
+        settings = {**settings, "data": os.path.relpath(data, ROOT)}
     record = {
         "name": name,
         "question": question,
