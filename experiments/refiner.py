@@ -162,44 +162,50 @@ def main() -> None:
     p.add_argument("--n", type=int, default=1000, help="held-out faces, reconstructions and samples compared (default %(default)s)")
     p.add_argument("--c2st-seeds", type=int, default=3)
     p.add_argument("--pairs", type=int, help="train on the first N training faces only (a quick check)")
-    a = p.parse_args()
+    probe(p.parse_args(), train_refiner, NAME, QUESTION, OPTIONS)
+
+
+def probe(a: argparse.Namespace, train, name: str, question: str, options: tuple[str, ...]) -> None:
+    """Train a refiner with ``train(recons, real, a, seed, log)`` on the run's (reconstruction, face) pairs, then
+    compare, against its held-out faces, its reconstructions and gmm samples with and without the refiner,
+    and add variant ``a.variant`` (with ``options`` of ``a``) to ``a.results``."""
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     log = lambda msg: print(msg, flush=True)  # noqa: E731
     model = load_model(a.run)
     cfg = load_run_config(a.run)
     held, train_images, train_pos, described, _ = load_eval_data(cfg, DataConfig(source=a.data), model.config.image_size, a.n)
-    log(f"held out: {described}; encoding and decoding {len(train_pos)} training faces")
+    log(f"held out: {described}; encoding and decoding {len(train_pos[: a.pairs])} training faces")
     t0 = time.time()
     train_real = torch.from_numpy(np.ascontiguousarray(train_images[train_pos[: a.pairs]]))
     train_recons = decode_latents(model, encode_images(model, train_real))
     log(f"reconstructions in {time.time() - t0:.0f} s")
-    net, training = train_refiner(train_recons, train_real, a, 0, log)
+    net, training = train(train_recons, train_real, a, 0, log)
     # the evaluate protocol: n training faces spread over the set, reconstructed; n gmm samples (seed 0)
     pos = np.linspace(0, len(train_real) - 1, a.n).round().astype(np.int64)
     recons = train_recons[pos]
     samples = decode_latents(model, make_sampler("gmm", model, a.run).sample(a.n, torch.Generator().manual_seed(0)))
     refined = {"recons_refined": refine(net, recons, 1), "gmm_refined": refine(net, samples, 2)}
-    for name, images in refined.items():
-        save_grid(images[:32], out / f"{a.variant}_{name}.png", nrow=8)
+    for kind, images in refined.items():
+        save_grid(images[:32], out / f"{a.variant}_{kind}.png", nrow=8)
     save_grid(samples[:32], out / "gmm.png", nrow=8)
     settings = {"run": Path(a.run).name, "n": a.n, "c2st_seeds": a.c2st_seeds, "pairs": a.pairs}
     results, _ = earlier_results(a.results, settings)
     if "baseline" not in results:  # the run as it is: what every variant is compared with
         results["baseline"] = {}
-        for name, images in {"recons": recons, "gmm": samples}.items():
-            log(f"two-sample test: {name}")
-            results["baseline"][name] = score_faces(images, held, a.c2st_seeds)
-    variant = {"command": _record.invocation(), "options": {k: getattr(a, k) for k in OPTIONS}, "training": training}
-    for name, images in refined.items():
-        log(f"two-sample test: {name}")
-        variant[name] = score_faces(images, held, a.c2st_seeds)
-        log(f"{name}: {variant[name]}")
+        for kind, images in {"recons": recons, "gmm": samples}.items():
+            log(f"two-sample test: {kind}")
+            results["baseline"][kind] = score_faces(images, held, a.c2st_seeds)
+    variant = {"command": _record.invocation(), "options": {k: getattr(a, k) for k in options}, "training": training}
+    for kind, images in refined.items():
+        log(f"two-sample test: {kind}")
+        variant[kind] = score_faces(images, held, a.c2st_seeds)
+        log(f"{kind}: {variant[kind]}")
     results.setdefault("variants", {})[a.variant] = variant
     key = [f"baseline {n}: {c2st_line(r)}" for n, r in results["baseline"].items()]
     key += [f"{v} {n}: {c2st_line(r[n])}" for v, r in results["variants"].items() for n in refined]
     commands = [r["command"] for r in results["variants"].values()]
-    _record.write(a.results, NAME, QUESTION, commands, settings, results, key, command=_record.invocation())
+    _record.write(a.results, name, question, commands, settings, results, key, command=_record.invocation())
 
 
 if __name__ == "__main__":

@@ -79,6 +79,25 @@ def test_the_refiner_probe_starts_as_the_identity_and_then_adds_a_residual():
     assert not torch.allclose(quiet(y, noise), y) and torch.equal(quiet(y, noise), quiet(y, -noise))  # --no-noise: a deterministic refiner
 
 
+def test_the_energy_score_prefers_draws_from_the_right_distribution_to_its_mean():
+    """A patch is all 0 or all 1, even odds. Draws from that distribution score better, averaged over every
+    combination of the face and the two draws, than the mean (all 0.5) drawn twice: the score is proper, and
+    the blur a likelihood decoder draws is what it penalises."""
+    import itertools
+
+    import torch
+    from energy_refiner import patch_energy_score
+
+    patches = [torch.zeros(1, 3, 8, 8), torch.ones(1, 3, 8, 8)]
+    right = torch.stack([patch_energy_score(y1, y2, x, 8) for x, y1, y2 in itertools.product(patches, repeat=3)]).mean()
+    mean = torch.full_like(patches[0], 0.5)
+    blurred = torch.stack([patch_energy_score(mean, mean, x, 8) for x in patches]).mean()
+    side = (3 * 8 * 8) ** 0.5  # the norm of an all-ones patch
+    assert right.item() == pytest.approx(0.25 * side, rel=1e-4) and blurred.item() == pytest.approx(0.5 * side, rel=1e-4)
+    x = torch.rand(2, 3, 16, 16)
+    assert patch_energy_score(x, x, x, 8).abs().max() < 1e-2  # a perfect draw scores (nearly) 0: four 8 x 8 patches, sqrt(1e-8) each
+
+
 def test_the_conv_prior_probe_denoises_latent_maps_given_as_flat_vectors():
     import latent_prior
     import torch
