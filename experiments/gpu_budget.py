@@ -11,7 +11,7 @@ parquet shard of the shared faces (7,500), written as the JPEG files the shard h
 held-out faces are the first ``--eval-limit`` of another shard.
 
     python experiments/gpu_budget.py faces --to .gpu/faces                 # here: shard 0's JPEG bytes as files
-    python experiments/gpu_budget.py train --faces .gpu/faces --out DIR    # on the GPU machine: both runs, weights into DIR
+    python experiments/gpu_budget.py train --faces .gpu/faces --runs DIR   # on the GPU machine: both runs, weights into DIR
     python experiments/gpu_budget.py evaluate --runs DIR                   # here: latents, gmm, evaluation, the JSON
 """
 
@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -49,7 +50,7 @@ def write_faces(data: str, to: Path) -> None:
 
 def train(faces: str, out: Path, minutes: float) -> None:
     """Both runs on the GPU, in a scratch folder; the files in KEPT of each into OUT/<run>/."""
-    work = Path("/tmp") / NAME
+    work = Path(tempfile.mkdtemp(prefix=f"{NAME}-"))
     steps = Steps(work, faces, fresh=True)
     budgets = {"cpu20": {"epochs": CPU20_EPOCHS}, "long": {"epochs": 1000, "minutes": minutes}}
     for name, budget in budgets.items():
