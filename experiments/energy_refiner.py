@@ -11,6 +11,8 @@ cannot be gamed by a texture a discriminator misses. Same refiner, pairs, budget
 ``refiner.py``; each invocation adds one ``--variant``.
 
     python experiments/energy_refiner.py --run experiments/out/rotation_detail/sharp_bicubic20 --variant patch8
+    python experiments/energy_refiner.py --run experiments/out/rotation_detail/sharp_bicubic20 --variant patch16 --patch 16
+    python experiments/energy_refiner.py --run experiments/out/rotation_detail/sharp_bicubic20 --variant patch8_20min --minutes 20
     python experiments/energy_refiner.py --run RUN --variant try --minutes 0.2 --n 100 --pairs 500 --results experiments/out/try.json
 """
 
