@@ -129,8 +129,8 @@ def test_feature_matching_compares_each_reconstruction_with_its_own_face_and_tra
     torch.manual_seed(0)
     model, objective = VAE(SMALL), Adversarial(cfg, steps_per_epoch=10, model_config=SMALL)
     x = torch.rand(6, 3, 24, 24)
-    assert float(objective.feature_distance(x, x)) == 0.0
-    assert float(objective.feature_distance(x.flip(0), x)) > 0  # another face's features differ
+    assert objective.feature_distance(x, x).item() == 0.0
+    assert objective.feature_distance(x.flip(0), x).item() > 0  # another face's features differ
     terms = objective(model, x, step=0)
     n = round(len(x) * FAKE_SHARE)
     assert torch.equal(objective._fake, terms.output.likelihood.mean[:n].detach())  # reconstructions only, no mix decodes
