@@ -6,13 +6,22 @@ import numpy as np
 import torch
 
 
+def copy_to(images: np.ndarray, device: torch.device, chunk: int = 4096) -> torch.Tensor:
+    """The whole array as a tensor on ``device``, copied a chunk of images at a time: the cache's read-only
+    memmap never becomes a tensor itself (torch warns at that), and the host holds one chunk beyond the map."""
+    out = torch.empty(images.shape, dtype=torch.from_numpy(images[:0].copy()).dtype, device=device)
+    for s in range(0, len(images), chunk):
+        out[s : s + chunk].copy_(torch.from_numpy(np.array(images[s : s + chunk])))
+    return out
+
+
 class DeviceImages:
     """The uint8 images, fetched by index: from the memmap on CPU, or held whole on a GPU (1.7 GB for 63k faces)."""
 
     def __init__(self, images: np.ndarray, device: torch.device):
         self.device = device
         self.on_device = device.type == "cuda"
-        self.images = torch.from_numpy(np.ascontiguousarray(images)).to(device) if self.on_device else images
+        self.images = copy_to(images, device) if self.on_device else images
 
     def __len__(self) -> int:
         return len(self.images)
