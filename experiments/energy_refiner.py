@@ -25,7 +25,7 @@ import _record
 import numpy as np
 import torch
 import torch.nn.functional as F
-from refiner import Refiner, as_float, bf16, probe
+from refiner import Refiner, bf16, probe, random_pairs
 
 NAME = "energy_refiner"
 OPTIONS = ("minutes", "patch", "batch", "lr", "width", "blocks")
@@ -52,10 +52,7 @@ def train_refiner(recons: torch.Tensor, real: torch.Tensor, a: argparse.Namespac
     gen = torch.Generator().manual_seed(seed)
     start, step, history = time.time(), 0, []
     while time.time() - start < a.minutes * 60:
-        idx = torch.randint(0, len(recons), (a.batch,), generator=gen)
-        y, x = as_float(recons[idx]), as_float(real[idx])
-        flip = torch.rand(a.batch, generator=gen) < 0.5
-        y, x = torch.where(flip.view(-1, 1, 1, 1), y.flip(-1), y), torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
+        y, x = random_pairs(recons, real, a.batch, gen)
         with bf16():
             y1, y2 = net(torch.cat([y, y])).float().chunk(2)
         score = patch_energy_score(y1, y2, x, a.patch)

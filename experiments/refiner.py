@@ -89,6 +89,14 @@ def as_u8(x: torch.Tensor) -> torch.Tensor:
     return x.clamp(0, 1).mul(255).round().to(torch.uint8)
 
 
+def random_pairs(recons: torch.Tensor, real: torch.Tensor, batch: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """``batch`` random (reconstruction, face) pairs in [0, 1], each pair mirrored together with probability 1/2."""
+    idx = torch.randint(0, len(recons), (batch,), generator=gen)
+    y, x = as_float(recons[idx]), as_float(real[idx])
+    flip = (torch.rand(batch, generator=gen) < 0.5).view(-1, 1, 1, 1)
+    return torch.where(flip, y.flip(-1), y), torch.where(flip, x.flip(-1), x)
+
+
 @torch.no_grad()
 def refine(net: Refiner, images: torch.Tensor, seed: int, batch: int = 128) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
@@ -112,10 +120,7 @@ def train_refiner(recons: torch.Tensor, real: torch.Tensor, a: argparse.Namespac
     start, step, history = time.time(), 0, []
     scale = recons.shape[-1] // anchor_px
     while time.time() - start < minutes * 60:
-        idx = torch.randint(0, len(recons), (batch,), generator=gen)
-        y, x = as_float(recons[idx]), as_float(real[idx])
-        flip = torch.rand(batch, generator=gen) < 0.5
-        y, x = torch.where(flip.view(-1, 1, 1, 1), y.flip(-1), y), torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
+        y, x = random_pairs(recons, real, batch, gen)
         with bf16():
             fake = g_net(y).float()
             d_net.requires_grad_(False)

@@ -7,9 +7,9 @@ import torch
 
 
 def copy_to(images: np.ndarray, device: torch.device, chunk: int = 4096) -> torch.Tensor:
-    """The whole array as a tensor on ``device``, copied a chunk of images at a time: the cache's read-only
+    """The whole uint8 array as a tensor on ``device``, copied a chunk of images at a time: the cache's read-only
     memmap never becomes a tensor itself (torch warns at that), and the host holds one chunk beyond the map."""
-    out = torch.empty(images.shape, dtype=torch.from_numpy(images[:0].copy()).dtype, device=device)
+    out = torch.empty(images.shape, dtype=torch.uint8, device=device)
     for s in range(0, len(images), chunk):
         out[s : s + chunk].copy_(torch.from_numpy(np.array(images[s : s + chunk])))
     return out
