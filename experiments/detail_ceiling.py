@@ -23,6 +23,7 @@ converged two-sample test at 96 and 48 px, with the high-frequency power ratio.
     python experiments/detail_ceiling.py --variant shock --iterations 5
     python experiments/detail_ceiling.py --variant energy --minutes 6
     python experiments/detail_ceiling.py --variant l1 --minutes 6
+    python experiments/detail_ceiling.py --variant l1 --minutes 20 --label l1_20min
     python experiments/detail_ceiling.py --variant energy --minutes 0.2 --n 100 --seeds 1 --results experiments/out/try.json
 """
 
@@ -84,8 +85,8 @@ def shock_filter(x: torch.Tensor, iterations: int, dt: float, sigma: float = 1.0
         along = gxx * gx * gx + 2 * gxy * gx * gy + gyy * gy * gy
         q = F.pad(x, [1, 1, 1, 1], mode="replicate")
         back_x, fwd_x, back_y, fwd_y = x - q[..., 1:-1, :-2], q[..., 1:-1, 2:] - x, x - q[..., :-2, 1:-1], q[..., 2:, 1:-1] - x
-        up = (back_x.clamp(min=0) ** 2 + fwd_x.clamp(max=0) ** 2 + back_y.clamp(min=0) ** 2 + fwd_y.clamp(max=0) ** 2).sqrt()
-        down = (back_x.clamp(max=0) ** 2 + fwd_x.clamp(min=0) ** 2 + back_y.clamp(max=0) ** 2 + fwd_y.clamp(min=0) ** 2).sqrt()
+        up = (back_x.clamp(max=0) ** 2 + fwd_x.clamp(min=0) ** 2 + back_y.clamp(max=0) ** 2 + fwd_y.clamp(min=0) ** 2).sqrt()  # from the brighter side
+        down = (back_x.clamp(min=0) ** 2 + fwd_x.clamp(max=0) ** 2 + back_y.clamp(min=0) ** 2 + fwd_y.clamp(max=0) ** 2).sqrt()  # from the darker
         x = x + dt * torch.where(along < 0, up, -down)
     return x.clamp(0, 1)
 
@@ -116,6 +117,7 @@ def train_l1(inputs: torch.Tensor, real: torch.Tensor, a: argparse.Namespace, se
 def main() -> None:
     p = _record.parser(__doc__, NAME, minutes=6.0)
     p.add_argument("--variant", required=True, choices=sorted(OPTIONS))
+    p.add_argument("--label", help="its name in the results file (default: the variant's), to keep several settings of one variant")
     p.add_argument("--amount", type=float, default=1.5, help="unsharp: how much of the face's difference from its blur is added (default %(default)s)")
     p.add_argument("--iterations", type=int, default=5, help="shock: filter steps (default %(default)s)")
     p.add_argument("--dt", type=float, default=0.2, help="shock: step size (default %(default)s)")
@@ -148,14 +150,14 @@ def main() -> None:
         made = refine(net, inputs, 1)
     from animevae.images import save_grid
 
-    save_grid(made[:32], out / f"{a.variant}.png", nrow=8)  # real faces' derivatives: stays in the work folder
+    save_grid(made[:32], out / f"{a.label or a.variant}.png", nrow=8)  # real faces' derivatives: stays in the work folder
     log("two-sample test")
     row = {"options": {k: getattr(a, k) for k in OPTIONS[a.variant]}, "command": _record.invocation()} | ({"training": training} if training else {})
     row |= score_faces(made, held, a.seeds)
     log(f"{a.variant}: {c2st_line(row)}")
     settings = {"data": a.data, "n": a.n, "seeds": a.seeds, "held_out": "first n of the 5 % split, seed 0"}
     results, _ = earlier_results(a.results, settings)
-    results[a.variant] = row
+    results[a.label or a.variant] = row
     key = [f"{v}: {c2st_line(r)}" for v, r in results.items()]
     _record.write(a.results, NAME, QUESTION, [r["command"] for r in results.values()], settings, results, key)
 

@@ -108,3 +108,30 @@ def test_the_conv_prior_probe_denoises_latent_maps_given_as_flat_vectors():
     assert net(z, t).shape == (5, 36)
     assert not torch.allclose(net(z, t), net(z.roll(1, dims=-1), t))  # the latent is read
     assert not torch.allclose(net(z, t), net(z, 1 - t))  # the noise level is read
+
+
+def test_the_shock_filter_turns_a_smeared_edge_into_a_step_and_leaves_flat_colour_alone():
+    import torch
+    from detail_ceiling import shock_filter
+
+    ramp = torch.linspace(0, 1, 16).clamp(0.2, 0.8).sub(0.2).div(0.6)  # a 9-px ramp from black to white
+    face = ramp.view(1, 1, 1, 16).expand(1, 3, 16, 16).contiguous()
+    sharp = shock_filter(face, 10, 0.2)
+    steepest = lambda x: (x[0, 0, 8, 1:] - x[0, 0, 8, :-1]).max().item()  # noqa: E731
+    assert steepest(sharp) > 1.5 * steepest(face)  # the edge got steeper
+    assert sharp.min() >= 0 and sharp.max() <= 1 and torch.allclose(sharp[..., :2], face[..., :2])  # no overshoot; the flat sides stay
+    flat = torch.full((1, 3, 16, 16), 0.3)
+    assert torch.equal(shock_filter(flat, 10, 0.2), flat)
+
+
+def test_the_detail_chain_shrinks_faces_as_its_super_resolution_stage_was_trained_on():
+    import torch
+    from detail_ceiling import shrunk
+    from detail_chain import shrink_enlarge
+
+    torch.manual_seed(0)
+    u8 = torch.randint(0, 256, (3, 3, 96, 96), dtype=torch.uint8)
+    same = shrink_enlarge(u8.float() / 255).mul(255).round().to(torch.uint8)
+    assert (same.int() - shrunk(u8).int()).abs().max() <= 1  # the training inputs and the decoder's, within rounding
+    checker = (torch.arange(96).view(1, -1) + torch.arange(96).view(-1, 1)) % 2
+    assert shrunk(checker.expand(1, 3, 96, 96).mul(255).to(torch.uint8)).float().std() < 2  # 1-px detail is gone
