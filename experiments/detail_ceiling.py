@@ -30,7 +30,6 @@ converged two-sample test at 96 and 48 px, with the high-frequency power ratio.
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 import _record
@@ -38,8 +37,9 @@ import numpy as np
 import torch
 from _runs import c2st_line, earlier_results, score_faces
 from blur_baseline import down_up, gaussian_low, to_u8
+from energy_refiner import add_training_options, train_pairs
 from energy_refiner import train_refiner as train_energy
-from refiner import Refiner, bf16, random_pairs, refine
+from refiner import Refiner, bf16, refine
 
 NAME = "detail_ceiling"
 QUESTION = "Given faces exactly right at 48 px (real faces shrunk and enlarged), can a detail stage trained for minutes make them pass at 96 px?"
@@ -91,27 +91,18 @@ def shock_filter(x: torch.Tensor, iterations: int, dt: float, sigma: float = 1.0
     return x.clamp(0, 1)
 
 
+def l1_step(net: Refiner, y: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, dict]:
+    with bf16():
+        out = net(y).float()
+    loss = (out - x).abs().mean()
+    return loss, {"l1": loss.item()}
+
+
 def train_l1(inputs: torch.Tensor, real: torch.Tensor, a: argparse.Namespace, seed: int, log) -> tuple[Refiner, dict]:
     """The refiner without its noise input, trained for ``a.minutes`` on the L1 distance to the real face."""
     torch.manual_seed(seed)
     net = Refiner(width=a.width, blocks=a.blocks, noise=False).to(memory_format=torch.channels_last)
-    opt = torch.optim.Adam(net.parameters(), lr=a.lr, betas=(0.9, 0.99))
-    gen = torch.Generator().manual_seed(seed)
-    start, step, history = time.time(), 0, []
-    while time.time() - start < a.minutes * 60:
-        y, x = random_pairs(inputs, real, a.batch, gen)
-        with bf16():
-            out = net(y).float()
-        loss = (out - x).abs().mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        step += 1
-        history.append(loss.item())
-        if step % 100 == 0:
-            log(f"step {step} ({time.time() - start:.0f} s): L1 {np.mean(history[-100:]):.4f}")
-    record = {"steps": step, "images_seen": step * a.batch, "seconds": round(time.time() - start, 1)}
-    return net.eval(), record | {"final_l1": round(float(np.mean(history[-100:])), 4)}
+    return train_pairs(net, inputs, real, a, seed, l1_step, log)
 
 
 def main() -> None:
@@ -121,11 +112,7 @@ def main() -> None:
     p.add_argument("--amount", type=float, default=1.5, help="unsharp: how much of the face's difference from its blur is added (default %(default)s)")
     p.add_argument("--iterations", type=int, default=5, help="shock: filter steps (default %(default)s)")
     p.add_argument("--dt", type=float, default=0.2, help="shock: step size (default %(default)s)")
-    p.add_argument("--patch", type=int, default=8, help="energy: side of the patches whose norms the score sums (default %(default)s)")
-    p.add_argument("--batch", type=int, default=16)
-    p.add_argument("--lr", type=float, default=2e-4)
-    p.add_argument("--width", type=int, default=48, help="the refiner's channels at 48 px (default %(default)s)")
-    p.add_argument("--blocks", type=int, default=3, help="its residual blocks (default %(default)s)")
+    add_training_options(p)
     p.add_argument("--n", type=int, default=1000, help="faces evaluated, and held-out faces they are compared with (default %(default)s)")
     p.add_argument("--seeds", type=int, default=3, help="classifier seeds (default %(default)s)")
     a = p.parse_args()

@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import argparse
 
-import _record
 import torch
 import torch.nn.functional as F
 from detail_ceiling import shrunk, train_l1
+from energy_refiner import add_training_options
 from energy_refiner import train_refiner as train_energy
-from refiner import Refiner, probe
+from refiner import Refiner, probe, probe_parser
 from torch import nn
 
 NAME = "detail_chain"
@@ -65,19 +65,10 @@ def train_chain(recons: torch.Tensor, real: torch.Tensor, a: argparse.Namespace,
 
 
 def main() -> None:
-    p = _record.parser(__doc__, NAME)
-    p.add_argument("--run", required=True, help="a finished --preset sharp run")
-    p.add_argument("--variant", required=True, help="this variant's name in the results file (which keeps the others' with the same settings)")
+    p = probe_parser(__doc__, NAME)
     p.add_argument("--sr-minutes", type=float, default=6.0, help="training of the super-resolution stage (default %(default)s)")
     p.add_argument("--energy-minutes", type=float, default=6.0, help="training of the energy-score refiner; 0: none (default %(default)s)")
-    p.add_argument("--patch", type=int, default=8, help="the energy score's patch side (default %(default)s)")
-    p.add_argument("--batch", type=int, default=16)
-    p.add_argument("--lr", type=float, default=2e-4)
-    p.add_argument("--width", type=int, default=48, help="each stage's channels at 48 px (default %(default)s)")
-    p.add_argument("--blocks", type=int, default=3, help="each stage's residual blocks (default %(default)s)")
-    p.add_argument("--n", type=int, default=1000, help="held-out faces, reconstructions and samples compared (default %(default)s)")
-    p.add_argument("--c2st-seeds", type=int, default=3)
-    p.add_argument("--pairs", type=int, help="train on the first N training faces only (a quick check)")
+    add_training_options(p)
     probe(p.parse_args(), train_chain, NAME, QUESTION, OPTIONS)
 
 

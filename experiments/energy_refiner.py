@@ -21,11 +21,10 @@ from __future__ import annotations
 import argparse
 import time
 
-import _record
 import numpy as np
 import torch
 import torch.nn.functional as F
-from refiner import Refiner, bf16, probe, random_pairs
+from refiner import Refiner, bf16, probe, probe_parser, random_pairs
 
 NAME = "energy_refiner"
 OPTIONS = ("minutes", "patch", "batch", "lr", "width", "blocks")
@@ -44,45 +43,54 @@ def patch_energy_score(y1: torch.Tensor, y2: torch.Tensor, x: torch.Tensor, patc
     return 0.5 * (norms(y1, x) + norms(y2, x)) - 0.5 * norms(y1, y2)
 
 
-def train_refiner(recons: torch.Tensor, real: torch.Tensor, a: argparse.Namespace, seed: int, log) -> tuple[Refiner, dict]:
-    """Train on (reconstruction, face) pairs for ``a.minutes`` with the energy score; returns the refiner and its record."""
-    torch.manual_seed(seed)
-    net = Refiner(width=a.width, blocks=a.blocks, noise=True).to(memory_format=torch.channels_last)
+def train_pairs(net: Refiner, inputs: torch.Tensor, real: torch.Tensor, a: argparse.Namespace, seed: int, step_loss, log) -> tuple[Refiner, dict]:
+    """Adam on random (input, face) pairs for ``a.minutes``; ``step_loss(net, y, x)`` -> (loss, {name: figure}). Logs
+    each figure's mean over the last 100 steps, and records it as ``final_NAME``; returns the net in eval mode."""
     opt = torch.optim.Adam(net.parameters(), lr=a.lr, betas=(0.9, 0.99))
     gen = torch.Generator().manual_seed(seed)
     start, step, history = time.time(), 0, []
     while time.time() - start < a.minutes * 60:
-        y, x = random_pairs(recons, real, a.batch, gen)
-        with bf16():
-            y1, y2 = net(torch.cat([y, y])).float().chunk(2)
-        score = patch_energy_score(y1, y2, x, a.patch)
+        y, x = random_pairs(inputs, real, a.batch, gen)
+        loss, figures = step_loss(net, y, x)
         opt.zero_grad(set_to_none=True)
-        score.mean().backward()
+        loss.backward()
         opt.step()
         step += 1
-        with torch.no_grad():
-            spread = (y1 - y2).abs().mean().item()
-        history.append((score.mean().item(), spread))
+        history.append(figures)
         if step % 100 == 0:
-            s, d = np.mean(history[-100:], 0)
-            log(f"step {step} ({time.time() - start:.0f} s): energy score {s:.2f}  |y1 - y2| {d:.4f}")
-    s, d = np.mean(history[-100:], 0)
-    record = {"steps": step, "images_seen": step * a.batch, "seconds": round(time.time() - start, 1), "final_score": round(float(s), 3)}
-    return net.eval(), record | {"final_draw_spread": round(float(d), 4)}
+            shown = "  ".join(f"{k} {np.mean([h[k] for h in history[-100:]]):.4f}" for k in figures)
+            log(f"step {step} ({time.time() - start:.0f} s): {shown}")
+    record = {"steps": step, "images_seen": step * a.batch, "seconds": round(time.time() - start, 1)}
+    return net.eval(), record | {f"final_{k}": round(float(np.mean([h[k] for h in history[-100:]])), 4) for k in history[-1]}
 
 
-def main() -> None:
-    p = _record.parser(__doc__, NAME, minutes=6.0)
-    p.add_argument("--run", required=True, help="a finished --preset sharp run")
-    p.add_argument("--variant", required=True, help="this variant's name in the results file (which keeps the others' with the same settings)")
+def energy_step(net: Refiner, y: torch.Tensor, x: torch.Tensor, patch: int) -> tuple[torch.Tensor, dict]:
+    """Two draws of the refiner for each input, scored against the real face; also how far the draws are apart."""
+    with bf16():
+        y1, y2 = net(torch.cat([y, y])).float().chunk(2)
+    score = patch_energy_score(y1, y2, x, patch).mean()
+    return score, {"score": score.item(), "draw_spread": (y1 - y2).abs().mean().item()}
+
+
+def train_refiner(recons: torch.Tensor, real: torch.Tensor, a: argparse.Namespace, seed: int, log) -> tuple[Refiner, dict]:
+    """Train on (reconstruction, face) pairs for ``a.minutes`` with the energy score; returns the refiner and its record."""
+    torch.manual_seed(seed)
+    net = Refiner(width=a.width, blocks=a.blocks, noise=True).to(memory_format=torch.channels_last)
+    return train_pairs(net, recons, real, a, seed, lambda net, y, x: energy_step(net, y, x, a.patch), log)
+
+
+def add_training_options(p: argparse.ArgumentParser) -> None:
+    """The options of a refiner trained on pairs, shared by the probes that train one."""
     p.add_argument("--patch", type=int, default=8, help="side of the patches whose norms the energy score sums (default %(default)s)")
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--lr", type=float, default=2e-4)
     p.add_argument("--width", type=int, default=48, help="the refiner's channels at 48 px (default %(default)s)")
     p.add_argument("--blocks", type=int, default=3, help="its residual blocks (default %(default)s)")
-    p.add_argument("--n", type=int, default=1000, help="held-out faces, reconstructions and samples compared (default %(default)s)")
-    p.add_argument("--c2st-seeds", type=int, default=3)
-    p.add_argument("--pairs", type=int, help="train on the first N training faces only (a quick check)")
+
+
+def main() -> None:
+    p = probe_parser(__doc__, NAME, minutes=6.0)
+    add_training_options(p)
     probe(p.parse_args(), train_refiner, NAME, QUESTION, OPTIONS)
 
 

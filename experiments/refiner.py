@@ -152,10 +152,19 @@ def train_refiner(recons: torch.Tensor, real: torch.Tensor, a: argparse.Namespac
     }
 
 
-def main() -> None:
-    p = _record.parser(__doc__, NAME, minutes=6.0)
+def probe_parser(doc: str, name: str, **budget) -> argparse.ArgumentParser:
+    """``_record.parser`` with the options every probe of a finished run takes: the run, the variant, how much is compared."""
+    p = _record.parser(doc, name, **budget)
     p.add_argument("--run", required=True, help="a finished --preset sharp run")
     p.add_argument("--variant", required=True, help="this variant's name in the results file (which keeps the others' with the same settings)")
+    p.add_argument("--n", type=int, default=1000, help="held-out faces, reconstructions and samples compared (default %(default)s)")
+    p.add_argument("--c2st-seeds", type=int, default=3)
+    p.add_argument("--pairs", type=int, help="use the first N training faces only (a quick check)")
+    return p
+
+
+def main() -> None:
+    p = probe_parser(__doc__, NAME, minutes=6.0)
     p.add_argument("--anchor-px", type=int, default=24, help="the size at which the refined face is held to the real one by L1 (default %(default)s)")
     p.add_argument("--l1-weight", type=float, default=100.0, help="weight of that L1 term against the hinge loss (default %(default)s)")
     p.add_argument("--batch", type=int, default=16)
@@ -164,9 +173,6 @@ def main() -> None:
     p.add_argument("--disc-blur", action=argparse.BooleanOptionalAction, default=True, help="an anti-aliased discriminator")
     p.add_argument("--half-residual", action="store_true", help="draw the residual at 48 px and enlarge it (no 96-px texture possible)")
     p.add_argument("--d-lr", type=float, default=2e-4, help="the discriminator's learning rate (the refiner's is 2e-4)")
-    p.add_argument("--n", type=int, default=1000, help="held-out faces, reconstructions and samples compared (default %(default)s)")
-    p.add_argument("--c2st-seeds", type=int, default=3)
-    p.add_argument("--pairs", type=int, help="train on the first N training faces only (a quick check)")
     probe(p.parse_args(), train_refiner, NAME, QUESTION, OPTIONS)
 
 

@@ -16,10 +16,9 @@ from __future__ import annotations
 
 import argparse
 
-import _record
 import torch
 from detail_ceiling import shock_filter
-from refiner import probe
+from refiner import probe, probe_parser
 from torch import nn
 
 NAME = "shock_filter"
@@ -43,15 +42,10 @@ def no_training(recons: torch.Tensor, real: torch.Tensor, a: argparse.Namespace,
 
 
 def main() -> None:
-    p = _record.parser(__doc__, NAME)
-    p.add_argument("--run", required=True, help="a finished --preset sharp run")
-    p.add_argument("--variant", required=True, help="this variant's name in the results file (which keeps the others' with the same settings)")
+    p = probe_parser(__doc__, NAME)
     p.add_argument("--iterations", type=int, default=5, help="filter steps (default %(default)s)")
     p.add_argument("--dt", type=float, default=0.2, help="step size (default %(default)s)")
     p.add_argument("--sigma", type=float, default=1.0, help="blur of the luminance whose curvature picks the side (default %(default)s)")
-    p.add_argument("--n", type=int, default=1000, help="held-out faces, reconstructions and samples compared (default %(default)s)")
-    p.add_argument("--c2st-seeds", type=int, default=3)
-    p.add_argument("--pairs", type=int, help="reconstruct the first N training faces only (a quick check)")
     probe(p.parse_args(), no_training, NAME, QUESTION, OPTIONS)
 
 
