@@ -23,7 +23,7 @@ from __future__ import annotations
 import argparse
 
 import torch
-import torch.nn.functional as F
+from blur_baseline import down_up
 from detail_ceiling import shrunk, train_l1
 from energy_refiner import add_training_options
 from energy_refiner import train_refiner as train_energy
@@ -37,8 +37,7 @@ QUESTION = "Does a super-resolution stage trained on real faces shrunk to 48 px,
 
 def shrink_enlarge(x: torch.Tensor) -> torch.Tensor:
     """Float faces in [0, 1] shrunk to 48 px and enlarged again, on the grey levels of a uint8 image (as ``shrunk``)."""
-    y = F.interpolate(x * 255, size=48, mode="bilinear", antialias=True, align_corners=False)
-    return F.interpolate(y, size=x.shape[-1], mode="bilinear", align_corners=False).round().clamp(0, 255) / 255
+    return down_up(x * 255, 48).float() / 255
 
 
 class Chain(nn.Module):
