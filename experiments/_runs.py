@@ -232,9 +232,12 @@ def detail_figures(rows: dict) -> list[str]:
     return lines
 
 
-def compare_from_scratch(doc: str, name: str, question: str, variants: dict[str, list[str]], minutes: float = 5.0, samplers: str = "gmm") -> None:
+def compare_from_scratch(
+    doc: str, name: str, question: str, variants: dict[str, list[str]], minutes: float = 5.0, samplers: str = "gmm", here: frozenset[str] = frozenset()
+) -> None:
     """The main of a probe that trains each variant from scratch for ``--minutes`` (every run first, each with the machine
-    to itself; then every evaluation: reconstructions and the faces of ``samplers``) and records ``detail_figures``."""
+    to itself; then every evaluation: reconstructions and the faces of ``samplers``) and records ``detail_figures``.
+    Variants named in ``here`` run in this process (they use a part the calling script registered)."""
     import _record
 
     p = _record.parser(doc, name, minutes=minutes)
@@ -243,8 +246,8 @@ def compare_from_scratch(doc: str, name: str, question: str, variants: dict[str,
     steps = Steps(a.out, a.data, a.fresh)
     evaluate = evaluate_flags(a.eval_limit, a.n_samples, a.k, samplers, samplers, a.c2st_seeds)
     for n in a.only:
-        steps.train_and_evaluate(n, variants[n], evaluate, train_only=True, minutes=a.minutes, keep_last=1)
-    rows = {n: steps.train_and_evaluate(n, variants[n], evaluate, minutes=a.minutes, keep_last=1) for n in a.only}
+        steps.train_and_evaluate(n, variants[n], evaluate, here=n in here, train_only=True, minutes=a.minutes, keep_last=1)
+    rows = {n: steps.train_and_evaluate(n, variants[n], evaluate, here=n in here, minutes=a.minutes, keep_last=1) for n in a.only}
     settings = {"data": a.data, "minutes": a.minutes, "variants": {n: variants[n] for n in a.only}, "evaluate": evaluate}
     results = {"runs": rows}
     _record.write(a.results, name, question, steps.commands, settings, results, detail_figures(rows))

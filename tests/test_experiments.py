@@ -135,3 +135,23 @@ def test_the_detail_chain_shrinks_faces_as_its_super_resolution_stage_was_traine
     assert (same.int() - shrunk(u8).int()).abs().max() <= 1  # the training inputs and the decoder's, within rounding
     checker = (torch.arange(96).view(1, -1) + torch.arange(96).view(-1, 1)) % 2
     assert shrunk(checker.expand(1, 3, 96, 96).mul(255).to(torch.uint8)).float().std() < 2  # 1-px detail is gone
+
+
+def test_the_ssim_probe_is_zero_on_the_face_and_like_the_pixel_loss_prefers_the_average_of_two_edges_to_a_sharp_one():
+    import torch
+    from blur_baseline import gaussian_low
+    from ssim_loss import multiscale_ssim_distance as distance
+
+    torch.manual_seed(0)
+    face = gaussian_low(torch.rand(2, 3, 96, 96), 1.5)
+    assert distance(face, face).abs().max() < 1e-5 and (distance(gaussian_low(face, 1.5), face) > 0.05).all()
+
+    def edge(at: int) -> torch.Tensor:  # black left of column ``at``, white right of it
+        x = torch.zeros(1, 3, 96, 96)
+        x[..., at:] = 1
+        return x
+
+    left, right = edge(44), edge(52)  # a stroke whose place the latent leaves open: one or the other
+    average, sharp = (left + right) / 2, edge(48)
+    expected = lambda y: (distance(y, left) + distance(y, right)).item() / 2  # noqa: E731
+    assert expected(average) < expected(sharp)  # the blur still wins: SSIM does not reward guessing a sharp edge

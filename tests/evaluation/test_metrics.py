@@ -55,6 +55,15 @@ def test_ssim_of_flat_images_matches_the_formula():
     assert got.item() == pytest.approx((2 * a * b + c1) / (a * a + b * b + c1), rel=1e-9)
 
 
+def test_ssim_in_float32_agrees_with_the_report_and_gives_a_gradient():
+    x = torch.rand(2, 3, 24, 24, generator=_gen(2))
+    y = (x + 0.1 * torch.randn(x.shape, generator=_gen(3))).clamp(0, 1).requires_grad_()
+    s32 = ssim(x, y, dtype=torch.float32)
+    assert s32.dtype == torch.float32 and torch.allclose(s32.double(), ssim(x, y.detach()), atol=1e-5)
+    s32.sum().backward()
+    assert y.grad is not None and y.grad.abs().sum() > 0
+
+
 # -- latents ---------------------------------------------------------------------------------------------
 
 

@@ -34,12 +34,23 @@ def _gaussian_window(size: int, sigma: float, channels: int) -> torch.Tensor:
     return (g[:, None] * g[None, :]).expand(channels, 1, size, size).contiguous()
 
 
-def ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0, window: int = 11, sigma: float = 1.5, k1: float = 0.01, k2: float = 0.03) -> torch.Tensor:
-    """Structural similarity per image (Wang et al. 2004): 11x11 gaussian window (sigma 1.5), valid region, mean over channels."""
-    x, y = x.double(), y.double()
+def ssim(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    data_range: float = 1.0,
+    window: int = 11,
+    sigma: float = 1.5,
+    k1: float = 0.01,
+    k2: float = 0.03,
+    dtype: torch.dtype = torch.float64,
+) -> torch.Tensor:
+    """Structural similarity per image (Wang et al. 2004): 11x11 gaussian window (sigma 1.5), valid region, mean over channels.
+
+    Computed in ``dtype``: float64 for the report, float32 where it is a training loss (it is differentiable)."""
+    x, y = x.to(dtype), y.to(dtype)
     c = x.shape[1]
     window = min(window, x.shape[-1], x.shape[-2])
-    w = _gaussian_window(window, sigma, c).to(x.device)
+    w = _gaussian_window(window, sigma, c).to(x.device, dtype)
     blur = lambda t: F.conv2d(t, w, groups=c)  # noqa: E731
     mx, my = blur(x), blur(y)
     sxx, syy, sxy = blur(x * x) - mx * mx, blur(y * y) - my * my, blur(x * y) - mx * my
