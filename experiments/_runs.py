@@ -11,6 +11,7 @@ and per sampler the two-sample test, FID/KID on pixel features, diversity and me
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shlex
@@ -234,10 +235,10 @@ def detail_figures(rows: dict) -> list[str]:
 
 def compare_from_scratch(
     doc: str, name: str, question: str, variants: dict[str, list[str]], minutes: float = 5.0, samplers: str = "gmm", here: frozenset[str] = frozenset()
-) -> None:
+) -> argparse.Namespace:
     """The main of a probe that trains each variant from scratch for ``--minutes`` (every run first, each with the machine
     to itself; then every evaluation: reconstructions and the faces of ``samplers``) and records ``detail_figures``.
-    Variants named in ``here`` run in this process (they use a part the calling script registered)."""
+    Variants named in ``here`` run in this process (they use a part the calling script registered). Returns the options."""
     import _record
 
     p = _record.parser(doc, name, minutes=minutes)
@@ -251,6 +252,7 @@ def compare_from_scratch(
     settings = {"data": a.data, "minutes": a.minutes, "variants": {n: variants[n] for n in a.only}, "evaluate": evaluate}
     results = {"runs": rows}
     _record.write(a.results, name, question, steps.commands, settings, results, detail_figures(rows))
+    return a
 
 
 def score_faces(fake, held, seeds: int) -> dict:

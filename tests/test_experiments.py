@@ -155,3 +155,34 @@ def test_the_ssim_probe_is_zero_on_the_face_and_like_the_pixel_loss_prefers_the_
     average, sharp = (left + right) / 2, edge(48)
     expected = lambda y: (distance(y, left) + distance(y, right)).item() / 2  # noqa: E731
     assert expected(average) < expected(sharp)  # the blur still wins: SSIM does not reward guessing a sharp edge
+
+
+def test_the_noisy_decoder_draws_differ_through_learned_scales_and_the_energy_term_trains_them():
+    import torch
+    from decoder_noise import register_noise
+
+    from animevae.config import ModelConfig, TrainConfig
+    from animevae.models.vae import ARCHITECTURES, VAE
+    from animevae.training.objectives import OBJECTIVES, make_objective
+
+    before = dict(ARCHITECTURES), dict(OBJECTIVES)
+    try:
+        register_noise(weights=(100,))
+        torch.manual_seed(0)
+        model = VAE(ModelConfig(arch="spatialnoise", latent_dim=576)).eval()
+        z = torch.randn(2, 576)
+        with torch.no_grad():
+            assert (model.decode(z) - model.decode(z)).abs().mean() > 1e-3  # two draws for one latent
+            for s in model.decoder.scales:
+                s.zero_()
+            assert torch.equal(model.decode(z), model.decode(z))  # no noise without the scales
+            for s in model.decoder.scales:
+                s.fill_(0.1)
+        model.train()
+        objective = make_objective(TrainConfig(objective="elbo-energy100", beta=0.1), steps_per_epoch=10, model_config=model.config)
+        terms = objective(model, torch.rand(4, 3, 96, 96), step=0)
+        terms.loss.backward()
+        assert terms.logs["energy"] > 0 and all(s.grad.abs().sum() > 0 for s in model.decoder.scales)
+    finally:
+        ARCHITECTURES.clear(), ARCHITECTURES.update(before[0])
+        OBJECTIVES.clear(), OBJECTIVES.update(before[1])
