@@ -86,13 +86,9 @@ def picture(out: Path, names=tuple(VARIANTS), n: int = 8) -> Path:
     import torch
 
     from animevae.images import save_grid
-    from animevae.sampling.generate import decode_latents, load_model, make_sampler
+    from animevae.sampling.generate import load_model, sample_faces
 
-    rows = []
-    for name in names:
-        run = str(out / name)
-        model = load_model(run)
-        rows.append(decode_latents(model, make_sampler("gmm", model, run).sample(n, torch.Generator().manual_seed(0))))
+    rows = [sample_faces(load_model(str(out / name)), str(out / name), "gmm", n) for name in names]
     path = Path(__file__).resolve().parents[1] / "docs" / "images" / f"{NAME}_gmm.png"
     save_grid(torch.cat(rows), path, nrow=n)
     return path

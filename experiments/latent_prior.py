@@ -31,7 +31,7 @@ from animevae.config import DataConfig
 from animevae.evaluation.report import load_eval_data
 from animevae.images import save_grid
 from animevae.runs import load_latents, load_run_config
-from animevae.sampling.generate import decode_latents, load_model, make_sampler
+from animevae.sampling.generate import decode_latents, load_model, sample_faces
 from animevae.sampling.samplers import DiffusionSampler, v_loss
 
 NAME = "latent_prior"
@@ -124,7 +124,7 @@ def main() -> None:
         log(f"{name}: {results[name]}")
     for name in ("gmm", "diffusion"):  # the run's own samplers over the flat vector, as evaluate fits them
         if name not in results:
-            images = decode_latents(model, make_sampler(name, model, a.run).sample(a.n, torch.Generator().manual_seed(0)))
+            images = sample_faces(model, a.run, name, a.n)
             save_grid(images[:32], out / f"{name}.png", nrow=8)
             results[name] = score_faces(images, held, a.c2st_seeds)
             log(f"{name}: {results[name]}")

@@ -26,10 +26,8 @@ def main() -> None:
     p.add_argument("--samplers", nargs="*", default=["mix", "gmm"], help="samplers of --compare (default: mix gmm)")
     a = p.parse_args()
 
-    import torch
-
     from animevae.images import save_grid
-    from animevae.sampling.generate import decode_latents, default_sampler, load_model, make_sampler
+    from animevae.sampling.generate import default_sampler, load_model, sample_faces
     from animevae.sampling.samplers import DEFAULT_MIX_K
 
     out = Path(a.out)
@@ -42,14 +40,12 @@ def main() -> None:
         print(out / "builtin_faces.png")
     for run in a.run:
         model = load_model(run)
-        z = make_sampler(default_sampler(run), model, run, DEFAULT_MIX_K).sample(48, torch.Generator().manual_seed(0))
-        save_grid(decode_latents(model, z), out / f"generated_{Path(run).name}.png", nrow=12)
+        save_grid(sample_faces(model, run, default_sampler(run), 48, 0, DEFAULT_MIX_K), out / f"generated_{Path(run).name}.png", nrow=12)
         print(out / f"generated_{Path(run).name}.png")
     for run in a.compare:
         model = load_model(run)
         for name in a.samplers:
-            z = make_sampler(name, model, run, DEFAULT_MIX_K).sample(32, torch.Generator().manual_seed(0))
-            save_grid(decode_latents(model, z), out / f"compare_{Path(run).name}_{name}.png", nrow=8)
+            save_grid(sample_faces(model, run, name, 32, 0, DEFAULT_MIX_K), out / f"compare_{Path(run).name}_{name}.png", nrow=8)
             print(out / f"compare_{Path(run).name}_{name}.png")
 
 

@@ -34,7 +34,7 @@ from animevae.config import DataConfig
 from animevae.evaluation.report import load_eval_data
 from animevae.images import save_grid
 from animevae.runs import load_run_config
-from animevae.sampling.generate import decode_latents, encode_images, load_model, make_sampler
+from animevae.sampling.generate import decode_latents, encode_images, load_model, sample_faces
 from animevae.training.adversarial import PatchDiscriminator, diff_augment
 from animevae.training.system import System, pick_precision
 
@@ -195,7 +195,7 @@ def probe(a: argparse.Namespace, train, name: str, question: str, options: tuple
     # the evaluate protocol: n training faces spread over the set, reconstructed; n gmm samples (seed 0)
     pos = np.linspace(0, len(train_real) - 1, a.n).round().astype(np.int64)
     recons = train_recons[pos]
-    samples = decode_latents(model, make_sampler("gmm", model, a.run).sample(a.n, torch.Generator().manual_seed(0)))
+    samples = sample_faces(model, a.run, "gmm", a.n)
     refined = {"recons_refined": refine(net, recons, 1), "gmm_refined": refine(net, samples, 2)}
     for kind, images in refined.items():
         save_grid(images[:32], out / f"{a.variant}_{kind}.png", nrow=8)

@@ -229,6 +229,13 @@ def decode_latents(model: VAE, z: torch.Tensor, batch: int = 256) -> torch.Tenso
     return torch.cat([model.generate(z[s : s + batch].to(device)).cpu() for s in range(0, len(z), batch)])
 
 
+def sample_faces(model: VAE, run: str, sampler: str, n: int, seed: int = 0, *sampler_options) -> torch.Tensor:
+    """``n`` faces (uint8 N x C x H x W) from ``run``'s ``sampler`` (``make_sampler``'s further options after the name),
+    drawn with a generator seeded ``seed``: the same faces for the same seed."""
+    z = make_sampler(sampler, model, run, *sampler_options).sample(n, torch.Generator().manual_seed(seed))
+    return decode_latents(model, z)
+
+
 def load_model(run: str, device: str = "cpu", revision: str | None = None) -> VAE:
     return VAE.from_pretrained(run, revision=revision, map_location="cpu").to(device).eval()
 
@@ -250,9 +257,7 @@ def generate(
     if n < 1:
         raise UserError(f"--n must be at least 1, got {n}")
     model = load_model(run, device, revision)
-    sampler = sampler or default_sampler(run, revision)
-    z = make_sampler(sampler, model, run, mix_k, temperature, revision, gmm_components, gmm_covariance).sample(n, torch.Generator().manual_seed(seed))
-    images = decode_latents(model, z)
+    images = sample_faces(model, run, sampler or default_sampler(run, revision), n, seed, mix_k, temperature, revision, gmm_components, gmm_covariance)
     out = Path(out) if out is not None else (Path(run) / "generated" if Path(run).is_dir() else Path("generated"))
     save_images(images, out)
     save_grid(images, out / "grid.png")
