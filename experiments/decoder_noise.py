@@ -82,13 +82,16 @@ def register_noise(weights=WEIGHTS) -> None:
 
 
 def picture(out: Path, names=tuple(VARIANTS), n: int = 8) -> Path:
-    """docs/images/decoder_noise_gmm.png: a row of ``n`` gmm faces (seed 0) of each run, in ``names``' order, at full size."""
+    """docs/images/decoder_noise_gmm.png: a row of ``n`` gmm faces (latents and decoder noise seeded 0) of each run, in ``names``' order, at full size."""
     import torch
 
     from animevae.images import save_grid
     from animevae.sampling.generate import load_model, sample_faces
 
-    rows = [sample_faces(load_model(str(out / name)), str(out / name), "gmm", n) for name in names]
+    rows = []
+    for name in names:
+        torch.manual_seed(0)  # the noisy decoder's own draws come from torch's global generator
+        rows.append(sample_faces(load_model(str(out / name)), str(out / name), "gmm", n))
     path = Path(__file__).resolve().parents[1] / "docs" / "images" / f"{NAME}_gmm.png"
     save_grid(torch.cat(rows), path, nrow=n)
     return path
