@@ -148,6 +148,13 @@ def _names(text: str) -> list[str]:
     return [n.strip() for n in text.split(",") if n.strip()]
 
 
+def _sizes(text: str) -> list[int]:
+    try:
+        return [int(n) for n in _names(text)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated sizes in pixels, like 96,48,32,24,16; got {text!r}") from None
+
+
 def cmd_evaluate(a) -> None:
     from .evaluation.report import evaluate
 
@@ -205,7 +212,9 @@ def _sharing_commands(sub) -> None:
     gen.add_argument(
         "--mix-k", default=str(DEFAULT_MIX_K), help=f"stored latents one mix draws on, or 'all' (default {DEFAULT_MIX_K}: see docs/how-to/generate.md)"
     )
-    gen.add_argument("--temperature", type=float, default=1.0, help="prior sampler's scale")
+    gen.add_argument(
+        "--temperature", type=float, default=1.0, help="scale of the prior's draws, of the gmm's spread around its components, of diffusion's starting noise"
+    )
     gen.add_argument("--gmm-components", type=int, default=DEFAULT_GMM_COMPONENTS, help=f"gmm sampler's mixture components (default {DEFAULT_GMM_COMPONENTS})")
     gen.add_argument("--gmm-covariance", default="full", choices=["full", "diag"], help="gmm sampler's covariance per component (default full)")
     gen.add_argument("--device", default="cpu")
@@ -297,6 +306,11 @@ def _exploring_commands(sub) -> None:
     ev.add_argument("--samplers", type=_names, help=f"evaluate only these samplers, comma-separated ({names}; default: all)")
     ev.add_argument("--c2st-samplers", type=_names, help="run the classifier two-sample test on these samplers (default: the run's own)")
     ev.add_argument("--c2st-seeds", type=int, default=3, help="classifier seeds to average over (default 3; 0 = no two-sample test)")
+    ev.add_argument(
+        "--c2st-sizes",
+        type=_sizes,
+        help="the realism ladder's sizes in px, comma-separated (default 96,48,32,24,16 and the images' own size; those above it are dropped)",
+    )
     ev.add_argument(
         "--c2st-max-rounds", type=int, default=60, help="at most this many training rounds per classifier (default 60; early stopping usually ends sooner)"
     )

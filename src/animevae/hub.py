@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -87,8 +88,9 @@ def _sample_grid(folder: Path, dest: Path) -> None:
     save_grid(decode_latents(model, z), dest)
 
 
-def card_text(config: dict, metrics: list[dict], repo_id: str, parameters: int | None = None) -> str:
-    """The model card (YAML front matter + markdown) for a run's config.json and metrics.jsonl."""
+def card_text(config: dict, metrics: list[dict], repo_id: str, parameters: int | None = None, evaluation: dict | None = None) -> str:
+    """The model card (YAML front matter + markdown) for a run's config.json and metrics.jsonl, with the realism
+    ladder of its evaluation.json when ``animevae evaluate`` wrote one."""
     from huggingface_hub import ModelCard, ModelCardData
 
     dataset = hub_dataset_id(config)
@@ -123,6 +125,18 @@ def card_text(config: dict, metrics: list[dict], repo_id: str, parameters: int |
         ("images/s (final epoch)", _fmt(last.get("images_per_s"), 0)),
     ]
     table = "\n".join(f"| {k} | {v} |" for k, v in rows)
+    from .evaluation.report import ladder_markdown
+    from .evaluation.two_sample import PASSES_AT
+
+    ladder = ladder_markdown(evaluation or {})
+    if ladder:
+        held = (evaluation.get("data") or {}).get("evaluated_on", "held-out faces")
+        ladder = (
+            "\n## How real the faces look\n\nThe realism ladder of `animevae evaluate` (on "
+            f"{held}): a small classifier trained until it stops improving, scored on faces it never saw, at telling "
+            "this model's faces from real ones with both shrunk to each size (0.5 = it cannot; at most "
+            f"{PASSES_AT:.2f} passes).\n\n{ladder}\n"
+        )
 
     body = f"""
 # {repo_id}
@@ -177,8 +191,24 @@ KL divergence summed over the {latent} latent dimensions, in nats.
 | `metrics.jsonl` | per-epoch losses (per image and per dimension), held-out loss, images/s |
 | `loss.png` | training and held-out loss curves |
 | `{GRID}` | faces generated at the end of training |
-"""
+{ladder}"""
     return ModelCard(f"---\n{data.to_yaml()}\n---\n{body}").content
+
+
+def _evaluation(folder: Path) -> dict | None:
+    """The run's evaluation.json for the card's ladder; one that cannot be read or has no ladder is left out, said why."""
+    from .evaluation.report import ladder_markdown
+
+    path = folder / "evaluation.json"
+    if not path.is_file():
+        return None
+    try:
+        evaluation = runs.read_json(path)
+        ladder_markdown(evaluation)
+    except (UserError, KeyError, TypeError, AttributeError) as e:
+        print(f"note: {path}: not shown on the model card ({e if isinstance(e, UserError) else 'not an evaluate report'})", file=sys.stderr)
+        return None
+    return evaluation
 
 
 def write_model_card(run, repo_id: str, out: str | Path | None = None) -> Path:
@@ -193,7 +223,7 @@ def write_model_card(run, repo_id: str, out: str | Path | None = None) -> Path:
     parameters = count_parameters(VAE(model_config_from_json(config, folder / runs.CONFIG)))
     _sample_grid(folder, out / GRID)
     path = out / "README.md"
-    runs.write_bytes(path, card_text(config, runs.read_metrics(folder), repo_id, parameters).encode())
+    runs.write_bytes(path, card_text(config, runs.read_metrics(folder), repo_id, parameters, _evaluation(folder)).encode())
     return path
 
 

@@ -60,16 +60,24 @@ def test_evaluate_writes_every_metric(cli, run_copy, tmp_path):
     # mixing more latents averages faces together: less diverse
     assert m["samplers"]["mix_k2"]["diversity_rms"] > m["samplers"]["mix_k16"]["diversity_rms"] > m["samplers"]["mix_all"]["diversity_rms"]
     assert m["fid_kid"]["features"] == "animevae.evaluation.features:pixel_features" and m["fid_kid"]["skipped"] is None
-    for word in ("ELBO", "IWAE", "PSNR", "SSIM", "active units", "mix_k16", "gmm", "FID", "KID", "C2ST"):
+    for word in ("ELBO", "IWAE", "PSNR", "SSIM", "active units", "mix_k16", "gmm", "FID", "KID", "realism ladder"):
         assert word in proc.stdout
     # the classifier two-sample test runs on the run's own sampler (the seed preset's: mix, k=2) only, by default
     c2st = m["samplers"]["mix_k2"]["c2st"]
     n = min(24, m["data"]["images"])  # samples and held-out faces: the smaller set decides
     check_mean_of_seeds(c2st, 3)
     assert c2st["scored_on_per_class"] == split_sizes(n)[2]
-    assert list(c2st["by_size"]) == ["96px", "48px"] and c2st["by_size"]["96px"]["accuracy"] == c2st["accuracy"]
-    row = next(line for line in proc.stdout.splitlines() if line.strip().startswith("mix_k2 "))
-    assert row.split()[-2:] == [f"{c2st['accuracy']:.3f}", f"{c2st['by_size']['48px']['accuracy']:.3f}"]  # the table shows the file's figures
+    assert list(c2st["by_size"]) == ["96px", "48px", "32px", "24px", "16px"] and c2st["by_size"]["96px"]["accuracy"] == c2st["accuracy"]
+    assert m["settings"]["c2st_sizes"] == [96, 48, 32, 24, 16]
+    ladder = proc.stdout[proc.stdout.index("realism ladder") :].splitlines()
+    row = next(line for line in ladder if line.strip().startswith("mix_k2 "))  # the ladder table shows the file's figures
+    assert row.split()[1:6] == [f"{c2st['by_size'][px]['accuracy']:.3f}" for px in c2st["by_size"]]
+    up_to = c2st["real_up_to"]
+    assert row.split()[6:] == (["INVALID"] if not c2st["valid"] else ["none"] if up_to is None else [str(up_to), "px"])
+    # the positive control ran, and this classifier (2 rounds) is told whether it learned
+    control = m["c2st_control"]
+    assert control["size"] == 96 and control["sigma_px"] == 1.0 and c2st["valid"] == control["caught"] == recons_valid(m)
+    assert "control: real faces blurred by 1 px" in proc.stdout
     assert 0 < m["samplers"]["mix_k2"]["high_frequency_ratio"] < 1  # a 2-epoch model draws less fine detail than real faces
     assert all("c2st" not in s for name, s in m["samplers"].items() if name != "mix_k2")
     # and on the decoder's own reconstructions of as many training faces: the reference for every sampler
@@ -77,6 +85,10 @@ def test_evaluate_writes_every_metric(cli, run_copy, tmp_path):
     check_mean_of_seeds(recons, 3)
     assert recons["scored_on_per_class"] == split_sizes(n)[2]
     assert "recons" in proc.stdout and "the decoder's own" in proc.stdout
+
+
+def recons_valid(m: dict) -> bool:
+    return m["reconstructions"]["c2st"]["valid"]
 
 
 def check_mean_of_seeds(c2st: dict, seeds: int) -> None:
@@ -115,6 +127,11 @@ def test_evaluate_a_chosen_sampler_and_its_two_sample_test(cli, run_copy, tmp_pa
     check_mean_of_seeds(m["samplers"]["prior"]["c2st"], 2)
     assert "c2st" not in m["samplers"]["mix_all"] and m["settings"]["c2st_seeds"] == 2
     check_mean_of_seeds(m["reconstructions"]["c2st"], 2)
+    cli("evaluate", *common, "--samplers", "prior", "--c2st-samplers", "prior", "--c2st-seeds", 1, "--c2st-sizes", "24,16,200")
+    m = json.loads(out.read_text())
+    assert list(m["samplers"]["prior"]["c2st"]["by_size"]) == ["24px", "16px"] == list(m["reconstructions"]["c2st"]["by_size"])
+    sizes = cli("evaluate", *common, "--c2st-sizes", "24,x", check=False)
+    assert sizes.returncode == 2 and "comma-separated sizes" in sizes.stderr and "Traceback" not in sizes.stderr
     bad = cli("evaluate", *common, "--samplers", "best", check=False)
     assert bad.returncode == 2 and "sampler 'best'" in bad.stderr and "Traceback" not in bad.stderr
     few = cli("evaluate", *common[:-2], "--limit", 3, "--out", out, check=False)  # 3 held-out faces: too few for the test
@@ -151,3 +168,25 @@ def test_evaluate_without_inception_skips_fid_in_one_line(cli, run_copy, tmp_pat
     assert m["fid_kid"]["skipped"] and all(s["fid"] is None and s["kid"] is None for s in m["samplers"].values())
     assert "memorisation" in m["samplers"]["prior"] and m["likelihood"]["iwae_k"] == 2
     assert "Traceback" not in proc.stderr
+
+
+def test_a_classifier_that_cannot_learn_makes_the_ladder_invalid_not_realistic(run_copy, tmp_path, monkeypatch, capsys):
+    """Break the classifier on purpose (a learning rate of 0: its weights never move): every rung then reads about 0.5,
+    which would look like perfect realism; the positive control is not caught, so evaluate says the ladder is INVALID."""
+    from animevae.config import DataConfig
+    from animevae.evaluation import two_sample
+    from animevae.evaluation.report import evaluate
+
+    monkeypatch.setattr(two_sample, "LR", 0.0)
+    m, _ = evaluate(
+        str(run_copy), DataConfig(source="builtin"), out=tmp_path / "m.json", k=1, n_samples=40, samplers=["mix_k2"], c2st_seeds=1,
+        c2st_max_rounds=2, c2st_sizes=[48, 24], features="animevae.evaluation.features:pixel_features", progress=False,
+    )  # fmt: skip
+    out, err = capsys.readouterr()
+    assert not m["c2st_control"]["caught"] and m["c2st_control"]["accuracy"] < 0.9
+    for c2st in (m["samplers"]["mix_k2"]["c2st"], m["reconstructions"]["c2st"]):
+        assert not c2st["valid"] and c2st["real_up_to"] is None and "not learning" in c2st["invalid_because"]
+    assert json.loads((tmp_path / "m.json").read_text())["samplers"]["mix_k2"]["c2st"]["valid"] is False
+    ladder = out[out.index("realism ladder") :]
+    assert ladder.count("INVALID") == 3  # each row and the control line
+    assert "warning: the two-sample test's positive control failed" in err and "INVALID" in err

@@ -12,9 +12,11 @@ On held-out images (the run's own held-out split when ``--data`` is its training
 For each sampler (mix with k = 2, 4, 16, all; prior; gmm; two-stage; diffusion; or those ``samplers`` names):
 diversity (mean pairwise RMS pixel distance between samples, 0..255 scale), memorisation (each
 sample's RMS distance to its nearest training image; the median and how many are near-copies), and
-FID / KID against the held-out images. For the run's own sampler (or ``c2st_samplers``), a classifier
-two-sample test (two_sample.py): a small CNN trained from scratch to tell its faces from held-out real
-ones, scored on faces it did not train on, mean over ``c2st_seeds`` seeds (0.5 = indistinguishable).
+FID / KID against the held-out images. For the run's own sampler (or ``c2st_samplers``) and for the
+decoder's reconstructions, the realism ladder (two_sample.py): a small CNN trained from scratch to tell
+the faces from held-out real ones, scored on faces it did not train on, mean over ``c2st_seeds`` seeds
+(0.5 = indistinguishable), at each of ``c2st_sizes``, with "real up to N px" as its headline, and a
+positive control that says whether the classifier learns at all (a ladder without it is marked invalid).
 
 FID/KID need a feature extractor. The standard one (Inception-v3, through torch-fidelity as
 torchmetrics uses it) needs torchvision and downloaded weights; when it cannot be built the two are
@@ -48,7 +50,7 @@ from ..sampling.samplers import DEFAULT_GMM_COMPONENTS, DEFAULT_MIX_K
 from . import metrics as metric
 from .features import FeaturesUnavailable, extract_features, load_features, standard_features
 from .metrics import ACTIVE_THRESHOLD, NEAR_COPY_RMS
-from .two_sample import MAX_ROUNDS, classifier_two_sample_test
+from .two_sample import MAX_ROUNDS, PASSES_AT, classifier_two_sample_test, ladder_sizes, positive_control, with_control
 
 SAMPLERS = (
     ("mix_k2", "mix", 2),
@@ -136,6 +138,7 @@ def evaluate(
     c2st_samplers: list[str] | None = None,
     c2st_seeds: int = 3,
     c2st_max_rounds: int = MAX_ROUNDS,
+    c2st_sizes: list[int] | None = None,
 ) -> tuple[dict, Path]:
     """Compute every metric, write them as JSON to ``out`` (default RUN/evaluation.json), print a table; returns (metrics, path)."""
     if k < 1:
@@ -154,6 +157,8 @@ def evaluate(
         raise UserError(f"--c2st-seeds must be 0 (off) or more, got {c2st_seeds}")
     if c2st_max_rounds < 1:
         raise UserError(f"--c2st-max-rounds must be at least 1, got {c2st_max_rounds}")
+    if c2st_sizes is not None and (not c2st_sizes or min(c2st_sizes) < 4):
+        raise UserError(f"--c2st-sizes must list sizes of at least 4 px, got {','.join(map(str, c2st_sizes)) or 'none'}")
     say = (lambda msg: print(msg, file=sys.stderr, flush=True)) if progress else (lambda msg: None)
     model = load_model(run, device)
     size = model.config.image_size
@@ -166,6 +171,7 @@ def evaluate(
             f"{n_samples}; evaluate on more, or pass --c2st-seeds 0"
         )
     say(f"evaluate: {described}")
+    ladder = ladder_sizes(size) if c2st_sizes is None else sorted({px for px in c2st_sizes if px <= size} or {size}, reverse=True)
     metrics: dict = {
         "run": str(run),
         "data": {"source": data_cfg.source, "evaluated_on": described, "images": len(held), "image_size": size},
@@ -179,6 +185,7 @@ def evaluate(
             "gmm_covariance": gmm_covariance,
             "c2st_seeds": c2st_seeds,
             "c2st_max_rounds": c2st_max_rounds,
+            "c2st_sizes": ladder,
         },
         **likelihood_metrics(model, held, k, seed, batch, device),
     }
@@ -188,6 +195,16 @@ def evaluate(
     samples: dict[str, torch.Tensor] = {}
     metrics["samplers"] = {}
     c2st = set(c2st_samplers if c2st_samplers is not None else [own_entry(default_sampler(run))]) if c2st_seeds else set()
+    if c2st:
+        faces, real = control_faces(train_images, train_pos, held, n_samples)
+        say(f"evaluate: the two-sample test's positive control: {len(faces)} real faces blurred by 1 px against {len(real)} others")
+        metrics["c2st_control"] = control = positive_control(faces, real, seeds=range(1), max_rounds=c2st_max_rounds)
+        if not control["caught"]:
+            print(
+                f"warning: the two-sample test's positive control failed: real faces blurred by {control['sigma_px']:g} px were caught "
+                f"{control['accuracy']:.3f} of the time (a working classifier: >= {control['caught_at']}); every ladder below is INVALID",
+                file=sys.stderr,
+            )
     for name, kind, mix_k in SAMPLERS:
         if samplers and name not in samplers:
             continue
@@ -204,10 +221,12 @@ def evaluate(
         metrics["samplers"][name] = sample_metrics(samples[name], held, net, held_features, metrics["fid_kid"]["kid_subset_size"], seed, device)
         if name in c2st:
             say(f"evaluate: classifier two-sample test of {name} against the held-out faces ({c2st_seeds} seeds)")
-            metrics["samplers"][name]["c2st"] = classifier_two_sample_test(samples[name], held, seeds=range(c2st_seeds), max_rounds=c2st_max_rounds)
+            result = classifier_two_sample_test(samples[name], held, seeds=range(c2st_seeds), max_rounds=c2st_max_rounds, sizes=ladder)
+            metrics["samplers"][name]["c2st"] = with_control(result, control)
     if c2st and train_images is not None:
         say(f"evaluate: classifier two-sample test of the model's reconstructions of {n_samples} training faces ({c2st_seeds} seeds)")
-        metrics["reconstructions"] = reconstruction_c2st(model, train_images, train_pos, held, n_samples, c2st_seeds, c2st_max_rounds)
+        metrics["reconstructions"] = reconstruction_c2st(model, train_images, train_pos, held, n_samples, c2st_seeds, c2st_max_rounds, ladder)
+        metrics["reconstructions"]["c2st"] = with_control(metrics["reconstructions"]["c2st"], control)
     if train_images is not None and samples:
         say(f"evaluate: nearest training image for {sum(len(v) for v in samples.values())} samples among {len(train_pos)} training images")
     for name, entry in memorisation(samples, train_images, train_pos, no_train).items():
@@ -218,15 +237,27 @@ def evaluate(
     return metrics, out
 
 
-def reconstruction_c2st(model, train_images, train_pos, held: torch.Tensor, n: int, seeds: int, max_rounds: int = MAX_ROUNDS) -> dict:
+def training_faces(train_images, train_pos, n: int) -> torch.Tensor:
+    """``n`` training faces spread evenly over the training split (uint8): what the reconstructions and the control are made of."""
+    pos = np.sort(train_pos[np.linspace(0, len(train_pos) - 1, min(n, len(train_pos))).round().astype(np.int64)])
+    return torch.from_numpy(np.ascontiguousarray(train_images[pos]))
+
+
+def control_faces(train_images, train_pos, held: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(faces to blur, real faces) for the positive control: the training faces the reconstructions are made of against the
+    held-out faces, as the ladders' sets are sized; without training images, alternate held-out faces against the rest."""
+    if train_images is not None:
+        return training_faces(train_images, train_pos, n), held
+    return held[0::2], held[1::2]
+
+
+def reconstruction_c2st(model, train_images, train_pos, held: torch.Tensor, n: int, seeds: int, max_rounds: int = MAX_ROUNDS, sizes=None) -> dict:
     """The two-sample test of the decoder's reconstructions (decodes of the posterior means) of ``n`` training
     faces, spread over the training set, against the held-out faces: the same test as the samplers', on
     what the decoder draws when its latents are the best they can be. A sampler's accuracy near this one
     means the blur is the decoder's, not the sampler's."""
-    pos = np.sort(train_pos[np.linspace(0, len(train_pos) - 1, min(n, len(train_pos))).round().astype(np.int64)])
-    faces = torch.from_numpy(np.ascontiguousarray(train_images[pos]))
-    recons = decode_latents(model, encode_images(model, faces))
-    result = classifier_two_sample_test(recons, held, seeds=range(seeds), max_rounds=max_rounds)
+    recons = decode_latents(model, encode_images(model, training_faces(train_images, train_pos, n)))
+    result = classifier_two_sample_test(recons, held, seeds=range(seeds), max_rounds=max_rounds, sizes=sizes)
     note = "reconstructions of training faces (decoded posterior means) against the held-out faces; 0.5 = indistinguishable"
     return {"c2st": result | {"note": note}, "high_frequency_ratio": metric.high_frequency_ratio(recons, held)}
 
@@ -350,13 +381,63 @@ def _fmt(v, spec: str = ".2f") -> str:
     return "-" if v is None or (isinstance(v, float) and not math.isfinite(v)) else format(v, spec)
 
 
-def _c2st(c: dict | None) -> str:
-    """The two-sample test's full-size and half-size accuracies, as two table cells."""
-    if not c:
-        return f"{'-':>6} {'-':>6}"
-    sizes = list((c.get("by_size") or {}).values())  # full size first, then half size
-    half = sizes[1]["accuracy"] if len(sizes) > 1 else None
-    return f"{_fmt(c.get('accuracy'), '.3f'):>6} {_fmt(half, '.3f'):>6}"
+def _up_to(c: dict) -> str:
+    if not c.get("valid", True):
+        return "INVALID"
+    return "none" if c.get("real_up_to") is None else f"{c['real_up_to']} px"
+
+
+def ladder_rows(m: dict) -> list[tuple[str, dict]]:
+    """(name, two-sample result) of each set ``evaluate`` ran the ladder on: samplers, then reconstructions."""
+    rows = [(name, s["c2st"]) for name, s in m.get("samplers", {}).items() if "c2st" in s]
+    if "reconstructions" in m:
+        rows.append(("recons", m["reconstructions"]["c2st"]))
+    return rows
+
+
+def control_line(control: dict) -> str:
+    verdict = "the classifier learns: the ladder is valid" if control["caught"] else "NOT caught: the classifier is not learning, the ladder is INVALID"
+    return (
+        f"control: real faces blurred by {control['sigma_px']:g} px against other real faces, caught {control['accuracy']:.3f} "
+        f"at {control['size']} px (needs >= {control['caught_at']}): {verdict}"
+    )
+
+
+def format_ladder(m: dict) -> list[str]:
+    """The realism ladder as a small table: each tested set's mean accuracy at each size, and the size it passes up to."""
+    rows = ladder_rows(m)
+    if not rows:
+        return []
+    sizes = list(rows[0][1]["by_size"])
+    lines = [
+        f"realism ladder: a classifier's accuracy at telling the faces from real ones, both shrunk to each size (0.5 = cannot; "
+        f"<= {PASSES_AT:.2f} passes), mean of {len(rows[0][1]['per_seed'])} seeds",
+        f"  {'faces':<9} " + " ".join(f"{px:>6}" for px in sizes) + "   real up to",
+    ]
+    for name, c in rows:
+        cells = " ".join(f"{_fmt(c['by_size'][px]['accuracy'], '.3f'):>6}" if px in c["by_size"] else f"{'-':>6}" for px in sizes)
+        lines.append(f"  {name:<9} {cells}   {_up_to(c)}")
+    if "reconstructions" in m:
+        lines.append("  recons: the decoder's reconstructions of training faces (what its samples could be with the best latents)")
+    if m.get("c2st_control"):
+        lines.append("  " + control_line(m["c2st_control"]))
+    return lines
+
+
+def ladder_markdown(m: dict) -> str:
+    """The realism ladder of an evaluation as a markdown table (the model card's), or '' when none was run."""
+    rows = ladder_rows(m)
+    if not rows:
+        return ""
+    sizes = list(rows[0][1]["by_size"])
+    lines = ["| faces | " + " | ".join(px.replace("px", " px") for px in sizes) + " | real up to |", "|---|" + "---|" * (len(sizes) + 1)]
+    for name, c in rows:
+        lines.append(
+            f"| {name} | " + " | ".join(_fmt(c["by_size"][px]["accuracy"], ".3f") if px in c["by_size"] else "-" for px in sizes) + f" | {_up_to(c)} |"
+        )
+    if m.get("c2st_control"):
+        lines += ["", control_line(m["c2st_control"])[0].upper() + control_line(m["c2st_control"])[1:] + "."]
+    return "\n".join(lines)
 
 
 def format_table(m: dict) -> str:
@@ -370,7 +451,7 @@ def format_table(m: dict) -> str:
         f"  reconstruction: MSE {_fmt(rc['mse'], '.5f')}   PSNR {_fmt(rc['psnr'])} dB   SSIM {_fmt(rc['ssim'], '.4f')}",
         f"samples ({m['settings']['n_samples']} per sampler; near-copy = RMS < {NEAR_COPY_RMS:g} of 255 to a training image; "
         f"FID/KID features: {m['fid_kid']['features']}{' - skipped' if m['fid_kid']['skipped'] else ''})",
-        f"  {'sampler':<9} {'diversity':>9} {'NN median':>9} {'copies':>7} {'FID':>9} {'KID':>9} {'HF ratio':>8} {'C2ST':>6} {'half':>6}",
+        f"  {'sampler':<9} {'diversity':>9} {'NN median':>9} {'copies':>7} {'FID':>9} {'KID':>9} {'HF ratio':>8}",
     ]
     for name, s in m["samplers"].items():
         if "skipped" in s:
@@ -380,12 +461,10 @@ def format_table(m: dict) -> str:
         copies = f"{mem['near_copies']}/{mem['of']}" if "near_copies" in mem else "-"
         lines.append(
             f"  {name:<9} {_fmt(s['diversity_rms'], '.1f'):>9} {_fmt(mem.get('median_nearest_train_rms'), '.1f'):>9} {copies:>7} "
-            f"{_fmt(s.get('fid'), '.3f'):>9} {_fmt(s.get('kid'), '.4f'):>9} {_fmt(s.get('high_frequency_ratio'), '.2f'):>8} {_c2st(s.get('c2st'))}"
+            f"{_fmt(s.get('fid'), '.3f'):>9} {_fmt(s.get('kid'), '.4f'):>9} {_fmt(s.get('high_frequency_ratio'), '.2f'):>8}"
         )
     if "reconstructions" in m:
-        r = m["reconstructions"]
-        hf = _fmt(r.get("high_frequency_ratio"), ".2f")
-        lines.append(f"  {'recons':<9} {'':>9} {'':>9} {'':>7} {'':>9} {'':>9} {hf:>8} {_c2st(r['c2st'])}   (of training faces: the decoder's own)")
+        hf = _fmt(m["reconstructions"].get("high_frequency_ratio"), ".2f")
+        lines.append(f"  {'recons':<9} {'':>9} {'':>9} {'':>7} {'':>9} {'':>9} {hf:>8}   (of training faces: the decoder's own)")
     lines.append("  HF ratio: power above half the Nyquist frequency relative to real faces' (1 = as much fine detail)")
-    lines.append("  C2ST: a classifier's accuracy at telling the faces from real ones at full size, and both shrunk to half size (0.5 = cannot)")
-    return "\n".join(lines)
+    return "\n".join(lines + format_ladder(m))
