@@ -256,3 +256,17 @@ def test_gmm_failure_is_one_line_through_the_cli(cli, run_copy, tmp_path):
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("animevae: error: gmm: cannot fit 1000 components") and "--gmm-covariance diag" in last
     assert "Traceback" not in proc.stderr
+
+
+def test_gmm_temperature_scales_the_spread_around_each_component_and_nothing_else():
+    gen = torch.Generator().manual_seed(0)
+    means = torch.randn(3, 8, generator=gen, dtype=torch.float64) * 5
+    scale = torch.linalg.cholesky(torch.eye(8, dtype=torch.float64).expand(3, 8, 8) * torch.tensor([0.5, 1.0, 2.0], dtype=torch.float64).view(3, 1, 1))
+    gmm = GMMSampler(torch.full((3,), 1 / 3, dtype=torch.float64), means, scale)
+    draws = {}
+    for t in (0.0, 1.0, 0.5):
+        gmm.temperature = t
+        draws[t] = gmm.sample(500, torch.Generator().manual_seed(1)).double()
+    at_means = draws[0.0]
+    assert all(any(torch.allclose(z, m.float().double(), atol=1e-5) for m in means) for z in at_means[:20])  # T = 0: the means
+    assert torch.allclose(draws[0.5] - at_means, 0.5 * (draws[1.0] - at_means), atol=1e-5)  # same components, half the offset

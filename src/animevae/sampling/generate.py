@@ -208,11 +208,15 @@ def make_sampler(
     if name == "prior":
         return PriorSampler(model.config.latent_dim, temperature)
     if name == "gmm":
-        return load_or_fit_gmm(run, gmm_components, gmm_covariance, revision)
+        sampler = load_or_fit_gmm(run, gmm_components, gmm_covariance, revision)
+        sampler.temperature = float(temperature)
+        return sampler
     if name == "two-stage":
         return load_or_fit_two_stage(run, revision)
     if name == "diffusion":
-        return load_or_fit_diffusion(run, revision)
+        sampler = load_or_fit_diffusion(run, revision)
+        sampler.temperature = float(temperature)
+        return sampler
     raise UserError(f"--sampler {name}: unknown; choose mix, prior, gmm, two-stage or diffusion")
 
 

@@ -84,6 +84,7 @@ class GMMSampler(Sampler):
             raise ValueError(f"gmm tensors do not line up: weights {tuple(weights.shape)}, means {tuple(means.shape)}, scale {tuple(scale.shape)}")
         self.weights, self.means, self.scale = weights.double(), means.double(), scale.double()
         self.covariance_type = covariance_type
+        self.temperature = 1.0  # each component's spread is scaled by this when sampling (fitted parameters unchanged)
 
     @property
     def n_components(self) -> int:
@@ -139,9 +140,12 @@ class GMMSampler(Sampler):
 
     def sample(self, n, generator=None):
         comp = torch.multinomial(self.weights.float(), n, replacement=True, generator=generator)
-        eps = torch.randn(n, self.means.shape[1], generator=generator, dtype=torch.float64)
-        if self.covariance_type == "full":
-            z = self.means[comp] + torch.einsum("nij,nj->ni", self.scale[comp], eps)
+        eps = torch.randn(n, self.means.shape[1], generator=generator, dtype=torch.float64) * self.temperature
+        if self.covariance_type == "full":  # per component: gathering a D x D factor per face would take n x D^2 memory
+            z = self.means[comp].clone()
+            for j in comp.unique().tolist():
+                mine = comp == j
+                z[mine] += eps[mine] @ self.scale[j].T
         else:
             z = self.means[comp] + self.scale[comp] * eps
         return z.float()
@@ -334,6 +338,7 @@ class DiffusionSampler(Sampler):
 
     def __init__(self, net: _Denoiser, center: torch.Tensor, scale: torch.Tensor):
         self.net, self.center, self.scale = net.eval(), center.float(), scale.float()
+        self.temperature = 1.0  # DDIM starts from N(0, temperature^2 I)
 
     @classmethod
     def fit(cls, mu: torch.Tensor, steps: int | None = None, seed: int = 0, hidden: int | None = None, progress: bool = False) -> DiffusionSampler:
@@ -352,7 +357,7 @@ class DiffusionSampler(Sampler):
 
     @torch.no_grad()
     def sample(self, n, generator=None):
-        z = torch.randn(n, self.center.shape[0], generator=generator)
+        z = torch.randn(n, self.center.shape[0], generator=generator) * self.temperature
         levels = torch.linspace(1, 0, self.SAMPLE_STEPS + 1)
         for t, s in zip(levels[:-1], levels[1:]):
             a, a_next = _signal_level(t), _signal_level(s)
