@@ -170,6 +170,20 @@ def summarize(run: str | os.PathLike) -> dict:
         row["c2st_recons"], row["c2st_recons_per_seed"] = _r(c["accuracy"], 3), [_r(a, 3) for a in c["per_seed"]]
         row["c2st_recons_half"] = half_size(c)
         row["hf_ratio_recons"] = _r(m["reconstructions"].get("high_frequency_ratio"), 3)
+        row["recons"] = ladder_of(c)
+    if "c2st_control" in m:
+        control = m["c2st_control"]
+        row["control"] = {
+            "accuracy": _r(control["accuracy"], 3),
+            "caught": control["caught"],
+            "sigma_px": control["sigma_px"],
+            "seconds": control.get("seconds"),
+        }
+        row["evaluate_ladder"] = {  # what animevae evaluate printed as its ladder table, for the docs to show as it was
+            "samplers": {n: {"c2st": s["c2st"]} for n, s in m["samplers"].items() if "c2st" in s},
+            **({"reconstructions": {"c2st": m["reconstructions"]["c2st"]}} if "reconstructions" in m else {}),
+            "c2st_control": control,
+        }
     for name, s in m["samplers"].items():
         if "skipped" in s:
             row["samplers"][name] = {"skipped": s["skipped"]}
@@ -181,6 +195,7 @@ def summarize(run: str | os.PathLike) -> dict:
         if "c2st" in s:
             entry |= {"c2st": _r(s["c2st"]["accuracy"], 3), "c2st_per_seed": [_r(a, 3) for a in s["c2st"]["per_seed"]]}
             entry["c2st_half"] = half_size(s["c2st"])
+            entry |= ladder_of(s["c2st"])
         if "near_copies" in mem:
             entry |= {
                 "nearest_train_median": _r(mem["median_nearest_train_rms"], 1),
@@ -190,6 +205,18 @@ def summarize(run: str | os.PathLike) -> dict:
             }
         row["samplers"][name] = entry
     return row
+
+
+def ladder_of(c2st: dict) -> dict:
+    """An evaluate ladder as a row's fields: mean accuracy and each seed's per size, the headline, validity, seconds."""
+    by = c2st.get("by_size") or {}
+    return {
+        "ladder": {px: _r(r["accuracy"], 3) for px, r in by.items()},
+        "ladder_per_seed": {px: [_r(a, 3) for a in r["per_seed"]] for px, r in by.items()},
+        "ladder_seconds": {px: r.get("seconds") for px, r in by.items()},
+        "real_up_to": c2st.get("real_up_to"),
+        "valid": c2st.get("valid"),
+    }
 
 
 def half_size(c2st: dict) -> float | None:
@@ -255,22 +282,36 @@ def compare_from_scratch(
     return a
 
 
-def score_faces(fake, held, seeds: int) -> dict:
+def score_faces(fake, held, seeds: int, sizes=None, control: dict | None = None) -> dict:
     """``evaluate``'s measures of one set of faces (uint8 tensors) against held-out ones, for probes that make faces in
-    their own process: the two-sample test at full and half size (mean and per seed), the high-frequency ratio, diversity."""
+    their own process: the realism ladder (the two-sample test at each of ``sizes``, default ``evaluate``'s: mean and
+    per seed, and "real up to"; marked valid or not by a ``positive_control`` result), the high-frequency ratio, diversity.
+    ``c2st`` / ``c2st_half`` are the first two rungs (full and half size), as earlier records name them."""
     from animevae.evaluation import metrics
-    from animevae.evaluation.two_sample import classifier_two_sample_test
+    from animevae.evaluation.two_sample import classifier_two_sample_test, with_control
 
-    c = classifier_two_sample_test(fake, held, seeds=range(seeds))
-    half = list(c["by_size"].values())[1]
-    return {
-        "c2st": _r(c["accuracy"], 3),
-        "c2st_per_seed": [_r(a, 3) for a in c["per_seed"]],
-        "c2st_half": _r(half["accuracy"], 3),
-        "c2st_half_per_seed": [_r(a, 3) for a in half["per_seed"]],
+    c = classifier_two_sample_test(fake, held, seeds=range(seeds), sizes=sizes)
+    if control is not None:
+        c = with_control(c, control)
+    rungs = list(c["by_size"].values())
+    row = {"c2st": _r(rungs[0]["accuracy"], 3), "c2st_per_seed": [_r(a, 3) for a in rungs[0]["per_seed"]]}
+    if len(rungs) > 1:
+        row |= {"c2st_half": _r(rungs[1]["accuracy"], 3), "c2st_half_per_seed": [_r(a, 3) for a in rungs[1]["per_seed"]]}
+    return row | {
+        "ladder": {px: _r(r["accuracy"], 3) for px, r in c["by_size"].items()},
+        "ladder_per_seed": {px: [_r(a, 3) for a in r["per_seed"]] for px, r in c["by_size"].items()},
+        "real_up_to": c["real_up_to"],
+        **({"valid": c["valid"]} if control is not None else {}),
         "hf_ratio": _r(metrics.high_frequency_ratio(fake, held), 3),
         "diversity": _r(metrics.mean_pairwise_rms(fake), 1),
     }
+
+
+def ladder_line(r: dict) -> str:
+    """A score_faces row's ladder as a key figure: the accuracy at each size, largest first, and the headline."""
+    sizes = "/".join(k.removesuffix("px") for k in r["ladder"])
+    up_to = "INVALID" if r.get("valid") is False else (f"{r['real_up_to']} px" if r["real_up_to"] else "none")
+    return f"{sizes} px {' / '.join(f'{v:.3f}' for v in r['ladder'].values())}, real up to {up_to}"
 
 
 def earlier_results(path: str | os.PathLike, settings: dict) -> tuple[dict, list[str]]:

@@ -27,16 +27,10 @@ QUESTION = "How well does the classifier two-sample test tell real faces from re
 
 
 def gaussian_low(x, sigma: float = 1.0):
-    """A separable Gaussian blur of float N x C x H x W images (reflect padding, radius 3 sigma)."""
-    import torch
-    import torch.nn.functional as F
+    """A separable Gaussian blur of float N x C x H x W images (reflect padding, radius 3 sigma): evaluate's control blur."""
+    from animevae.evaluation.two_sample import gaussian_blur
 
-    r = int(3 * sigma + 0.5)
-    k = torch.exp(-(torch.arange(-r, r + 1.0) ** 2) / (2 * sigma**2))
-    k = (k / k.sum()).float()
-    c = x.shape[1]
-    x = F.conv2d(F.pad(x, [r, r, 0, 0], mode="reflect"), k.view(1, 1, 1, -1).expand(c, 1, 1, -1).contiguous(), groups=c)
-    return F.conv2d(F.pad(x, [0, 0, r, r], mode="reflect"), k.view(1, 1, -1, 1).expand(c, 1, -1, 1).contiguous(), groups=c)
+    return gaussian_blur(x, sigma)
 
 
 def to_u8(x):

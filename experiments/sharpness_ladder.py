@@ -4,8 +4,9 @@
 of real faces was caught 83 % of the time. ``evaluate`` now trains its classifier until a validation split
 stops improving, and catches far more. This ladder measures, with no model in the way, what that test
 makes of real faces a little less sharp than they are: 1,000 training faces spread over the split (as
-``detail_ceiling.py`` picks them) against the first 1,000 held-out faces, each set at 96 and 48 px with
-the high-frequency power ratio. Each invocation adds one ``--variant`` to the results file:
+``detail_ceiling.py`` picks them) against the first 1,000 held-out faces, on ``evaluate``'s whole ladder
+(both sets shrunk to 96, 48, 32, 24 and 16 px), with the high-frequency power ratio. The rows calibrate
+the ladder: what each rung asks of a model's faces. Each invocation adds one ``--variant`` to the results file:
 
 * ``real``: the faces as they are;
 * ``blur``: a Gaussian blur of ``--sigma`` px (reflect padding);
@@ -13,14 +14,14 @@ the high-frequency power ratio. Each invocation adds one ``--variant`` to the re
 
     python experiments/sharpness_ladder.py --variant real
     python experiments/sharpness_ladder.py --variant blur --sigma 0.5
-    python experiments/sharpness_ladder.py --variant shrink --size 72
+    python experiments/sharpness_ladder.py --variant shrink --size 48
     python experiments/sharpness_ladder.py --variant blur --sigma 1 --n 200 --seeds 1 --results experiments/out/try.json
 """
 
 from __future__ import annotations
 
 import _record
-from _runs import c2st_line, earlier_results, score_faces
+from _runs import earlier_results, ladder_line, score_faces
 from blur_baseline import down_up, gaussian_low, to_u8
 from detail_ceiling import faces
 
@@ -48,17 +49,18 @@ def main() -> None:
     p.add_argument("--size", type=int, default=48, help="shrink: the size shrunk to (default %(default)s)")
     p.add_argument("--n", type=int, default=1000, help="faces per set (default %(default)s)")
     p.add_argument("--seeds", type=int, default=3, help="classifier seeds (default %(default)s)")
+    p.add_argument("--sizes", type=int, nargs="+", default=[96, 48, 32, 24, 16], help="the ladder's sizes (default %(default)s)")
     a = p.parse_args()
 
     _, evaluated, held = faces(a.data, a.n)
     made = degraded(evaluated, a.variant, a.sigma, a.size)
-    row = {"command": _record.invocation()} | score_faces(made, held, a.seeds)
+    row = {"command": _record.invocation()} | score_faces(made, held, a.seeds, a.sizes)
     name = label(a.variant, a.sigma, a.size)
-    print(f"{name}: {c2st_line(row)}", flush=True)
-    settings = {"data": a.data, "n": a.n, "seeds": a.seeds, "held_out": "first n of the 5 % split, seed 0"}
+    print(f"{name}: {ladder_line(row)}", flush=True)
+    settings = {"data": a.data, "n": a.n, "seeds": a.seeds, "sizes": a.sizes, "held_out": "first n of the 5 % split, seed 0"}
     results, _ = earlier_results(a.results, settings)
     results[name] = row
-    key = [f"{v}: {c2st_line(r)}" for v, r in results.items()]
+    key = [f"{v}: {ladder_line(r)}, HF ratio {r['hf_ratio']:.2f}" for v, r in results.items()]
     _record.write(a.results, NAME, QUESTION, [r["command"] for r in results.values()], settings, results, key)
 
 

@@ -18,7 +18,7 @@ SCRIPTS = sorted(p for p in EXPERIMENTS.glob("*.py") if not p.name.startswith("_
 
 sys.path.insert(0, str(EXPERIMENTS))
 import _record  # noqa: E402
-import table  # noqa: E402
+import pages  # noqa: E402
 
 
 def test_there_are_results_and_scripts():
@@ -42,10 +42,27 @@ def test_each_result_file_is_complete_and_its_script_exists(path):
 
 
 def test_the_table_in_the_documentation_is_up_to_date():
-    page = table.PAGE.read_text()
-    assert page == table.with_table(page, table.render()), "docs/explanation/experiments.md is out of date: run python experiments/table.py"
+    page = (ROOT / "docs" / "explanation" / "experiments.md").read_text()
+    assert "<!-- generated:experiments-table -->" in page
     for path in RESULTS:  # one row per result file, naming its script
         assert f"| `experiments/{path.stem}.py` |" in page
+
+
+def test_every_generated_part_of_the_readme_and_the_docs_is_what_the_json_gives():
+    out = subprocess.run([sys.executable, str(EXPERIMENTS / "pages.py"), "--check"], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert out.returncode == 0, out.stderr + out.stdout
+
+
+def test_a_stale_or_unknown_generated_part_is_caught(tmp_path):
+    fresh = pages.render("a <!-- figure:sharpness_ladder:settings/seeds:d -->7<!-- /figure --> b")
+    assert fresh == f"a <!-- figure:sharpness_ladder:settings/seeds:d -->{pages.value('sharpness_ladder', 'settings/seeds')}<!-- /figure --> b"
+    assert pages.render(fresh) == fresh  # rendering again changes nothing
+    table = pages.render("<!-- generated:experiments-table -->\nold rows\n<!-- /generated:experiments-table -->")
+    assert "old rows" not in table and table.count("| `experiments/") == len(RESULTS)
+    with pytest.raises(SystemExit, match="no such block"):
+        pages.render("<!-- generated:nothing -->\n<!-- /generated:nothing -->")
+    with pytest.raises(SystemExit, match="has no 'settings/nothing'"):
+        pages.render("<!-- figure:sharpness_ladder:settings/nothing:d -->1<!-- /figure -->")
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.stem)
