@@ -22,7 +22,7 @@ Each invocation adds its variants to the results file (kept while the evaluation
 from __future__ import annotations
 
 import _record
-from _runs import Steps, add_probe_args, earlier_results, evaluate_flags, fmt
+from _runs import Steps, add_probe_args, earlier_results, evaluate_flags, fmt, ladder_line
 
 NAME = "ladder_rerank"
 QUESTION = (
@@ -54,15 +54,10 @@ def samplers_of(name: str, flags: list[str]) -> tuple[str, str]:
 def key_figures(rows: dict) -> list[str]:
     lines = []
     for name, r in rows.items():
-        ladders = [f"{s} {ladder_text(e)}" for s, e in r["samplers"].items() if "ladder" in e]
-        recons = ladder_text(r["recons"]) if r.get("recons") else "—"
+        ladders = [f"{s} {ladder_line(e)}" for s, e in r["samplers"].items() if "ladder" in e]
+        recons = ladder_line(r["recons"]) if r.get("recons") else "—"
         lines.append(f"{name} ({r['minutes']} min, {r['images_seen']:,} images, −ELBO {fmt(r['neg_elbo'], '.1f')}): recons {recons}; " + "; ".join(ladders))
     return lines
-
-
-def ladder_text(e: dict) -> str:
-    up_to = "INVALID" if e.get("valid") is False else (f"{e['real_up_to']} px" if e.get("real_up_to") else "none")
-    return "/".join(f"{v:.2f}" for v in e["ladder"].values()) + f" (real up to {up_to})"
 
 
 def main() -> None:

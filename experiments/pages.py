@@ -245,7 +245,30 @@ def which_preset() -> str:
     return "\n".join(lines) + note
 
 
+PRESET_RUNS = (  # the presets reference's rows: label, record, run, its own sampler
+    ("seed", "presets_96px", "seed", "mix_k2"),
+    ("**sharp**", "rotation_detail", "sharp_bicubic", "gmm"),
+    ("sharp with bilinear rotation (before)", "presets_96px", "sharp", "gmm"),
+)
+
+
+def preset_runs() -> str:
+    """The presets reference's table: each 20-minute run's likelihood, reconstructions, sampler and fine detail."""
+    head = ["preset", "images seen", "held-out −ELBO (IWAE k=8)", "PSNR / SSIM", "C2ST recons 96 / 48 px", "C2ST its sampler 96 / 48 px", "HF ratio samples"]
+    lines = ["| " + " | ".join([*head, "FID / diversity"]) + " |", "|---|---|---|---|---|---|---|---|"]
+    for label, record, run, sampler in PRESET_RUNS:
+        r = result(record)["results"]["runs"][run]
+        e = r["samplers"][sampler]
+        lines.append(
+            f"| {label} | {r['images_seen']:,} | {r['neg_elbo']:,.1f} ({r['neg_iwae']:,.1f}) | {r['psnr']:.2f} dB / {r['ssim']:.3f} | "
+            f"{r['c2st_recons']:.3f} / {r['c2st_recons_half']:.3f} | {e['c2st']:.3f} / {e['c2st_half']:.3f} {sampler.replace('_k', ' k=')} | "
+            f"{e['hf_ratio']:.3f} | {e['fid']:.3f} / {e['diversity']:.1f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 BLOCKS: dict[str, Callable[[], str]] = {
+    "preset-runs": preset_runs,
     "which-preset": which_preset,
     "experiments-table": experiments_table,
     "ladder-calibration": calibration_table,
