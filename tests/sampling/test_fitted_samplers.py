@@ -90,3 +90,11 @@ def test_the_demo_holds_the_runs_own_sampler_before_the_first_click_and_knows_wh
     assert demo.default_sampler == "gmm" and ("gmm", "2", 1.0) in demo._samplers  # loaded at start, not on the first click
     assert not demo.needs_fit("gmm") and not demo.needs_fit("mix") and not demo.needs_fit("prior")
     assert demo.needs_fit("diffusion") and demo.needs_fit("two-stage")  # never fitted on this run: the page says so first
+
+
+def test_generate_temperature_reaches_the_runs_gmm(cli, sharp_run, tmp_path):
+    """--temperature 0 draws every face at a component's mean: at most as many distinct faces as components."""
+    cli("generate", "--run", sharp_run, "--n", 24, "--temperature", 0, "--seed", 3, "--out", tmp_path / "cold")
+    cli("generate", "--run", sharp_run, "--n", 24, "--seed", 3, "--out", tmp_path / "warm")
+    distinct = lambda folder: len({p.read_bytes() for p in folder.glob("0*.png")})  # noqa: E731
+    assert distinct(tmp_path / "cold") <= 10 < distinct(tmp_path / "warm") == 24
