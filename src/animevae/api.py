@@ -27,7 +27,7 @@ from .evaluation.report import evaluate as evaluate_run
 from .hub import push as push_run
 from .images import make_grid, to_hwc
 from .sampling.explore import lerp, read_image, slerp
-from .sampling.generate import decode_latents, default_sampler, encode_images, load_model, make_sampler
+from .sampling.generate import decode_latents, default_sampler, encode_images, load_model, make_sampler, reconstruct_images
 from .sampling.samplers import DEFAULT_MIX_K
 from .training.loop import train as train_loop
 
@@ -155,16 +155,16 @@ class Run:
             raise UserError(f"n must be at least 1, got {n}")
         options.setdefault("mix_k", DEFAULT_MIX_K)
         chosen = make_sampler(sampler or default_sampler(self.path, self.revision), self.model, self.path, revision=self.revision, **options)
-        z = chosen.sample(n, torch.Generator().manual_seed(seed or 0))
-        return _pil(decode_latents(self.model, z))
+        gen = torch.Generator().manual_seed(seed or 0)
+        return _pil(decode_latents(self.model, chosen.sample(n, gen), generator=gen))
 
     def encode(self, images) -> torch.Tensor:
         """Latent means (N x latent) of PIL images, image files or a uint8 tensor."""
         return encode_images(self.model, _as_batch(images, self.model.config.image_size))
 
     def reconstruct(self, images) -> list[Image.Image]:
-        """Each image through the model: resized, encoded to its latent mean, decoded."""
-        return _pil(decode_latents(self.model, self.encode(images)))
+        """Each image through the model: resized, encoded to its latent means, decoded."""
+        return _pil(reconstruct_images(self.model, _as_batch(images, self.model.config.image_size)))
 
     def interpolate(self, a, b, steps: int = 8, mode: str = "slerp") -> list[Image.Image]:
         """The faces on the path between two images (or two latent vectors), ends included."""
@@ -173,7 +173,7 @@ class Run:
         if mode not in ("lerp", "slerp"):
             raise UserError(f"mode must be lerp or slerp, got {mode!r}")
         za, zb = (x.float() if isinstance(x, torch.Tensor) and x.ndim == 1 else self.encode(x)[0] for x in (a, b))
-        return _pil(decode_latents(self.model, (slerp if mode == "slerp" else lerp)(za, zb, torch.linspace(0, 1, steps))))
+        return _pil(decode_latents(self.model, (slerp if mode == "slerp" else lerp)(za, zb, torch.linspace(0, 1, steps)), temperatures=0))
 
     def evaluate(self, data: str, out: str | Path | None = None, limit: int | None = None, **options) -> dict:
         """Every metric of ``animevae evaluate`` on ``data`` (the run's own source: its held-out split, at most

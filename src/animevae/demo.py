@@ -21,7 +21,7 @@ from . import runs
 from .config import SAMPLER_NAMES
 from .errors import UserError
 from .images import make_grid
-from .sampling.generate import DEFAULT_MIX_K, decode_latents, default_sampler, load_model, make_sampler, needs_fit
+from .sampling.generate import DEFAULT_MIX_K, decode_latents, default_sampler, load_model, make_sampler, needs_fit, reconstruct_images
 
 MAX_UPLOAD_BYTES = 10 * 1000 * 1000
 MAX_UPLOAD_SIDE = 4096
@@ -108,8 +108,9 @@ class DemoModel:
             self._samplers[key] = make_sampler(name, self.model, self.run, mix_k, temperature)
         return self._samplers[key]
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        return decode_latents(self.model, z)
+    def decode(self, z: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Faces of latents; a hierarchical model's finer groups from ``generator``'s draw, else their priors' means (smooth sliders)."""
+        return decode_latents(self.model, z, generator=generator, temperatures=None if generator is not None else 0)
 
     def needs_fit(self, sampler: str) -> bool:
         """Whether the first grid from ``sampler`` waits for its fit (a sampler other than the run's own, never fitted)."""
@@ -120,8 +121,8 @@ class DemoModel:
             raise UserError(f"faces must be between 1 and 256, got {count}")
         mix_k = int(mix_k) if sampler == "mix" else DEFAULT_MIX_K
         temperature = float(temperature) if sampler == "prior" else 1.0
-        z = self.sampler(sampler, mix_k, temperature).sample(int(count), torch.Generator().manual_seed(int(seed or 0)))
-        return make_grid(self.decode(z))
+        gen = torch.Generator().manual_seed(int(seed or 0))
+        return make_grid(self.decode(self.sampler(sampler, mix_k, temperature).sample(int(count), gen), gen))
 
     def base_latent(self, base: str, seed: int) -> torch.Tensor:
         if base == "mean face":
@@ -143,7 +144,7 @@ class DemoModel:
 
     def reconstruct(self, path) -> tuple[np.ndarray, np.ndarray]:
         image = read_upload(path, self.config.image_size)
-        return image.transpose(1, 2, 0), _hwc(self.decode(self.encode(image)[None]))[0]
+        return image.transpose(1, 2, 0), _hwc(reconstruct_images(self.model, torch.from_numpy(image)[None]))[0]
 
     def interpolate(self, path_a, path_b, steps: int = 8) -> np.ndarray:
         a = read_upload(path_a, self.config.image_size)

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..models.distributions import standard_normal_log_prob
+from ..models.distributions import LOG_2PI, standard_normal_log_prob
 
 NEAR_COPY_RMS = 10.0  # a sample this close (RMS over pixels, 0..255 scale) to a training image counts as a near-copy
 ACTIVE_THRESHOLD = 0.01  # Burda et al.: a latent unit is active when Cov_x(E_q[z_d]) exceeds this
@@ -74,9 +74,10 @@ def logmeanexp(t: torch.Tensor, dim: int = -1) -> torch.Tensor:
 class ImportanceWeights:
     log_w: torch.Tensor  # N x k: log p(x|z) + log p(z) - log q(z|x) for z ~ q(z|x)
     log_px_z: torch.Tensor  # N x k: log p(x|z) = -BCE-with-logits summed over pixels (the training loss's recon term)
-    kl: torch.Tensor  # N: analytic KL(q(z|x) || N(0, I))
+    kl: torch.Tensor  # N: analytic KL(q(z|x) || p(z)) (a hierarchical model's: summed over its groups)
     mu: torch.Tensor  # N x latent
     logvar: torch.Tensor
+    kl_groups: torch.Tensor | None = None  # N x groups: a hierarchical model's KL per group, top first
 
     @property
     def iwae(self) -> torch.Tensor:
@@ -97,6 +98,8 @@ class ImportanceWeights:
 @torch.no_grad()
 def importance_weights(model, x: torch.Tensor, k: int, generator: torch.Generator | None = None) -> ImportanceWeights:
     """k samples z ~ q(z|x) per image (noise from ``generator``, drawn as N x k x latent on the CPU) and their log-weights."""
+    if getattr(model, "hierarchical", False):
+        return _hierarchical_weights(model, x, k, generator)
     posterior = model.encode(x)
     z, eps = posterior.rsample_k(k, generator)
     n, d = posterior.mu.shape
@@ -193,3 +196,18 @@ def nearest_rms(samples: torch.Tensor, train_images, positions=None, chunk: int 
         d2 = s2[:, None] + t.pow(2).sum(1)[None] - 2 * (s @ t.T)
         best = torch.minimum(best, d2.min(1).values)
     return (best.clamp(min=0) / s.shape[1]).sqrt()
+
+
+def _hierarchical_weights(model, x: torch.Tensor, k: int, generator: torch.Generator | None) -> ImportanceWeights:
+    """A hierarchical model's: each of k posterior passes draws every group in turn (the finer ones depend on the
+    coarser draws), and the weight adds each group's log p - log q of its draw."""
+    n = len(x)
+    out = model(x.repeat_interleave(k, 0), generator=generator)
+    q = out.posterior
+    z, mu, logvar = out.z.float(), q.mu.float(), q.logvar.float()
+    top_ratio = standard_normal_log_prob(z) + 0.5 * ((z - mu).pow(2) * torch.exp(-logvar) + logvar + LOG_2PI).sum(1)  # log N(z) - log q(z|x)
+    log_px_z = out.likelihood.log_prob(x.float().repeat_interleave(k, 0)).view(n, k)
+    log_w = log_px_z.double() + (top_ratio.double() + out.detail_log_ratio.double()).view(n, k)
+    kl_groups = out.kl_groups().double().view(n, k, -1).mean(1)  # analytic per group, averaged over the coarser groups' draws
+    mu, logvar = q.mu.float()[::k], q.logvar.float()[::k]
+    return ImportanceWeights(log_w.cpu(), log_px_z.double().cpu(), kl_groups.sum(1).cpu(), mu.cpu(), logvar.cpu(), kl_groups.cpu())

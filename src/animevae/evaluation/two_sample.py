@@ -105,13 +105,26 @@ def _balanced_accuracy(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> floa
 
 
 def accuracy_once(
-    fake: torch.Tensor, real: torch.Tensor, seed: int, max_rounds: int = MAX_ROUNDS, patience: int = PATIENCE, batch: int = 64, lr: float | None = None
+    fake: torch.Tensor,
+    real: torch.Tensor,
+    seed: int,
+    max_rounds: int = MAX_ROUNDS,
+    patience: int = PATIENCE,
+    batch: int = 64,
+    lr: float | None = None,
+    paired: bool = False,
 ) -> dict:
     """Train on 50 % of each set (uint8 N x C x H x W) until the accuracy on another 20 % stops improving; score the
-    best state on the last 30 %. Returns {"accuracy", "validation_accuracy", "rounds"}."""
+    best state on the last 30 %. Returns {"accuracy", "validation_accuracy", "rounds"}. ``paired``: row i of ``fake``
+    is made from row i of ``real`` (a reconstruction of it), and both go to the same part, so no face is scored
+    whose own version the classifier trained on."""
     g = torch.Generator().manual_seed(seed)
     n = min(len(fake), len(real))
-    fake, real = fake[torch.randperm(len(fake), generator=g)[:n]], real[torch.randperm(len(real), generator=g)[:n]]
+    if paired:
+        perm = torch.randperm(n, generator=g)
+        fake, real = fake[:n][perm], real[:n][perm]
+    else:
+        fake, real = fake[torch.randperm(len(fake), generator=g)[:n]], real[torch.randperm(len(real), generator=g)[:n]]
     a, b, _ = split_sizes(n)
     parts = []
     for lo, hi in ((0, a), (a, a + b), (a + b, n)):
@@ -143,12 +156,12 @@ def accuracy_once(
     return {"accuracy": _balanced_accuracy(net, test_x, test_y), "validation_accuracy": best, "rounds": rounds}
 
 
-def _at_sizes(fake: torch.Tensor, real: torch.Tensor, sizes, seeds, max_rounds: int) -> dict[str, dict]:
+def _at_sizes(fake: torch.Tensor, real: torch.Tensor, sizes, seeds, max_rounds: int, paired: bool = False) -> dict[str, dict]:
     """Each size's mean accuracy over ``seeds``, with each seed's, their spread, rounds, and the seconds the size took."""
     out = {}
     for px in sizes:
         start = time.perf_counter()
-        runs = [accuracy_once(shrink(fake, px), shrink(real, px), seed, max_rounds) for seed in seeds]
+        runs = [accuracy_once(shrink(fake, px), shrink(real, px), seed, max_rounds, paired=paired) for seed in seeds]
         per_seed = [r["accuracy"] for r in runs]
         out[f"{px}px"] = {
             "accuracy": sum(per_seed) / len(per_seed),
@@ -160,14 +173,15 @@ def _at_sizes(fake: torch.Tensor, real: torch.Tensor, sizes, seeds, max_rounds: 
     return out
 
 
-def classifier_two_sample_test(fake: torch.Tensor, real: torch.Tensor, seeds=(0, 1, 2), max_rounds: int = MAX_ROUNDS, sizes=None) -> dict:
+def classifier_two_sample_test(fake: torch.Tensor, real: torch.Tensor, seeds=(0, 1, 2), max_rounds: int = MAX_ROUNDS, sizes=None, paired: bool = False) -> dict:
     """The mean held-out accuracy over ``seeds`` of a CNN told to separate ``fake`` from ``real`` (uint8 images) at each
     of ``sizes`` (default: ``ladder_sizes`` of their size), and ``real_up_to``, the largest size up to which it cannot.
-    ``accuracy`` is the figure at the largest size; ``by_size`` has every rung's mean, per-seed figures, spread and rounds."""
+    ``accuracy`` is the figure at the largest size; ``by_size`` has every rung's mean, per-seed figures, spread and rounds.
+    ``paired``: ``fake[i]`` is made from ``real[i]`` (``accuracy_once``)."""
     if min(len(fake), len(real)) < 4:
         raise ValueError(f"a two-sample test needs at least 4 images per set, got {len(fake)} and {len(real)}")
     seeds = list(seeds)
-    by_size = _at_sizes(fake, real, ladder_sizes(fake.shape[-1]) if sizes is None else sorted(set(sizes), reverse=True), seeds, max_rounds)
+    by_size = _at_sizes(fake, real, ladder_sizes(fake.shape[-1]) if sizes is None else sorted(set(sizes), reverse=True), seeds, max_rounds, paired)
     trained, validated, scored = split_sizes(min(len(fake), len(real)))
     return {
         **next(iter(by_size.values())),
@@ -177,6 +191,7 @@ def classifier_two_sample_test(fake: torch.Tensor, real: torch.Tensor, seeds=(0,
         "trained_on_per_class": trained,
         "validated_on_per_class": validated,
         "scored_on_per_class": scored,
+        "paired": paired,
         "note": "a CNN trained from scratch until its validation accuracy stopped improving, scored on faces it never saw; 0.5 = indistinguishable",
     }
 

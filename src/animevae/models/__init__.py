@@ -1,1 +1,3 @@
-"""The model: the VAE with its architecture registry, the distributions it returns, the fast CPU conv layers."""
+"""The VAE (vae.py), its distributions, and the architectures it is built from (hierarchical.py registers its own)."""
+
+from . import hierarchical  # noqa: F401  (registers arch="hierarchical")

@@ -39,6 +39,16 @@ class VAEOutput:
     posterior: DiagonalGaussian
     z: torch.Tensor  # N x latent, one draw from the posterior
     likelihood: PixelLikelihood  # p(x|z)
+    detail_kl: list[torch.Tensor] = dataclasses.field(default_factory=list)  # a hierarchical model's finer groups: N x dims KL(q || p) each
+    detail_log_ratio: torch.Tensor | None = None  # per image, log p - log q of the finer groups' draws (their importance weight)
+
+    def kl_per_dim(self) -> torch.Tensor:
+        """KL per latent dimension, fp32: the top latent's to N(0, I), then each finer group's to its learned prior."""
+        return torch.cat([self.posterior.kl_per_dim(), *self.detail_kl], 1) if self.detail_kl else self.posterior.kl_per_dim()
+
+    def kl_groups(self) -> torch.Tensor:
+        """N x groups: the KL of the top latent, then of each finer group (nats)."""
+        return torch.stack([self.posterior.kl(), *(kl.sum(1) for kl in self.detail_kl)], 1)
 
     @property
     def mu(self) -> torch.Tensor:
@@ -65,9 +75,14 @@ class Architecture:
     They are called in that order, between them the heads are made (the seed's initialisation order).
     ``spatial = True`` keeps the latent a map: the heads are 1x1 convs at the encoder's output size, and
     the latent vector is that map flattened (``latent_dim`` = latent channels x h x w).
+    ``hierarchical = True`` (models/hierarchical.py): the encoder returns its features at every size, finest
+    first, and the decoder draws finer latent groups itself: ``decoder(h, features, mode=, generator=)`` from
+    their posteriors, ``decoder(h, generator=, temperatures=)`` from their priors; it returns (params, KLs, log-ratio).
     """
 
     spatial = False
+    hierarchical = False
+    TEMPERATURES: tuple[float, ...] = ()
 
     def encoder(self, config: ModelConfig) -> tuple[nn.Module, tuple[int, int, int]]:
         raise NotImplementedError
@@ -232,6 +247,8 @@ class VAE(
         self.config = config = config or ModelConfig()
         self._hub_mixin_config = config  # the mixin recorded the argument (maybe None) before this default
         arch, self.pixels = architecture(config.arch), likelihood_class(config.likelihood)
+        self.hierarchical = arch.hierarchical
+        self.temperatures = arch.TEMPERATURES  # a hierarchical model's finer groups, when decoding latents (settable)
         self.encoder, self.bottom = arch.encoder(config)
         channels, h, w = self.bottom
         if arch.spatial:  # 1x1 conv heads; the latent is a (latent_dim / hw) x h x w map, flattened
@@ -257,17 +274,39 @@ class VAE(
         return {"encoder": (self.encoder, self.fc_mu, self.fc_logvar), "decoder": (self.fc_decode, self.decoder)}
 
     def encode(self, x: torch.Tensor) -> DiagonalGaussian:
-        h = self.encoder(x)
+        return self._heads(self.encoder(x))
+
+    def _heads(self, h) -> DiagonalGaussian:
+        if self.hierarchical:
+            h = h[-1]
         if self.latent_shape is not None:
             return DiagonalGaussian(self.fc_mu(h).flatten(1), self.fc_logvar(h).flatten(1))
         h = h.flatten(1)
         return DiagonalGaussian(self.fc_mu(h), self.fc_logvar(h))
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """Latents -> the likelihood's parameters (the seed's: logits; ``likelihood(...).mean`` gives pixels)."""
+    def _top(self, z: torch.Tensor) -> torch.Tensor:
         if self.latent_shape is not None:
-            return self.decoder(self.fc_decode(z.view(-1, *self.latent_shape)))
-        return self.decoder(self.fc_decode(z).view(-1, *self.bottom))
+            return self.fc_decode(z.view(-1, *self.latent_shape))
+        return self.fc_decode(z).view(-1, *self.bottom)
+
+    def decode(self, z: torch.Tensor, generator: torch.Generator | None = None, temperatures=None) -> torch.Tensor:
+        """Latents -> the likelihood's parameters (the seed's: logits; ``likelihood(...).mean`` gives pixels).
+
+        A hierarchical model draws its finer groups from their priors, with noise from ``generator`` at
+        ``temperatures`` (a number or one per group; default ``self.temperatures``; 0: the priors' means)."""
+        if not self.hierarchical:
+            return self.decoder(self._top(z))
+        t = self.temperatures if temperatures is None else temperatures
+        params, _, _ = self.decoder(self._top(z), generator=generator, temperatures=tuple(t) if isinstance(t, (tuple, list)) else (float(t),))
+        return params
+
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        """Images -> the likelihood's parameters of their reconstructions: every latent at its posterior mean."""
+        if not self.hierarchical:
+            return self.decode(self.encode(x).mu)
+        features = self.encoder(x)
+        params, _, _ = self.decoder(self._top(self._heads(features).mu), features[:-1], mode=True)
+        return params
 
     def likelihood(self, params: torch.Tensor) -> PixelLikelihood:
         """p(x|z) from the decoder's output."""
@@ -277,10 +316,16 @@ class VAE(
     def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
         return DiagonalGaussian(mu, logvar).rsample()
 
-    def forward(self, x: torch.Tensor) -> VAEOutput:
-        posterior = self.encode(x)
-        z = posterior.rsample()
-        return VAEOutput(posterior, z, self.likelihood(self.decode(z)))
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> VAEOutput:
+        """One posterior draw and its decode. With ``generator`` (fixed-seed passes) the noise comes from it and
+        the top latent's sigma is taken in fp32; without, the seed's draw."""
+        features = self.encoder(x)
+        posterior = self._heads(features)
+        z = posterior.rsample() if generator is None else DiagonalGaussian(posterior.mu, posterior.logvar.float()).rsample(generator)
+        if not self.hierarchical:
+            return VAEOutput(posterior, z, self.likelihood(self.decoder(self._top(z))))
+        params, kls, log_ratio = self.decoder(self._top(z), features[:-1], generator=generator)
+        return VAEOutput(posterior, z, self.likelihood(params), kls, log_ratio)
 
     def folded(self) -> VAE:
         """An eval-mode copy for inference only (the latents pass, sampling): every BatchNorm that follows a
@@ -298,9 +343,9 @@ class VAE(
         return model
 
     @torch.no_grad()
-    def generate(self, z: torch.Tensor) -> torch.Tensor:
-        """Latents -> uint8 images N x C x H x W (the seed's sigmoid -> x255 -> uint8)."""
-        return self.likelihood(self.decode(z)).to_uint8()
+    def generate(self, z: torch.Tensor, generator: torch.Generator | None = None, temperatures=None) -> torch.Tensor:
+        """Latents -> uint8 images N x C x H x W (the seed's sigmoid -> x255 -> uint8); ``decode``'s options."""
+        return self.likelihood(self.decode(z, generator, temperatures)).to_uint8()
 
     # -- Hub mixin: safetensors only, strict keys and shapes -------------------------------------
 

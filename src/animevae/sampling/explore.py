@@ -20,7 +20,7 @@ from .. import runs
 from ..config import DataConfig
 from ..errors import UserError
 from ..images import save_gif, save_grid, to_hwc
-from .generate import decode_latents, encode_images, load_model
+from .generate import decode_latents, encode_images, load_model, reconstruct_images
 
 MAX_IMAGE_BYTES = int(DataConfig.max_file_mb * (1 << 20))  # an image file given by name (--a, --b, --image): the data sources' cap
 
@@ -56,7 +56,7 @@ def reconstruct(run: str, data_cfg, n: int = 16, out: str | Path | None = None, 
     model = load_model(run, device)
     faces = load_images(data_cfg, model.config.image_size, progress=False)
     x = torch.from_numpy(np.array(faces.images[: min(n, len(faces))]))
-    recon = decode_latents(model, encode_images(model, x))
+    recon = reconstruct_images(model, x)
     cols = min(cols, len(x))
     tiles = []
     for s in range(0, len(x), cols):
@@ -121,7 +121,7 @@ def interpolate(
     rows = []
     for m in modes:
         z = (lerp if m == "lerp" else slerp)(za, zb, t)
-        images = decode_latents(model, z)
+        images = decode_latents(model, z, temperatures=0)  # a hierarchical model's finer groups: their priors' means, for smooth frames
         rows.append(images)
         save_gif(list(to_hwc(images)), out / f"interpolation_{m}.gif", duration_ms=duration_ms)
     save_grid(torch.cat(rows), out / "interpolation.png", nrow=steps)
@@ -189,5 +189,5 @@ def traverse(
     offsets = torch.linspace(-span, span, steps) * std
     z = (bases[:, None, :] + offsets[None, :, None] * direction[None, None, :]).reshape(-1, d)
     out = Path(out) if out is not None else _default_out(run, f"traverse_{'dim' + str(dim) if dim is not None else 'pc' + str(pc)}.png")
-    save_grid(decode_latents(model, z), out, nrow=steps)
+    save_grid(decode_latents(model, z, temperatures=0), out, nrow=steps)
     return out

@@ -227,17 +227,29 @@ def encode_images(model: VAE, images: torch.Tensor, batch: int = 128) -> torch.T
     return torch.cat([model.encode(images[s : s + batch].float().div(255).to(device)).mu.float().cpu() for s in range(0, len(images), batch)])
 
 
-def decode_latents(model: VAE, z: torch.Tensor, batch: int = 256) -> torch.Tensor:
-    """Latents -> uint8 N x C x H x W (on the CPU), in batches."""
+def decode_latents(model: VAE, z: torch.Tensor, batch: int = 256, generator: torch.Generator | None = None, temperatures=None) -> torch.Tensor:
+    """Latents -> uint8 N x C x H x W (on the CPU), in batches. A hierarchical model draws its finer groups with
+    ``generator``'s noise at ``temperatures`` (``VAE.decode``); 0 takes their priors' means, as interpolation does."""
     device = next(model.parameters()).device
-    return torch.cat([model.generate(z[s : s + batch].to(device)).cpu() for s in range(0, len(z), batch)])
+    return torch.cat([model.generate(z[s : s + batch].to(device), generator, temperatures).cpu() for s in range(0, len(z), batch)])
 
 
-def sample_faces(model: VAE, run: str, sampler: str, n: int, seed: int = 0, *sampler_options) -> torch.Tensor:
+@torch.no_grad()
+def reconstruct_images(model: VAE, images: torch.Tensor, batch: int = 128) -> torch.Tensor:
+    """uint8 N x 3 x H x W -> their reconstructions (every latent at its posterior mean), uint8 on the CPU."""
+    device = next(model.parameters()).device
+    return torch.cat(
+        [model.likelihood(model.reconstruct(images[s : s + batch].float().div(255).to(device))).to_uint8().cpu() for s in range(0, len(images), batch)]
+    )
+
+
+def sample_faces(model: VAE, run: str, sampler: str, n: int, seed: int = 0, *sampler_options, temperatures=None) -> torch.Tensor:
     """``n`` faces (uint8 N x C x H x W) from ``run``'s ``sampler`` (``make_sampler``'s further options after the name),
-    drawn with a generator seeded ``seed``: the same faces for the same seed."""
-    z = make_sampler(sampler, model, run, *sampler_options).sample(n, torch.Generator().manual_seed(seed))
-    return decode_latents(model, z)
+    drawn with a generator seeded ``seed``: the same faces for the same seed. ``temperatures``: a hierarchical
+    model's finer groups' (default: the model's own)."""
+    gen = torch.Generator().manual_seed(seed)
+    z = make_sampler(sampler, model, run, *sampler_options).sample(n, gen)
+    return decode_latents(model, z, generator=gen, temperatures=temperatures)
 
 
 def load_model(run: str, device: str = "cpu", revision: str | None = None) -> VAE:

@@ -27,7 +27,7 @@ from ..models.vae import VAEOutput
 class LossTerms:
     loss: torch.Tensor  # scalar to backpropagate
     recon: torch.Tensor  # per image: -log p(x|z) (nats)
-    kl: torch.Tensor  # per image: KL(q(z|x) || N(0, I)) (nats), always the true KL
+    kl: torch.Tensor  # per image: KL(q(z|x) || p(z)) (nats, every latent group), always the true KL
     output: VAEOutput  # the forward pass (its posterior gives the training pass's latents)
     logs: dict[str, torch.Tensor] = field(default_factory=dict)  # extra scalars worth a line in the logs
 
@@ -87,7 +87,7 @@ def elbo_terms(output: VAEOutput, x: torch.Tensor, beta: float, free_bits: float
     is not penalised, so the encoder keeps using dimensions instead of collapsing them to the prior.
     """
     recon = -output.likelihood.log_prob(x)
-    kl_dims = output.posterior.kl_per_dim()
+    kl_dims = output.kl_per_dim()
     kl = kl_dims.sum(1)
     penalty = kl.mean() if free_bits <= 0 else kl_dims.mean(0).clamp(min=free_bits).sum()
     return recon.mean() + beta * penalty, recon, kl
@@ -105,7 +105,10 @@ class ELBO(Objective):
         with self.autocast():
             output = model(x)
         loss, recon, kl = elbo_terms(output, x, self.beta_at(step), self.cfg.free_bits)
-        return LossTerms(loss, recon, kl, output)
+        logs = {}
+        if output.detail_kl:  # a hierarchical model: which groups carry information (kl0 the top latent, then finer)
+            logs = {f"kl{i}": v for i, v in enumerate(output.kl_groups().detach().mean(0))}
+        return LossTerms(loss, recon, kl, output, logs)
 
 
 def focal_frequency_distance(fake: torch.Tensor, real: torch.Tensor, alpha: float = 1.0) -> torch.Tensor:

@@ -16,8 +16,7 @@ import torch
 from .. import runs
 from ..data.device import DeviceImages
 from ..images import save_grid
-from ..models.distributions import DiagonalGaussian
-from ..models.vae import VAE, VAEOutput
+from ..models.vae import VAE
 from ..sampling.samplers import DEFAULT_MIX_K, MixSampler
 from .objectives import elbo_terms
 from .system import System, gather_rows
@@ -47,9 +46,7 @@ def heldout_loss(model: VAE, data: DeviceImages, positions: np.ndarray, batch: i
     for s in range(0, len(positions), batch):
         x = data.pixels(positions[s : s + batch], torch.float32)  # fp32: the likelihood's target is the exact pixel value
         with torch.autocast(data.device.type, dtype=amp or torch.float32, enabled=amp is not None):
-            posterior = model.encode(x)
-            z = DiagonalGaussian(posterior.mu, posterior.logvar.float()).rsample(gen)  # sigma in fp32 under autocast
-            output = VAEOutput(posterior, z, model.likelihood(model.decode(z)))
+            output = model(x, generator=gen)  # sigma in fp32 under autocast
         _, r, k = elbo_terms(output, x, beta)
         recon += r.sum().item()
         kl += k.sum().item()
@@ -140,7 +137,7 @@ def run_epoch_passes(
         grid_pos = train_pos[:: max(1, len(train_pos) // 512)][:512]
         grid_mu, _ = encode_rows(infer, data, grid_pos, PASS_BATCH, system.amp)  # clean latents, whatever the file holds
         z = MixSampler(grid_mu, k=DEFAULT_MIX_K).sample(sample_count, torch.Generator().manual_seed(0))
-        grid = infer.generate(z.to(system.device)).cpu()
+        grid = infer.generate(z.to(system.device), torch.Generator(system.device).manual_seed(0)).cpu()
     return EpochPasses(val, runs.Latents(mu[order], logvar[order], rows[order]), clean, grid, seconds)
 
 

@@ -1,0 +1,124 @@
+"""Does a hierarchical VAE (latent groups at 6, 12 and 24 px, learned priors) draw faces real up to a larger size than the sharp preset?
+
+Each variant trains for its budget on the 30,000 shared faces (one run at a time, each with the machine to
+itself), then ``animevae evaluate`` measures it: held-out -ELBO (and the KL of each latent group), PSNR /
+SSIM, the realism ladder (the converged two-sample test at 96, 48, 32, 24, 16 px, 3 seeds) of its samples
+(the gmm on the top group, and the model's own prior) and of its reconstructions of held-out faces, the
+positive control, the high-frequency ratio, images per second. For the hierarchical runs the finer groups'
+temperature is then swept: the same top latents (the gmm's), the finer groups drawn at each temperature.
+
+* ``--only sharp48 hier48 hier48_fb0 hier48_nocell``: 48 px, ``--explore-minutes`` (5) each: the sharp preset,
+  the hierarchical model on it, the same without free bits (whose free KL lets the finer posteriors drift from
+  their priors), and without the residual cell after each join (a third cheaper per step);
+* ``--only sharp20 hier20``: 96 px, ``--minutes`` (20) each: the sharp preset against the hierarchical model.
+
+    python experiments/hierarchical.py --only sharp48 hier48 hier48_fb0 hier48_nocell
+    python experiments/hierarchical.py --only sharp20 hier20
+    python experiments/hierarchical.py --only hier48 --explore-minutes 0.5 --eval-limit 200 --n-samples 200 --results experiments/out/try.json
+
+Each invocation adds its variants to the results file (kept while the evaluation settings are the same);
+every sweep's first 64 faces go to the work folder as a grid.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import _record
+from _runs import Steps, add_probe_args, earlier_results, evaluate_flags, fmt, ladder_line, score_faces
+
+from animevae.config import DataConfig
+from animevae.evaluation.report import load_eval_data
+from animevae.images import save_grid
+from animevae.models.hierarchical import Hierarchical
+from animevae.models.vae import register_architecture
+from animevae.runs import load_run_config
+from animevae.sampling.generate import load_model, sample_faces
+
+NAME = "hierarchical"
+QUESTION = "Does a hierarchical VAE (latent groups at 6, 12 and 24 px with learned priors) draw faces real up to a larger size than the sharp preset?"
+
+
+@register_architecture("hierarchical-nocell")
+class HierarchicalNoCells(Hierarchical):
+    """The hierarchical model without the residual cell after each join (a variant of this experiment)."""
+
+    CELLS = False
+
+
+SHARP, HIER = ["--preset", "sharp"], ["--preset", "sharp", "--arch", "hierarchical"]
+AT_48 = ["--image-size", "48"]
+VARIANTS = {  # name: (flags, budget: "explore" or "full")
+    "sharp48": ([*SHARP, *AT_48], "explore"),
+    "hier48": ([*HIER, *AT_48], "explore"),
+    "hier48_fb0": ([*HIER, *AT_48, "--free-bits", "0"], "explore"),
+    "hier48_nocell": ([*SHARP, "--arch", "hierarchical-nocell", *AT_48], "explore"),
+    "sharp20": (SHARP, "full"),
+    "hier20": (HIER, "full"),
+}
+SWEEP = (0.6, 0.8, 1.0)  # the finer groups' temperatures tried on the gmm's top latents
+
+
+def sweep(run: Path, data: str, n: int, seeds: int, control: dict, out: Path) -> dict:
+    """The ladder of the gmm's faces with the finer groups drawn at each temperature of ``SWEEP`` (the same top latents)."""
+    model = load_model(str(run))
+    held, *_ = load_eval_data(load_run_config(str(run)), DataConfig(source=data), model.config.image_size, n)
+    rows = {}
+    for t in SWEEP:
+        t0 = time.time()
+        faces = sample_faces(model, str(run), "gmm", n, 0, temperatures=t)
+        save_grid(faces[:64], out / f"{run.name}_gmm_fine{t:g}.png", nrow=8)
+        rows[f"gmm_fine{t:g}"] = score_faces(faces, held, seeds, control=control) | {"seconds": round(time.time() - t0, 1)}
+        print(run.name, f"gmm_fine{t:g}", ladder_line(rows[f"gmm_fine{t:g}"]), flush=True)
+    return rows
+
+
+def key_figures(rows: dict) -> list[str]:
+    lines = []
+    for name, r in rows.items():
+        ladders = [f"{s} {ladder_line(e)}" for s, e in r["samplers"].items() if "ladder" in e]
+        ladders += [f"{s} {ladder_line(e)}" for s, e in r.get("sweep", {}).items()]
+        groups = ", ".join(f"{g} {v:.0f}" for g, v in (r.get("kl_per_group") or {}).items())
+        lines.append(
+            f"{name} ({r['images_seen']:,} images, {fmt(r['train_minutes'], '.1f')} min, −ELBO {fmt(r['neg_elbo'], '.1f')}, PSNR {fmt(r['psnr'], '.2f')}"
+            + (f", KL per group {groups}" if groups else "")
+            + f"): recons {ladder_line(r['recons']) if r.get('recons') else '—'}, HF ratio {fmt(r.get('hf_ratio_recons'))}; "
+            + "; ".join(ladders)
+        )
+    return lines
+
+
+def main() -> None:
+    p = _record.parser(__doc__, NAME, minutes=20.0)
+    p.add_argument("--explore-minutes", type=float, default=5.0, help="budget of the 48-px variants (default %(default)s)")
+    add_probe_args(p, eval_limit=1000, n_samples=1000, k=2, variants=list(VARIANTS), default=["sharp48", "hier48"])
+    a = p.parse_args()
+    steps = Steps(a.out, a.data, a.fresh)
+    settings = {"data": a.data, "eval_limit": a.eval_limit, "n_samples": a.n_samples, "c2st_seeds": a.c2st_seeds}
+    results, commands = earlier_results(a.results, settings)
+    rows = results.get("runs", {})
+    evaluate = evaluate_flags(a.eval_limit, a.n_samples, a.k, "prior,gmm", "prior,gmm", a.c2st_seeds)
+    for name in a.only:  # every training first, each with the machine to itself
+        flags, budget = VARIANTS[name]
+        minutes = a.explore_minutes if budget == "explore" else a.minutes
+        steps.train_and_evaluate(name, flags, evaluate, here="nocell" in name, train_only=True, minutes=minutes, keep_last=1)
+    for name in a.only:
+        flags, budget = VARIANTS[name]
+        minutes = a.explore_minutes if budget == "explore" else a.minutes
+        row = steps.train_and_evaluate(name, flags, evaluate, here="nocell" in name, minutes=minutes, keep_last=1)
+        run = Path(a.out) / name
+        evaluation = __import__("json").loads((run / "evaluation.json").read_text())
+        row["kl_per_group"] = evaluation["latents"].get("kl_per_group")
+        row["budget_minutes"] = minutes
+        if name.startswith("hier"):
+            steps.note(f"python experiments/hierarchical.py  # sweep of the finer groups' temperature on {name}: {', '.join(map(str, SWEEP))}")
+            row["sweep"] = sweep(run, a.data, a.n_samples, a.c2st_seeds, evaluation["c2st_control"], Path(a.out))
+        rows[name] = row
+        commands = [*commands, *steps.commands]
+        steps.commands.clear()
+        _record.write(a.results, NAME, QUESTION, commands, settings, {"runs": rows}, key_figures(rows))
+
+
+if __name__ == "__main__":
+    main()

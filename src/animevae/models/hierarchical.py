@@ -1,0 +1,148 @@
+"""A top-down hierarchical VAE (NVAE, Vahdat & Kautz 2020; VDVAE, Child 2021) at laptop scale: latents for the strokes.
+
+One latent map for a whole face (the sharp preset's 16 x 6 x 6) leaves open where each line goes, and a
+decoder trained on a per-pixel likelihood draws the average of those places: a blur. Here the top map sets
+the face, and finer latent groups, one per decoder octave below it (12 x 12 and 24 x 24 at 96 px), set the
+detail, each conditioned on the coarser ones:
+
+    image --encoder--> features at 48, 24, 12, 6 px --heads--> q(z_top | x) (the model's latent, as in the sharp preset)
+    z_top --1x1 conv--> state at 6 px --up--> 12 px: prior p(z_12 | z_top), posterior q(z_12 | x, z_top) from the
+          state and the encoder's 12-px features; z_12 joins the state --up--> 24 px: the same --up--> pixels
+
+Each group's prior is a 3x3 conv of the decoder state, so it is learned with the model; its posterior is
+the prior shifted and rescaled by a 3x3 conv of the state and the encoder's features at that size (NVAE's
+residual parameterisation: its KL does not depend on the prior's own scale). Both heads start at zero, so a
+new model's finer groups begin as N(0, I) with posterior = prior and add nothing; a residual cell after each
+join lets the state use them. Log-variances go through a soft clamp (NVAE's), which keeps early steps finite.
+
+The top group is the model's latent everywhere else (the latents file, every sampler, interpolation);
+``decode(z_top)`` draws the finer groups from their learned priors at per-group temperatures, and
+``reconstruct(x)`` takes them from the posterior. Registered as ``arch="hierarchical"``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from ..config import ModelConfig
+from ..errors import UserError
+from .fastconv import ConvTranspose2d
+from .vae import ResidualBlock, SpatialConv, _block, _cpu_path, register_architecture
+
+LOG_2PI = math.log(2 * math.pi)
+LOGVAR_BOUND = 5.0  # soft clamp of every group's log-variance (NVAE's): sigma in [e^-2.5, e^2.5]
+
+
+def soft_clamp(t: torch.Tensor, bound: float = LOGVAR_BOUND) -> torch.Tensor:
+    return bound * torch.tanh(t / bound)
+
+
+def noise_like(t: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """Standard normal noise shaped like ``t`` (fp32), from ``generator`` on its own device when given."""
+    if generator is None:
+        return torch.randn(t.shape, device=t.device)
+    return torch.randn(t.shape, generator=generator, device=generator.device).to(t.device)
+
+
+class BottomUp(nn.Sequential):
+    """The encoder's layers, returning every layer's output (finest first): the finer groups' posteriors read them."""
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        features = []
+        for layer in self:
+            x = layer(x)
+            features.append(x)
+        return features
+
+
+class LatentGroup(nn.Module):
+    """One finer latent group: a prior and a residual posterior (3x3 conv heads), and the join of z into the state."""
+
+    def __init__(self, width: int, feature_channels: int, z_channels: int, slope: float, cell: bool = True):
+        super().__init__()
+        self.z_channels = z_channels
+        self.prior = nn.Conv2d(width, 2 * z_channels, 3, 1, 1)
+        self.posterior = nn.Conv2d(width + feature_channels, 2 * z_channels, 3, 1, 1)
+        self.join = nn.Conv2d(z_channels, width, 1)
+        self.cell = ResidualBlock(width, slope) if cell else nn.Identity()
+        for head in (self.prior, self.posterior):  # start as N(0, I) with q = p: a new group changes nothing
+            nn.init.zeros_(head.weight)
+            nn.init.zeros_(head.bias)
+
+    def prior_of(self, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mu, logvar = self.prior(state).float().chunk(2, 1)
+        return mu, soft_clamp(logvar)
+
+    def shift_of(self, state: torch.Tensor, feature: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The posterior's offsets from the prior: q = N(mu_p + d_mu, exp(logvar_p + d_logvar))."""
+        d_mu, d_logvar = self.posterior(torch.cat([state, feature.to(state.dtype)], 1)).float().chunk(2, 1)
+        return d_mu, soft_clamp(d_logvar)
+
+    def joined(self, state: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        return self.cell(state + self.join(z))
+
+
+class TopDown(nn.Module):
+    """The decoder: the sharp preset's transposed convs from the top map up to the pixels, with a latent group
+    after the first ``len(groups)`` of them. ``forward(h, features)`` is the posterior pass (training,
+    reconstruction: ``mode`` takes each group's posterior mean); ``forward(h)`` the prior pass (generation,
+    at ``temperatures`` per group). Returns (likelihood params, per-group KL maps flattened or [], log p - log q
+    of the drawn finer latents per image or None)."""
+
+    def __init__(self, widths: list[int], group_channels: tuple[int, ...], slope: float, out_channels: int, cells: bool = True):
+        super().__init__()
+        last = len(widths) - 2
+        self.ups = nn.ModuleList(_block(ConvTranspose2d(widths[i + 1], widths[i], _cpu_path(i, last)), widths[i], slope) for i in range(last, 0, -1))
+        if len(group_channels) > len(self.ups):
+            raise UserError(f"this image size leaves room for {len(self.ups)} finer latent groups, not {len(group_channels)}")
+        self.groups = nn.ModuleList(LatentGroup(widths[last - j], widths[last - j], c, slope, cells) for j, c in enumerate(group_channels))
+        self.out = ConvTranspose2d(widths[1], out_channels, "subpixel")
+
+    def forward(self, h, features=None, *, mode=False, generator=None, temperatures=(1.0,)):
+        kls, log_ratio = [], None
+        for j, up in enumerate(self.ups):
+            h = up(h)
+            if j >= len(self.groups):
+                continue
+            group = self.groups[j]
+            p_mu, p_logvar = group.prior_of(h)
+            if features is None:
+                t = temperatures[min(j, len(temperatures) - 1)]
+                z = p_mu if t == 0 else p_mu + t * torch.exp(p_logvar / 2) * noise_like(p_mu, generator)
+            else:
+                d_mu, d_logvar = group.shift_of(h, features[len(features) - 1 - j])
+                # KL(q || p) with q = N(mu_p + d_mu, s_p^2 e^d_logvar), p = N(mu_p, s_p^2): the prior's scale cancels
+                kls.append((0.5 * (d_mu.pow(2) * torch.exp(-p_logvar) + torch.exp(d_logvar) - 1 - d_logvar)).flatten(1))
+                z = p_mu + d_mu
+                if not mode:
+                    eps = noise_like(z, generator)
+                    z = z + torch.exp((p_logvar + d_logvar) / 2) * eps
+                    # log p(z) - log q(z) of this draw: (z - mu_p) / s_p = d_mu / s_p + e^(d_logvar / 2) eps
+                    u = d_mu * torch.exp(-p_logvar / 2) + torch.exp(d_logvar / 2) * eps
+                    ratio = (-0.5 * (u.pow(2) - eps.pow(2)) + 0.5 * d_logvar).flatten(1).sum(1)
+                    log_ratio = ratio if log_ratio is None else log_ratio + ratio
+            h = group.joined(h, z)
+        return self.out(h), kls, log_ratio
+
+
+@register_architecture("hierarchical")
+class Hierarchical(SpatialConv):
+    """The sharp preset's encoder and decoder (a 16 x 6 x 6 top map at 96 px) with finer latent groups of
+    ``GROUPS`` channels one and two octaves below the top (12 x 12 and 24 x 24 at 96 px), sampled at
+    ``TEMPERATURES`` (one per finer group) unless told otherwise; ``CELLS``: a residual cell after each join."""
+
+    hierarchical = True
+    GROUPS: tuple[int, ...] = (8, 4)
+    TEMPERATURES: tuple[float, ...] = (1.0, 1.0)
+    CELLS = True
+
+    def encoder(self, c: ModelConfig):
+        net, shape = super().encoder(c)
+        return BottomUp(*net), shape
+
+    def decoder(self, c: ModelConfig, out_channels: int) -> TopDown:
+        f = self._fewer(c)
+        return TopDown(self._widths(f), self.GROUPS, f.negative_slope, out_channels, self.CELLS)
