@@ -267,7 +267,50 @@ def preset_runs() -> str:
     return "\n".join(lines) + "\n"
 
 
+HIERARCHICAL_LABELS = {
+    "sharp48": "`sharp` preset",
+    "hier48": "`--arch hierarchical` on the sharp preset",
+    "hier48_fb0": "the same, no free bits",
+    "hier48_nocell": "the same, no residual cell after each join",
+    "hier48_fineb1": "the same, the finer groups' KL at full weight (`--fine-beta 1`)",
+    "sharp20": "`sharp` preset",
+    "hier20": "`--arch hierarchical` on the sharp preset",
+}
+
+
+def hierarchical_rows(names: list[str]) -> str:
+    """hierarchical.json: each run's budget, likelihood, KL per group, and the ladder of its reconstructions and samples."""
+    r = result("hierarchical")
+    runs = {n: r["results"]["runs"][n] for n in names if n in r["results"]["runs"]}
+    if not runs:
+        return "*Not measured yet.*\n"
+    sizes = list(next(iter(runs.values()))["recons"]["ladder"])
+    head = " / ".join(s.replace("px", "") for s in sizes) + " px"
+    lines = [
+        f"| run | images seen (img/s) | held-out −ELBO | PSNR / SSIM | KL per group (nats) | faces | {head} | real up to | HF ratio |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, row in runs.items():
+        rate = row["images_seen"] / (60 * row["train_minutes"])  # images per second of the run's wall time, its epoch-end passes included
+        groups = " / ".join(f"{v:.0f}" for v in row["kl_per_group"].values()) if row.get("kl_per_group") else f"{row['kl']:.0f}"
+        label, quality = HIERARCHICAL_LABELS.get(name, name), f"{row['psnr']:.2f} dB / {row['ssim']:.3f}"
+        first = f"| {label} | {row['images_seen']:,} ({rate:,.0f}) | {row['neg_elbo']:,.1f} | {quality} | {groups}"
+        faces = [("reconstructions", row["recons"], row.get("hf_ratio_recons"))]
+        faces += [(f"`{s}`", e, e.get("hf_ratio")) for s, e in row["samplers"].items() if "ladder" in e]
+        faces += [(f"`gmm`, finer groups at T = {k.removeprefix('gmm_fine')}", e, e.get("hf_ratio")) for k, e in row.get("sweep", {}).items()]
+        for i, (what, e, hf) in enumerate(faces):
+            lead = first if i == 0 else "| | | | |"
+            cells = " / ".join(f"{e['ladder'][s]:.3f}" if s in e["ladder"] else "—" for s in sizes)
+            lines.append(f"{lead} | {what} | {cells} | {up_to(e)} | {'—' if hf is None else f'{hf:.2f}'} |")
+    return "\n".join(lines) + (
+        f"\n\n*{r['settings']['eval_limit']:,} held-out faces, as many samples and reconstructions (of held-out faces), 3 classifier seeds, "
+        f"mean accuracy; KL per group: top / 12 px / 24 px (one figure: the single latent); {cpu(r)}. `experiments/hierarchical.py`.*\n"
+    )
+
+
 BLOCKS: dict[str, Callable[[], str]] = {
+    "hierarchical-explore": lambda: hierarchical_rows(["sharp48", "hier48", "hier48_fb0", "hier48_nocell", "hier48_fineb1"]),
+    "hierarchical-20min": lambda: hierarchical_rows(["sharp20", "hier20"]),
     "preset-runs": preset_runs,
     "which-preset": which_preset,
     "experiments-table": experiments_table,

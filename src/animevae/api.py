@@ -148,15 +148,16 @@ class Run:
         except UserError:
             return []
 
-    def generate(self, n: int = 100, sampler: str | None = None, seed: int | None = None, **options) -> list[Image.Image]:
+    def generate(self, n: int = 100, sampler: str | None = None, seed: int | None = None, fine_temperature=None, **options) -> list[Image.Image]:
         """``n`` new faces as PIL images. ``sampler``: mix (the seed's), prior, gmm, two-stage or diffusion; default: the run's
-        own (its preset's best); ``options``: ``mix_k``, ``temperature``, ``gmm_components``, ``gmm_covariance``. ``seed`` fixes the draw."""
+        own (its preset's best); ``options``: ``mix_k``, ``temperature``, ``gmm_components``, ``gmm_covariance``. ``seed`` fixes the draw.
+        ``fine_temperature``: a hierarchical model's finer groups' (a number or one per group; default: the model's own)."""
         if n < 1:
             raise UserError(f"n must be at least 1, got {n}")
         options.setdefault("mix_k", DEFAULT_MIX_K)
         chosen = make_sampler(sampler or default_sampler(self.path, self.revision), self.model, self.path, revision=self.revision, **options)
         gen = torch.Generator().manual_seed(seed or 0)
-        return _pil(decode_latents(self.model, chosen.sample(n, gen), generator=gen))
+        return _pil(decode_latents(self.model, chosen.sample(n, gen), generator=gen, temperatures=fine_temperature))
 
     def encode(self, images) -> torch.Tensor:
         """Latent means (N x latent) of PIL images, image files or a uint8 tensor."""

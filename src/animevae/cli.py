@@ -155,6 +155,16 @@ def _sizes(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"expected comma-separated sizes in pixels, like 96,48,32,24,16; got {text!r}") from None
 
 
+def _temperatures(text: str) -> list[float]:
+    try:
+        values = [float(n) for n in _names(text)]
+    except ValueError:
+        values = []
+    if not values or any(not 0 <= v < float("inf") for v in values):
+        raise argparse.ArgumentTypeError(f"expected a temperature of 0 or more, or one per finer group, comma-separated (like 0.8 or 1,0.7); got {text!r}")
+    return values
+
+
 def cmd_evaluate(a) -> None:
     from .evaluation.report import evaluate
 
@@ -214,6 +224,13 @@ def _sharing_commands(sub) -> None:
     )
     gen.add_argument(
         "--temperature", type=float, default=1.0, help="scale of the prior's draws, of the gmm's spread around its components, of diffusion's starting noise"
+    )
+    gen.add_argument(
+        "--fine-temperature",
+        type=_temperatures,
+        default=None,
+        help="a hierarchical model's finer latent groups: the scale of their priors' draws, one number or one per group "
+        "(0: the priors' means; default: the model's own)",
     )
     gen.add_argument("--gmm-components", type=int, default=DEFAULT_GMM_COMPONENTS, help=f"gmm sampler's mixture components (default {DEFAULT_GMM_COMPONENTS})")
     gen.add_argument("--gmm-covariance", default="full", choices=["full", "diag"], help="gmm sampler's covariance per component (default full)")

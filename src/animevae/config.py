@@ -161,6 +161,7 @@ class TrainConfig:
     )
     kl_warmup_epochs: float = opt(0.0, "ramp beta from 0 over this many epochs", group=BEYOND)
     free_bits: float = opt(0.0, "nats per latent dimension not penalised", group=BEYOND)
+    fine_beta: float | None = opt(None, "KL weight of a hierarchical model's finer latent groups (default: --beta)", group=BEYOND)
     freq_weight: float = opt(10.0, "weight of the focal frequency loss (--objective frequency; training/objectives.py)", group=BEYOND)
     ema: float = opt(0.0, "EMA decay of the weights, e.g. 0.999 (saved weights are the EMA); 0 = off", group=BEYOND)
     adv_weight: float = opt(0.1, "weight of the patch discriminator's term, on top of VQGAN's adaptive gradient-norm ratio (0.5 drew textures)", group=ADV)
@@ -210,6 +211,8 @@ class TrainConfig:
             raise UserError(f"--val-fraction must be in [0, 1), got {self.val_fraction}")
         if self.keep_last < 0:
             raise UserError(f"--keep-last must be 0 or more, got {self.keep_last}")
+        if self.fine_beta is not None and not (self.fine_beta >= 0 and math.isfinite(self.fine_beta)):
+            raise UserError(f"--fine-beta must be a non-negative number, got {self.fine_beta}")
         for name in ("kl_warmup_epochs", "free_bits", "save_every_minutes", "freq_weight"):
             if not (getattr(self, name) >= 0 and math.isfinite(getattr(self, name))):
                 raise UserError(f"--{name.replace('_', '-')} must be 0 or more, got {getattr(self, name)}")

@@ -169,3 +169,19 @@ def test_focal_frequency_weights_take_no_gradient():
     weight[4, 4] = 0.5  # the checkerboard's, at half the cosine's distance
     (weight * torch.fft.fft2(by_hand, norm="ortho").abs().square()).sum().backward()
     assert torch.allclose(fake.grad, by_hand.grad, atol=1e-5)
+
+
+def test_fine_beta_weighs_a_hierarchical_models_finer_groups_alone_and_warms_up_with_beta():
+    from animevae.models.distributions import likelihood_class
+    from animevae.training.objectives import ELBO
+
+    top = DiagonalGaussian(torch.ones(2, 3), torch.zeros(2, 3))  # KL 0.5 per dimension: 1.5 per image
+    out = VAEOutput(top, top.mu, likelihood_class("bernoulli")(torch.zeros(2, 3, 4, 4)), [torch.full((2, 5), 2.0)])  # finer groups: 10
+    x = torch.rand(2, 3, 4, 4)
+    plain, _, kl = elbo_terms(out, x, beta=0.1)
+    fine, _, same_kl = elbo_terms(out, x, beta=0.1, fine_beta=1.0)
+    assert torch.allclose(kl, torch.full((2,), 11.5)) and torch.equal(kl, same_kl)  # the KL reported is the true one either way
+    assert float(fine - plain) == pytest.approx((1.0 - 0.1) * 10, rel=1e-5)
+    objective = ELBO(TrainConfig(beta=0.1, fine_beta=1.0, kl_warmup_epochs=1.0), steps_per_epoch=10)
+    assert (objective.beta_at(5), objective.fine_beta_at(5), objective.fine_beta_at(20)) == pytest.approx((0.05, 0.5, 1.0))
+    assert ELBO(TrainConfig(), steps_per_epoch=10).fine_beta_at(5) is None

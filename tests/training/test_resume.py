@@ -190,3 +190,20 @@ def test_nonfinite_losses_stop_the_run_with_checkpoint_intact(tmp_path):
     assert rc == 2, err
     assert "non-finite" in err and "Traceback" not in err
     assert checkpoint.load_latest(out) is not None
+
+
+def test_a_hierarchical_run_resumes_bit_identically_after_sigkill(tmp_path):
+    """Its finer groups' noise, priors and posteriors are all in the saved state: a killed run continues exactly."""
+    hier = [*BASE, "--arch", "hierarchical", "--latent-dim", "144", "--epochs", "2"]
+    code, err = finish(train_proc(*hier, "--out", tmp_path / "reference"))
+    assert code == 0, err
+    out = tmp_path / "killed"
+    proc = train_proc(*hier, "--out", out, "--save-every-steps", "3")
+    assert wait_for(lambda: any((d / "manifest.json").exists() for d in (out / "checkpoints").glob("step_*")), proc, 120)
+    proc.kill()
+    proc.wait()
+    code, err = finish(train_proc("--resume", out))
+    assert code == 0, err
+    ref, got = load_tensors(tmp_path / "reference" / "model.safetensors"), load_tensors(out / "model.safetensors")
+    assert ref.keys() == got.keys() and any(k.startswith("decoder.groups.1.posterior") for k in ref)
+    assert all(torch.equal(ref[k], got[k]) for k in ref)

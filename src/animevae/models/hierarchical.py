@@ -89,7 +89,8 @@ class TopDown(nn.Module):
     """The decoder: the sharp preset's transposed convs from the top map up to the pixels, with a latent group
     after the first ``len(groups)`` of them. ``forward(h, features)`` is the posterior pass (training,
     reconstruction: ``mode`` takes each group's posterior mean); ``forward(h)`` the prior pass (generation,
-    at ``temperatures`` per group). Returns (likelihood params, per-group KL maps flattened or [], log p - log q
+    at ``temperatures`` per group); ``forward(h, features, keep=k)`` takes the first k finer groups from the
+    posterior and draws the rest from their priors (what each group holds). Returns (likelihood params, per-group KL maps flattened or [], log p - log q
     of the drawn finer latents per image or None)."""
 
     def __init__(self, widths: list[int], group_channels: tuple[int, ...], slope: float, out_channels: int, cells: bool = True):
@@ -101,7 +102,7 @@ class TopDown(nn.Module):
         self.groups = nn.ModuleList(LatentGroup(widths[last - j], widths[last - j], c, slope, cells) for j, c in enumerate(group_channels))
         self.out = ConvTranspose2d(widths[1], out_channels, "subpixel")
 
-    def forward(self, h, features=None, *, mode=False, generator=None, temperatures=(1.0,)):
+    def forward(self, h, features=None, *, mode=False, generator=None, temperatures=(1.0,), keep=None):
         kls, log_ratio = [], None
         for j, up in enumerate(self.ups):
             h = up(h)
@@ -109,7 +110,7 @@ class TopDown(nn.Module):
                 continue
             group = self.groups[j]
             p_mu, p_logvar = group.prior_of(h)
-            if features is None:
+            if features is None or (keep is not None and j >= keep):
                 t = temperatures[min(j, len(temperatures) - 1)]
                 z = p_mu if t == 0 else p_mu + t * torch.exp(p_logvar / 2) * noise_like(p_mu, generator)
             else:

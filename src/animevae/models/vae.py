@@ -300,12 +300,17 @@ class VAE(
         params, _, _ = self.decoder(self._top(z), generator=generator, temperatures=tuple(t) if isinstance(t, (tuple, list)) else (float(t),))
         return params
 
-    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
-        """Images -> the likelihood's parameters of their reconstructions: every latent at its posterior mean."""
+    def reconstruct(self, x: torch.Tensor, groups: int | None = None, generator: torch.Generator | None = None, temperatures=None) -> torch.Tensor:
+        """Images -> the likelihood's parameters of their reconstructions: every latent at its posterior mean.
+
+        A hierarchical model with ``groups=k``: the top and the first k finer groups from the posterior, the
+        finer ones after them drawn from their priors (``decode``'s ``generator`` and ``temperatures``): what each group holds."""
         if not self.hierarchical:
             return self.decode(self.encode(x).mu)
         features = self.encoder(x)
-        params, _, _ = self.decoder(self._top(self._heads(features).mu), features[:-1], mode=True)
+        t = self.temperatures if temperatures is None else temperatures
+        t = tuple(t) if isinstance(t, (tuple, list)) else (float(t),)
+        params, _, _ = self.decoder(self._top(self._heads(features).mu), features[:-1], mode=True, keep=groups, generator=generator, temperatures=t)
         return params
 
     def likelihood(self, params: torch.Tensor) -> PixelLikelihood:

@@ -268,12 +268,17 @@ def generate(
     revision: str | None = None,
     gmm_components: int = DEFAULT_GMM_COMPONENTS,
     gmm_covariance: str = "full",
+    fine_temperature=None,
 ) -> Path:
-    """Write ``n`` generated faces as out/00000.png ... and out/grid.png; returns ``out``. ``sampler``: the run's own (its preset's best) by default."""
+    """Write ``n`` generated faces as out/00000.png ... and out/grid.png; returns ``out``. ``sampler``: the run's own (its preset's best) by default.
+    ``fine_temperature``: a hierarchical model's finer groups' (a number or one per group; default: the model's own)."""
     if n < 1:
         raise UserError(f"--n must be at least 1, got {n}")
     model = load_model(run, device, revision)
-    images = sample_faces(model, run, sampler or default_sampler(run, revision), n, seed, mix_k, temperature, revision, gmm_components, gmm_covariance)
+    if fine_temperature is not None and not model.hierarchical:
+        raise UserError(f"--fine-temperature: {run} has one latent group (arch {model.config.arch!r}); it applies to --arch hierarchical runs")
+    options = (mix_k, temperature, revision, gmm_components, gmm_covariance)
+    images = sample_faces(model, run, sampler or default_sampler(run, revision), n, seed, *options, temperatures=fine_temperature)
     out = Path(out) if out is not None else (Path(run) / "generated" if Path(run).is_dir() else Path("generated"))
     save_images(images, out)
     save_grid(images, out / "grid.png")

@@ -191,7 +191,7 @@ class Adversarial(ELBO):
             self.freeze_encoder(model)  # before the forward pass, so not even this step's gradient reaches the encoder
         with self.autocast():
             output = model(x)
-        loss, recon, kl = elbo_terms(output, x, self.beta_at(step), self.cfg.free_bits)
+        loss, recon, kl = elbo_terms(output, x, self.beta_at(step), self.cfg.free_bits, self.fine_beta_at(step))
         self._fake = None
         if not on:
             return LossTerms(loss, recon, kl, output)

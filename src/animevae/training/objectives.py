@@ -80,31 +80,45 @@ def make_objective(
     return OBJECTIVES[cfg.objective](cfg, steps_per_epoch, autocast, model_config)
 
 
-def elbo_terms(output: VAEOutput, x: torch.Tensor, beta: float, free_bits: float = 0.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def elbo_terms(
+    output: VAEOutput, x: torch.Tensor, beta: float, free_bits: float = 0.0, fine_beta: float | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(loss, recon, kl) of the seed's negative ELBO: recon + beta * KL per image, mean over the batch, in fp32.
 
     ``free_bits`` > 0 (Kingma et al. 2016): each latent dimension's batch-mean KL below that many nats
     is not penalised, so the encoder keeps using dimensions instead of collapsing them to the prior.
+    ``fine_beta``: a hierarchical model's finer groups' KL weight instead of ``beta`` (warmed up alike).
     """
     recon = -output.likelihood.log_prob(x)
     kl_dims = output.kl_per_dim()
     kl = kl_dims.sum(1)
-    penalty = kl.mean() if free_bits <= 0 else kl_dims.mean(0).clamp(min=free_bits).sum()
-    return recon.mean() + beta * penalty, recon, kl
+    per_dim = kl_dims.mean(0) if free_bits <= 0 else kl_dims.mean(0).clamp(min=free_bits)
+    if fine_beta is None or not output.detail_kl:
+        penalty = kl.mean() if free_bits <= 0 else per_dim.sum()
+        return recon.mean() + beta * penalty, recon, kl
+    top = output.posterior.mu.shape[1]
+    return recon.mean() + beta * per_dim[:top].sum() + fine_beta * per_dim[top:].sum(), recon, kl
 
 
 @register_objective("elbo")
 class ELBO(Objective):
     """The seed's loss: -log p(x|z) + beta * KL(q(z|x) || N(0, I)), with an optional KL warm-up and free bits."""
 
-    def beta_at(self, step: int) -> float:
+    def warmed(self, step: int) -> float:
+        """How far the KL warm-up is at ``step``: 0 -> 1 over ``kl_warmup_epochs``."""
         warmup = self.cfg.kl_warmup_epochs
-        return self.cfg.beta * (min(1.0, step / (warmup * self.steps_per_epoch)) if warmup > 0 else 1.0)
+        return min(1.0, step / (warmup * self.steps_per_epoch)) if warmup > 0 else 1.0
+
+    def beta_at(self, step: int) -> float:
+        return self.cfg.beta * self.warmed(step)
+
+    def fine_beta_at(self, step: int) -> float | None:
+        return None if self.cfg.fine_beta is None else self.cfg.fine_beta * self.warmed(step)
 
     def forward(self, model, x, step):
         with self.autocast():
             output = model(x)
-        loss, recon, kl = elbo_terms(output, x, self.beta_at(step), self.cfg.free_bits)
+        loss, recon, kl = elbo_terms(output, x, self.beta_at(step), self.cfg.free_bits, self.fine_beta_at(step))
         logs = {}
         if output.detail_kl:  # a hierarchical model: which groups carry information (kl0 the top latent, then finer)
             logs = {f"kl{i}": v for i, v in enumerate(output.kl_groups().detach().mean(0))}

@@ -1,0 +1,117 @@
+"""The hierarchical VAE (models/hierarchical.py): its groups, its KL and importance weights, its decode and reconstruct."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from animevae.config import ModelConfig
+from animevae.errors import UserError
+from animevae.evaluation.metrics import importance_weights
+from animevae.models.hierarchical import Hierarchical
+from animevae.models.vae import VAE
+
+SMALL = dict(arch="hierarchical", image_size=48, num_layers=4, base_channels=8, latent_dim=144)  # top 4 x 6 x 6; groups at 12, 24 px
+
+
+def model(seed: int = 0, heads: bool = True) -> VAE:
+    """A small hierarchical model; ``heads``: random prior and posterior heads (a new model's start at zero)."""
+    torch.manual_seed(seed)
+    m = VAE(ModelConfig(**SMALL))
+    if heads:
+        for group in m.decoder.groups:
+            for head in (group.prior, group.posterior):
+                torch.nn.init.normal_(head.weight, std=0.05)
+                torch.nn.init.normal_(head.bias, std=0.2)
+    return m.eval()
+
+
+def test_the_top_group_is_the_latent_and_the_finer_groups_sit_at_12_and_24_px():
+    m = model()
+    x = torch.rand(3, 3, 48, 48)
+    out = m(x)
+    assert m.hierarchical and m.latent_shape == (4, 6, 6)
+    assert out.z.shape == (3, 144) and out.posterior.mu.shape == (3, 144)
+    assert [kl.shape for kl in out.detail_kl] == [(3, 8 * 12 * 12), (3, 4 * 24 * 24)]
+    assert out.kl_per_dim().shape == (3, 144 + 8 * 144 + 4 * 576)
+    assert torch.allclose(out.kl_groups().sum(1), out.kl_per_dim().sum(1), rtol=1e-5)
+    assert m.encode(x).mu.shape == (3, 144)
+    assert m.decode(out.z).shape == m.reconstruct(x).shape == (3, 3, 48, 48)
+
+
+def test_a_new_models_finer_groups_start_as_their_prior_and_cost_nothing():
+    out = model(heads=False)(torch.rand(2, 3, 48, 48))
+    assert all(float(kl.abs().max()) == 0 for kl in out.detail_kl)
+    assert float(out.detail_log_ratio.abs().max()) < 1e-4  # q = p: every draw weighs as much under both
+
+
+def test_the_finer_groups_kl_is_the_expected_log_ratio_of_their_draws():
+    """-E_q[log p(z) - log q(z)] over many draws is the analytic KL (a wrong sign or a missing term would not be)."""
+    m = model(seed=1)
+    x = torch.rand(1, 3, 48, 48).repeat(4000, 1, 1, 1)
+    with torch.no_grad():
+        out = m(x, generator=torch.Generator().manual_seed(0))
+    analytic = sum(kl.sum(1) for kl in out.detail_kl).mean()
+    sampled = -out.detail_log_ratio.mean()
+    assert float(analytic) > 5  # the random heads make the groups informative
+    assert abs(float(sampled - analytic)) < 0.05 * float(analytic)
+
+
+def test_importance_weights_bound_the_likelihood_in_order():
+    m = model(seed=2)
+    x = torch.rand(4, 3, 48, 48)
+    iw = importance_weights(m, x, 64, torch.Generator().manual_seed(0))
+    assert iw.log_w.shape == (4, 64) and iw.kl_groups.shape == (4, 3)
+    assert torch.all(iw.iwae >= iw.elbo_mc)
+    assert torch.allclose(iw.kl, iw.kl_groups.sum(1))
+    assert abs(float((iw.elbo_mc - iw.elbo).mean())) < 0.05 * float(iw.kl.mean())  # the MC ELBO agrees with the analytic one
+
+
+def test_decode_draws_the_finer_groups_from_the_generator_at_the_temperature():
+    m = model(seed=3)
+    z = torch.randn(2, 144)
+    same = [m.decode(z, torch.Generator().manual_seed(5)) for _ in range(2)]
+    other = m.decode(z, torch.Generator().manual_seed(6))
+    assert torch.equal(*same) and not torch.allclose(same[0], other)
+    cold = [m.decode(z, torch.Generator().manual_seed(s), temperatures=0) for s in (5, 6)]
+    assert torch.equal(*cold)  # temperature 0: the priors' means, whatever the noise
+    warm, hot = (float((m.decode(z, torch.Generator().manual_seed(s), temperatures=t) - cold[0]).abs().mean()) for s, t in ((5, 0.5), (5, 1.5)))
+    assert 0 < warm < hot
+
+
+def test_reconstruct_takes_the_posterior_and_keep_says_how_many_finer_groups():
+    m = model(seed=4)
+    x = torch.rand(2, 3, 48, 48)
+    full = m.reconstruct(x)
+    assert torch.equal(full, m.reconstruct(x, groups=2))
+    gen = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    top_only, one = m.reconstruct(x, groups=0, generator=gen()), m.reconstruct(x, groups=1, generator=gen())
+    assert not torch.allclose(full, one) and not torch.allclose(one, top_only)
+    z = m.encode(x).mu
+    assert torch.equal(top_only, m.decode(z, gen()))  # groups=0: the top from the posterior, the rest as decode draws them
+
+
+def test_folding_batchnorm_keeps_the_function():
+    m = model(seed=5)
+    x = torch.rand(2, 3, 48, 48)
+    with torch.no_grad():
+        folded = m.folded()
+        assert torch.allclose(folded.reconstruct(x), m.reconstruct(x), atol=1e-4)
+        z, gen = torch.zeros(2, 144), lambda: torch.Generator().manual_seed(0)
+        assert torch.allclose(folded.decode(z, gen()), m.decode(z, gen()), atol=1e-4)
+
+
+def test_save_and_load_keep_every_group(tmp_path):
+    m = model(seed=6)
+    m.save_pretrained(tmp_path)
+    loaded = VAE.from_pretrained(tmp_path).eval()
+    x = torch.rand(2, 3, 48, 48)
+    assert loaded.hierarchical and torch.equal(loaded.reconstruct(x), m.reconstruct(x))
+
+
+def test_more_groups_than_the_decoder_has_octaves_is_a_clear_error():
+    class TooMany(Hierarchical):
+        GROUPS = (8, 4, 2, 1)
+
+    with pytest.raises(UserError, match="finer latent groups"):
+        TooMany().decoder(ModelConfig(**SMALL), 3)
