@@ -59,16 +59,17 @@ VARIANTS = {  # name: (flags, budget: "explore" or "full")
     "sharp20": (SHARP, "full"),
     "hier20": (HIER, "full"),
 }
-SWEEP = (0.0, 0.5)  # the finer groups' temperatures tried on the gmm's top latents (evaluate's gmm row has the default, 1)
+SWEEP = {"explore": (0.0, 0.5), "full": (0.6, 0.8)}  # the finer groups' temperatures tried on the gmm's top latents (evaluate's row: 1)
+SWEPT_AT_48 = ("hier48",)  # the 48-px runs swept (the others' temperature 1 is evaluate's own row)
 
 
-def sweep(run: Path, data: str, n: int, seeds: int, control: dict, out: Path, earlier: dict) -> dict:
-    """The ladder of the gmm's faces with the finer groups drawn at each temperature of ``SWEEP`` (the same top latents);
+def sweep(run: Path, data: str, n: int, seeds: int, control: dict, out: Path, earlier: dict, temperatures) -> dict:
+    """The ladder of the gmm's faces with the finer groups drawn at each of ``temperatures`` (the same top latents);
     the temperatures in ``earlier`` are kept, not measured again."""
     model = load_model(str(run))
     held, *_ = load_eval_data(load_run_config(str(run)), DataConfig(source=data), model.config.image_size, n)
     rows = dict(earlier)
-    for t in SWEEP:
+    for t in temperatures:
         if f"gmm_fine{t:g}" in rows:
             continue
         t0 = time.time()
@@ -118,10 +119,11 @@ def main() -> None:
         evaluation = __import__("json").loads((run / "evaluation.json").read_text())
         row["kl_per_group"] = evaluation["latents"].get("kl_per_group")
         row["budget_minutes"] = minutes
-        if name.startswith("hier"):
-            steps.note(f"python experiments/hierarchical.py  # sweep of the finer groups' temperature on {name}: {', '.join(map(str, SWEEP))}")
+        if name.startswith("hier") and (budget == "full" or name in SWEPT_AT_48):
+            temperatures = SWEEP[budget]
+            steps.note(f"python experiments/hierarchical.py  # sweep of the finer groups' temperature on {name}: {', '.join(map(str, temperatures))}")
             earlier = rows.get(name, {}).get("sweep", {})
-            row["sweep"] = sweep(run, a.data, a.n_samples, a.c2st_seeds, evaluation["c2st_control"], Path(a.out), earlier)
+            row["sweep"] = sweep(run, a.data, a.n_samples, a.c2st_seeds, evaluation["c2st_control"], Path(a.out), earlier, temperatures)
         rows[name] = row
         commands = [*commands, *steps.commands]
         steps.commands.clear()

