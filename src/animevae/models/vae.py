@@ -326,7 +326,11 @@ class VAE(
         the top latent's sigma is taken in fp32; without, the seed's draw."""
         features = self.encoder(x)
         posterior = self._heads(features)
-        z = posterior.rsample() if generator is None else DiagonalGaussian(posterior.mu, posterior.logvar.float()).rsample(generator)
+        if generator is None:
+            z = posterior.rsample()
+        else:  # the generator's own device draws (a CPU generator serves a GPU model too)
+            eps = torch.randn(posterior.mu.shape, generator=generator, device=generator.device).to(posterior.mu.device)
+            z = posterior.mu + torch.exp(posterior.logvar.float() / 2) * eps
         if not self.hierarchical:
             return VAEOutput(posterior, z, self.likelihood(self.decoder(self._top(z))))
         params, kls, log_ratio = self.decoder(self._top(z), features[:-1], generator=generator)
