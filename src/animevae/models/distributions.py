@@ -63,6 +63,13 @@ class DiagonalGaussian:
         return DiagonalGaussian(self.mu.detach(), self.logvar.detach())
 
 
+def noise_like(t: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """Standard normal noise shaped like ``t`` (fp32), drawn on ``generator``'s own device when given (a CPU generator serves a GPU model)."""
+    if generator is None:
+        return torch.randn(t.shape, device=t.device)
+    return torch.randn(t.shape, generator=generator, device=generator.device).to(t.device)
+
+
 def standard_normal_log_prob(z: torch.Tensor) -> torch.Tensor:
     """log N(z; 0, I), summed over the last dimension."""
     return -0.5 * (z.pow(2) + LOG_2PI).sum(-1)

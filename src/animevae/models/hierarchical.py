@@ -29,6 +29,7 @@ from torch import nn
 
 from ..config import ModelConfig
 from ..errors import UserError
+from .distributions import noise_like
 from .fastconv import ConvTranspose2d
 from .vae import ResidualBlock, SpatialConv, _block, _cpu_path, register_architecture
 
@@ -38,13 +39,6 @@ LOGVAR_BOUND = 5.0  # soft clamp of every group's log-variance (NVAE's): sigma i
 
 def soft_clamp(t: torch.Tensor, bound: float = LOGVAR_BOUND) -> torch.Tensor:
     return bound * torch.tanh(t / bound)
-
-
-def noise_like(t: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    """Standard normal noise shaped like ``t`` (fp32), from ``generator`` on its own device when given."""
-    if generator is None:
-        return torch.randn(t.shape, device=t.device)
-    return torch.randn(t.shape, generator=generator, device=generator.device).to(t.device)
 
 
 class BottomUp(nn.Sequential):

@@ -28,7 +28,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 from ..config import ModelConfig
 from ..errors import UserError
 from ..runs import load_tensors, resolve_file, save_tensors
-from .distributions import DiagonalGaussian, PixelLikelihood, likelihood_class
+from .distributions import DiagonalGaussian, PixelLikelihood, likelihood_class, noise_like
 from .fastconv import Conv2d, ConvTranspose2d
 
 EncoderOutput = DiagonalGaussian  # what ``encode`` returns (``.mu``, ``.logvar``, ``.rsample()``, ``.kl()``, ``.mode()``)
@@ -328,9 +328,8 @@ class VAE(
         posterior = self._heads(features)
         if generator is None:
             z = posterior.rsample()
-        else:  # the generator's own device draws (a CPU generator serves a GPU model too)
-            eps = torch.randn(posterior.mu.shape, generator=generator, device=generator.device).to(posterior.mu.device)
-            z = posterior.mu + torch.exp(posterior.logvar.float() / 2) * eps
+        else:
+            z = posterior.mu + torch.exp(posterior.logvar.float() / 2) * noise_like(posterior.mu, generator)
         if not self.hierarchical:
             return VAEOutput(posterior, z, self.likelihood(self.decoder(self._top(z))))
         params, kls, log_ratio = self.decoder(self._top(z), features[:-1], generator=generator)
