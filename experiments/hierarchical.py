@@ -23,6 +23,7 @@ every sweep's first 64 faces go to the work folder as a grid.
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -116,7 +117,7 @@ def main() -> None:
         evaluate = explore if budget == "explore" else full
         row = steps.train_and_evaluate(name, flags, evaluate, here="nocell" in name, minutes=minutes, keep_last=1)
         run = Path(a.out) / name
-        evaluation = __import__("json").loads((run / "evaluation.json").read_text())
+        evaluation = json.loads((run / "evaluation.json").read_text())
         row["kl_per_group"] = evaluation["latents"].get("kl_per_group")
         row["budget_minutes"] = minutes
         if name.startswith("hier") and (budget == "full" or name in SWEPT_AT_48):

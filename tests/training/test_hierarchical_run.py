@@ -81,7 +81,7 @@ def test_evaluate_reports_the_kl_of_each_group(hier_run, cli, tmp_path):
     assert "KL per group: top 4x6x6" in proc.stdout
 
 
-def test_the_demo_generates_and_reconstructs(hier_run):
+def test_the_demo_draws_the_same_grid_for_the_same_seed(hier_run):
     from animevae.demo import DemoModel
 
     demo = DemoModel(str(hier_run))
