@@ -101,6 +101,21 @@ class Steps:
         (self.out / f"{name}.trained").write_text(self.commands[-1] + "\n")
         return run
 
+    def resume(self, name: str, source: str, minutes: float, flags: tuple[str, ...] = ()) -> Path:
+        """Train a copy of the run SOURCE on to MINUTES in all (``--resume`` with a larger ``--max-minutes``): the
+        longer run in its own folder, the shorter one kept as it was for its own row."""
+        import shutil
+
+        run = self.out / name
+        if run.exists():
+            shutil.rmtree(run)
+        skip = shutil.ignore_patterns("evaluation.json", "*.png", "*.lock", "gmm_*", "diffusion*", "two_stage*")  # samplers: fitted again at the end
+        shutil.copytree(self.out / source, run, ignore=skip)
+        self.note(f"cp -r $OUT/{source} $OUT/{name}")
+        self.animevae("train", "--resume", run, "--max-minutes", minutes, *flags, "--quiet", log=f"{name}.train.log")
+        (self.out / f"{name}.trained").write_text("\n".join(self.commands[-2:]) + "\n")
+        return run
+
     def evaluate_args(self, name: str, evaluate: list[str]) -> list:
         run = self.out / name
         return ["evaluate", "--run", run, "--data", self.data, *evaluate, "--out", run / "evaluation.json"]

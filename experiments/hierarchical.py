@@ -11,10 +11,13 @@ temperature is then swept: the same top latents (the gmm's), the finer groups dr
   sharp preset, the hierarchical model on it, the same without free bits (whose free KL lets the finer posteriors
   drift from their priors), without the residual cell after each join (cheaper per step), and with the finer
   groups' KL at full weight (``--fine-beta 1``: their posteriors held closer to their priors, which sampling draws from);
-* ``--only sharp20 hier20``: 96 px, ``--minutes`` (20) each: the sharp preset against the hierarchical model.
+* ``--only sharp20 hier20``: 96 px, ``--minutes`` (20) each: the sharp preset against the hierarchical model;
+* ``--only sharp60 hier60``: each of those runs, copied and resumed to ``--long-minutes`` (60) in all
+  (``animevae train --resume RUN --max-minutes 60``): what more minutes buy.
 
     python experiments/hierarchical.py --only sharp48 hier48 hier48_fb0 hier48_nocell
     python experiments/hierarchical.py --only sharp20 hier20
+    python experiments/hierarchical.py --only sharp60 hier60
     python experiments/hierarchical.py --only hier48 --explore-minutes 0.5 --eval-limit 200 --n-samples 200 --results experiments/out/try.json
 
 Each invocation adds its variants to the results file (kept while the evaluation settings are the same);
@@ -59,8 +62,11 @@ VARIANTS = {  # name: (flags, budget: "explore" or "full")
     "hier48_fineb1": ([*HIER, *AT_48, "--fine-beta", "1"], "explore"),
     "sharp20": (SHARP, "full"),
     "hier20": (HIER, "full"),
+    "sharp60": (SHARP, "long"),
+    "hier60": (HIER, "long"),
 }
-SWEEP = {"explore": (0.0, 0.5), "full": (0.6, 0.8)}  # the finer groups' temperatures tried on the gmm's top latents (evaluate's row: 1)
+RESUMED_FROM = {"sharp60": "sharp20", "hier60": "hier20"}  # the "long" variants: these runs, resumed
+SWEEP = {"explore": (0.0, 0.5), "full": (0.6, 0.8), "long": (0.6, 0.8)}  # the finer groups' temperatures tried on the gmm's top latents (evaluate's row: 1)
 SWEPT_AT_48 = ("hier48",)  # the 48-px runs swept (the others' temperature 1 is evaluate's own row)
 
 
@@ -99,6 +105,7 @@ def key_figures(rows: dict) -> list[str]:
 def main() -> None:
     p = _record.parser(__doc__, NAME, minutes=20.0)
     p.add_argument("--explore-minutes", type=float, default=5.0, help="budget of the 48-px variants (default %(default)s)")
+    p.add_argument("--long-minutes", type=float, default=60.0, help="budget in all of the resumed variants (default %(default)s)")
     add_probe_args(p, eval_limit=1000, n_samples=1000, k=2, variants=list(VARIANTS), default=["sharp48", "hier48"])
     a = p.parse_args()
     steps = Steps(a.out, a.data, a.fresh)
@@ -107,20 +114,29 @@ def main() -> None:
     rows = results.get("runs", {})
     explore = evaluate_flags(a.eval_limit, a.n_samples, a.k, "gmm", "gmm", a.c2st_seeds)  # the 48-px variants: the gmm alone on the ladder
     full = evaluate_flags(a.eval_limit, a.n_samples, a.k, "prior,gmm", "prior,gmm", a.c2st_seeds)
+    budgets = {"explore": a.explore_minutes, "full": a.minutes, "long": a.long_minutes}
     for name in a.only:  # every training first, each with the machine to itself
         flags, budget = VARIANTS[name]
-        minutes = a.explore_minutes if budget == "explore" else a.minutes
+        minutes = budgets[budget]
+        if name in RESUMED_FROM:
+            if not steps.trained(name):
+                # the 20-minute runs' checkpoints name the data by an earlier fingerprint (its files' paths and times),
+                # which a fresh copy of the same faces does not match: the same 30,000 faces, so go on with them
+                steps.resume(name, RESUMED_FROM[name], minutes, ("--allow-data-change",))
+            continue
         steps.train_and_evaluate(name, flags, [], here="nocell" in name, train_only=True, minutes=minutes, keep_last=1)
     for name in a.only:
         flags, budget = VARIANTS[name]
-        minutes = a.explore_minutes if budget == "explore" else a.minutes
+        minutes = budgets[budget]
         evaluate = explore if budget == "explore" else full
         row = steps.train_and_evaluate(name, flags, evaluate, here="nocell" in name, minutes=minutes, keep_last=1)
         run = Path(a.out) / name
         evaluation = json.loads((run / "evaluation.json").read_text())
         row["kl_per_group"] = evaluation["latents"].get("kl_per_group")
         row["budget_minutes"] = minutes
-        if name.startswith("hier") and (budget == "full" or name in SWEPT_AT_48):
+        if name in RESUMED_FROM:
+            row["resumed_from"] = RESUMED_FROM[name]
+        if name.startswith("hier") and (budget != "explore" or name in SWEPT_AT_48):
             temperatures = SWEEP[budget]
             steps.note(f"python experiments/hierarchical.py  # sweep of the finer groups' temperature on {name}: {', '.join(map(str, temperatures))}")
             earlier = rows.get(name, {}).get("sweep", {})

@@ -42,6 +42,7 @@ def train(
     overwrite: bool = False,
     progress: bool = True,
     command: str | None = None,
+    allow_data_change: bool = False,
     **options,
 ) -> Run:
     """Train (or, with ``resume=True``, continue) a run in the folder ``out``; returns it as a ``Run``.
@@ -51,7 +52,11 @@ def train(
     ``image_size=48``, ``lr=2e-4`` ...), validated exactly as the command line validates its flags.
     ``config`` names a TOML/JSON file of settings; ``preset`` is ``"seed"`` (the notebook's), ``"quality"`` or ``"sharp"``.
     Fine-tuning (``init_from=``) keeps the source run's objective and sampler unless given.
+    A resumed run checks that its data is the one it started on (by content); ``allow_data_change=True`` goes on
+    with data whose fingerprint differs, if it has as many faces.
     """
+    if allow_data_change and not resume:
+        raise UserError("--allow-data-change goes with --resume (a new run takes whatever data it is given)")
     if resume:
         extra = sorted(k for k in options if k not in RESUME_MAY_CHANGE) + (["data"] if data is not None else []) + (["config"] if config else [])
         if extra:
@@ -65,7 +70,9 @@ def train(
             model_cfg, train_cfg, data_cfg = resolve_configs({**kept, **settings}, preset, config)
         command = command or f"animevae.train({str(out)!r}, {', '.join(f'{k}={v!r}' for k, v in settings.items())})"
     try:
-        train_loop(model_cfg, train_cfg, data_cfg, out, overwrite=overwrite, progress=progress, command=command, resume=resume)
+        train_loop(
+            model_cfg, train_cfg, data_cfg, out, overwrite=overwrite, progress=progress, command=command, resume=resume, allow_data_change=allow_data_change
+        )
     except (OSError, runs.WriteFailed) as e:  # a full disk mid-run, say: what failed, and how to go on
         what = str(e) if isinstance(e, runs.WriteFailed) else f"{e.filename or 'a file'}: {e.strerror or e}"
         saved = any(Path(out, "checkpoints").glob("step_*"))

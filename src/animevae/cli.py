@@ -58,6 +58,8 @@ def cmd_train(a) -> None:
     from .api import train
 
     given = {**_given(a, ModelConfig), **_given(a, TrainConfig), **_given(a, DataConfig)}
+    if a.quiet:  # datasets' own bars too (it reads this when first imported, below)
+        os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
     if a.resume:  # flags that are not settings (the API refuses the settings themselves)
         extra = sorted(k for k in vars(a) if k in ("preset", "out", "overwrite") or (k == "config" and a.config))
         if extra:
@@ -71,6 +73,7 @@ def cmd_train(a) -> None:
         overwrite=getattr(a, "overwrite", False),
         progress=not a.quiet,
         command="animevae " + shlex.join(sys.argv[1:]),
+        allow_data_change=a.allow_data_change,
         **given,
     )
     if int(os.environ.get("RANK", "0")) == 0:
@@ -181,6 +184,12 @@ def _training_commands(sub) -> None:
     )
     t.add_argument("--config", help="TOML (or JSON) file of settings: [model], [train], [data] tables or flat keys")
     t.add_argument("--resume", help="continue this run folder from its last complete checkpoint")
+    t.add_argument(
+        "--allow-data-change",
+        action="store_true",
+        help="with --resume: go on although the data's fingerprint differs from the run's (same number of faces); "
+        "the run then differs from an uninterrupted one",
+    )
     t.add_argument(
         "--preset",
         default=S,

@@ -14,7 +14,7 @@ from messy_images import EXPECTED, NOT_IMAGES, encode, messy_bytes, write_messy_
 from PIL import Image
 
 from animevae.config import DataConfig
-from animevae.data.sources import IMAGE_EXTENSIONS, open_source
+from animevae.data.sources import IMAGE_EXTENSIONS, _hash, open_source
 from animevae.data.toyfaces import render_faces
 from animevae.errors import UserError
 
@@ -215,6 +215,23 @@ def test_parquet_fingerprint_follows_file(tmp_path, messy_parquet):
     write_parquet(path, _faces_bytes(3))
     os.utime(path, ns=(0, path.stat().st_mtime_ns + 10**9))
     assert _src(path).fingerprint != before
+
+
+def test_parquet_fingerprint_names_the_content_not_the_place(tmp_path):
+    """A moved, re-downloaded or touched copy of the same files is the same data (a run resumes on it); the
+    fingerprint earlier versions gave (paths and times) is kept beside it, so their runs resume too."""
+    a, b = tmp_path / "a" / "faces.parquet", tmp_path / "b" / "faces.parquet"
+    write_parquet(a, _faces_bytes(5))
+    b.parent.mkdir()
+    shutil.copyfile(a, b)
+    os.utime(b, ns=(0, a.stat().st_mtime_ns + 7 * 10**9))
+    src_a, src_b = _src(a), _src(b)
+    assert src_a.fingerprint == src_b.fingerprint
+    assert src_a.earlier_fingerprints != src_b.earlier_fingerprints  # the earlier formula named the place and time
+    earlier = _hash(["parquet", [(str(a), a.stat().st_size, a.stat().st_mtime)], "image", None])
+    assert src_a.earlier_fingerprints == (earlier,)
+    write_parquet(b, _faces_bytes(5)[::-1])  # the same faces in another order: other data
+    assert _src(b).fingerprint != src_a.fingerprint
 
 
 def test_folder_with_link_loop_terminates(tmp_path):

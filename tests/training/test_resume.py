@@ -13,7 +13,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from messy_images import encode, write_parquet
+from PIL import Image
 
+from animevae.data.toyfaces import render_faces
 from animevae.runs import load_tensors
 from animevae.training import checkpoint
 
@@ -207,3 +210,31 @@ def test_a_hierarchical_run_resumes_bit_identically_after_sigkill(tmp_path):
     ref, got = load_tensors(tmp_path / "reference" / "model.safetensors"), load_tensors(out / "model.safetensors")
     assert ref.keys() == got.keys() and any(k.startswith("decoder.groups.1.posterior") for k in ref)
     assert all(torch.equal(ref[k], got[k]) for k in ref)
+
+
+def _parquet_faces(path: Path, n: int, seed: int) -> Path:
+    return write_parquet(path, [(f"{i}.png", encode(Image.fromarray(f), "PNG")) for i, f in enumerate(render_faces(n, seed=seed, size=48))])
+
+
+def test_resume_checks_the_data_by_content(tmp_path, cli):
+    """A touched or moved copy of the same files resumes; other faces are refused in one line that names the way on
+    (--allow-data-change), which then resumes if there are as many faces, and refuses otherwise."""
+    data, out = tmp_path / "faces.parquet", tmp_path / "run"
+    _parquet_faces(data, 48, seed=1)
+    flags = [a for a in BASE if a not in ("builtin", "--builtin-count", "256")]
+    flags[flags.index("--data") + 1 : flags.index("--data") + 1] = [data]
+    cli("train", *flags, "--epochs", 1, "--out", out)
+    os.utime(data, ns=(0, data.stat().st_mtime_ns + 5 * 10**9))  # the same bytes, a new time (a fresh copy)
+    cli("train", "--resume", out, "--epochs", 2, "--quiet")
+    _parquet_faces(data, 48, seed=2)  # other faces, as many
+    before = {p.relative_to(out): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+    msg = one_line_refusal(cli("train", "--resume", out, "--epochs", 3, "--quiet", check=False))
+    assert "the data source changed since the run started" in msg and "--allow-data-change" in msg, msg
+    assert {p.relative_to(out): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()} == before  # nothing trained or written
+    cli("train", "--resume", out, "--epochs", 3, "--quiet", "--allow-data-change")
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == 3
+    _parquet_faces(data, 47, seed=2)
+    msg = one_line_refusal(cli("train", "--resume", out, "--epochs", 4, "--quiet", "--allow-data-change", check=False))
+    assert "the run started on 48 faces, the data source now has 47" in msg, msg
+    msg = one_line_refusal(cli("train", *flags, "--epochs", 1, "--out", tmp_path / "new", "--allow-data-change", check=False))
+    assert "--allow-data-change goes with --resume" in msg, msg

@@ -15,7 +15,7 @@ import shutil
 import sys
 import tempfile
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +39,7 @@ class ImageSet:
     row_ids: np.ndarray  # N int64
     stats: dict  # counts per reason, plus the source's description
     path: Path | None = None  # the cache folder, when cached
+    earlier_fingerprints: tuple[str, ...] = ()  # the source's names under earlier versions (Source.earlier_fingerprints)
 
     def __len__(self) -> int:
         return len(self.row_ids)
@@ -141,6 +142,10 @@ def _open_cached(folder: Path) -> ImageSet:
 def load_images(cfg: DataConfig, image_size: int, progress: bool = True, source: Source | None = None) -> ImageSet:
     """The decoded, filtered, resized faces of ``cfg.source``: from the cache, or decoded now (and cached)."""
     source = source or open_source(cfg, image_size)
+    return replace(_load_images(cfg, image_size, progress, source), earlier_fingerprints=source.earlier_fingerprints)
+
+
+def _load_images(cfg: DataConfig, image_size: int, progress: bool, source: Source) -> ImageSet:
     if not cfg.cache:  # decode through a temporary file, keep the result in memory only
         with tempfile.TemporaryDirectory(prefix="animevae-") as tmp:
             rows, reasons = _decode_into(source, cfg, image_size, Path(tmp) / "images.u8", progress)

@@ -36,6 +36,7 @@ class Source:
     image_size: int = 96
     stats: dict = field(default_factory=dict)  # listing-time counts (e.g. files ignored by extension)
     max_bytes: int = int(DataConfig.max_file_mb * (1 << 20))  # a file or cell larger than this is skipped as too large, unread
+    earlier_fingerprints: tuple[str, ...] = ()  # what earlier versions of animevae called the same data (a resume accepts them)
 
     def read(self, start: int, stop: int) -> list:
         """Encoded images of rows start..stop-1: bytes, an np.ndarray (HxWx3), or an Exception (unreadable)."""
@@ -155,7 +156,7 @@ def _image_column(ds, cfg: DataConfig, where: str) -> str:
     raise UserError(f"{where}: no image column found among {', '.join(ds.column_names)}; name it with --image-column")
 
 
-def _as_bytes_dataset(ds, cfg: DataConfig, kind: str, name: str, fingerprint_parts) -> Source:
+def _as_bytes_dataset(ds, cfg: DataConfig, kind: str, name: str, fingerprint_parts, earlier_parts=None) -> Source:
     from datasets import Image
 
     column = _image_column(ds, cfg, name)
@@ -165,18 +166,27 @@ def _as_bytes_dataset(ds, cfg: DataConfig, kind: str, name: str, fingerprint_par
     if isinstance(ds.features[column], Image):
         ds = ds.cast_column(column, Image(decode=False))
     ds = ds.select_columns([column])
-    return Source(kind, name, len(ds), _hash([kind, fingerprint_parts, column, cfg.limit]), ds, column)
+    earlier = (_hash([kind, earlier_parts, column, cfg.limit]),) if earlier_parts is not None else ()
+    return Source(kind, name, len(ds), _hash([kind, fingerprint_parts, column, cfg.limit]), ds, column, earlier_fingerprints=earlier)
+
+
+def _file_digest(path: str) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _parquet_source(cfg: DataConfig, files: list[str], spec: str) -> Source:
     import datasets
 
-    stats = [(f, os.path.getsize(f), os.path.getmtime(f)) for f in files]
+    # the files' contents name the data, not where they lie or when they were copied: a run resumes on a moved
+    # or re-downloaded copy (hashing reads each file once, about a second per GB)
+    contents = [(os.path.basename(f), os.path.getsize(f), _file_digest(f)) for f in files]
+    stats = [(f, os.path.getsize(f), os.path.getmtime(f)) for f in files]  # the earlier fingerprint's parts
     try:
         ds = datasets.load_dataset("parquet", data_files=[glob.escape(f) for f in files], split="train")
     except Exception as e:  # pyarrow / datasets raise many types for a bad file
         raise UserError(f"--data {spec}: cannot read these parquet files ({type(e).__name__}: {str(e).splitlines()[0][:160]})") from None
-    return _as_bytes_dataset(ds, cfg, "parquet", spec, stats)
+    return _as_bytes_dataset(ds, cfg, "parquet", spec, ["content", contents], earlier_parts=stats)
 
 
 def _hub_source(cfg: DataConfig) -> Source:

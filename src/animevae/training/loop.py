@@ -48,8 +48,10 @@ def train(
     progress: bool = True,
     command: str | None = None,
     resume: bool = False,
+    allow_data_change: bool = False,
 ) -> Path:
-    """Train a VAE and write the run folder ``out``; with ``resume``, continue it from its last checkpoint."""
+    """Train a VAE and write the run folder ``out``; with ``resume``, continue it from its last checkpoint
+    (``allow_data_change``: even on data whose fingerprint differs from the run's, if it has as many faces)."""
     cfg, out = train_cfg, Path(out)
     # where: device, precision, this process's rank among torchrun's
     system = System.setup(cfg.device, cfg.precision, cfg.channels_last)
@@ -64,7 +66,7 @@ def train(
         torch.manual_seed(cfg.seed)
         model = build_model(model_cfg, cfg, pretrained=saved is None)
         # the data: decoded faces (rank 0 builds the cache) and the seeded held-out split
-        faces, train_pos, val_pos = load_data(data_cfg, cfg, model.config.image_size, system, show, saved, out)
+        faces, train_pos, val_pos = load_data(data_cfg, cfg, model.config.image_size, system, show, saved, out, allow_data_change)
         # the training state: model, EMA, objective, optimizers by name, scaler, RNGs, progress
         steps_per_epoch = len(train_pos) // (cfg.batch_size * system.world) or 1
         state = TrainState.create(model, cfg, system, steps_per_epoch)
@@ -212,11 +214,21 @@ def open_run(out: Path, resume: bool, overwrite: bool, system: System, show: boo
     return None
 
 
-def load_data(data_cfg: DataConfig, cfg: TrainConfig, image_size: int, system: System, show: bool, saved, out: Path):
-    """(faces, training positions, held-out positions), checked: a resumed run's data must be the one it started on."""
+def load_data(data_cfg: DataConfig, cfg: TrainConfig, image_size: int, system: System, show: bool, saved, out: Path, allow_data_change: bool = False):
+    """(faces, training positions, held-out positions), checked: a resumed run's data must be the one it started on
+    (or, with ``allow_data_change``, as many faces)."""
     faces = load_faces(data_cfg, image_size, system, show)
-    if saved is not None and saved[1]["data_fingerprint"] != faces.stats["source"]["fingerprint"]:
-        raise UserError(f"--resume {out}: the data source changed since the run started (fingerprint differs); resume needs the same data")
+    if saved is not None and saved[1]["data_fingerprint"] not in (faces.stats["source"]["fingerprint"], *faces.earlier_fingerprints):
+        if not allow_data_change:
+            raise UserError(
+                f"--resume {out}: the data source changed since the run started (its fingerprint differs); resume needs the same "
+                "data, or --allow-data-change to go on with this data (the run then differs from an uninterrupted one)"
+            )
+        started = sum(runs.load_run_config(out).get("split", {}).values())
+        if started != len(faces):
+            raise UserError(f"--resume {out}: the run started on {started} faces, the data source now has {len(faces)}; --allow-data-change needs as many")
+        if show:
+            print(f"resuming on data whose fingerprint differs from the run's (--allow-data-change): {len(faces)} faces, as before", file=sys.stderr)
     train_pos, val_pos = split_rows(len(faces), cfg.val_fraction, cfg.seed)
     if len(train_pos) < system.world:
         raise UserError(f"--data {data_cfg.source}: {len(train_pos)} training image(s) for {system.world} processes; use more data")
