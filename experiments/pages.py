@@ -44,9 +44,12 @@ def result(name: str) -> dict:
 
 
 def value(name: str, path: str):
-    """The value at ``path`` (keys joined by '/') in results/NAME.json; a missing key stops with its name."""
+    """The value at ``path`` (keys, or a list's indices, joined by '/') in results/NAME.json; a missing key stops with its name."""
     v = result(name)
     for key in path.split("/"):
+        if isinstance(v, list) and key.isdigit() and int(key) < len(v):  # an item of a list, by its index
+            v = v[int(key)]
+            continue
         if not isinstance(v, dict) or key not in v:
             raise SystemExit(f"experiments/results/{name}.json has no {path!r} (stops at {key!r})")
         v = v[key]
@@ -318,7 +321,461 @@ def hierarchical_rows(names: list[str]) -> str:
     )
 
 
+# The findings' tables in docs/explanation/sharper-faces.md. A row is (label, figures): figures maps a column's keys to a number,
+# a text (shown as it is), None (shown as "—"), or a list of (numbers, name) groups (several samplers in one cell).
+Column = tuple[str, str | tuple[str, ...], str | tuple | None]  # its keys (space-separated), format(s), best: "min", "max", None, or one per key
+IMAGES: Column = ("images_seen", "{:,}", None)
+ELBO: Column = ("neg_elbo", "{:,.1f}", "min")
+KL: Column = ("kl", "{:,.0f}", None)
+PSNR: Column = ("psnr", "{:.2f}", "max")
+PSNR_SSIM: Column = ("psnr ssim", ("{:.2f}", "{:.3f}"), "max")
+PSNR_SSIM_DB: Column = ("psnr ssim", ("{:.2f} dB", "{:.3f}"), "max")
+RECONS: Column = ("c2st_recons c2st_recons_half", "{:.3f}", "min")
+RECONS_96: Column = ("c2st_recons", "{:.3f}", "min")
+SAMPLES: Column = ("samples", "{:.3f}", "min")
+HF: Column = ("hf_ratio_recons hf_samples", "{:.3f}", "max")
+KID: Column = ("kid", "{:.4f}", "min")
+
+
+def bold(col: Column, best) -> Column:
+    """``col`` with another rule for its bold figures (None: none)."""
+    return (col[0], col[1], best)
+
+
+def per_key(x, i: int):
+    return x[i] if isinstance(x, tuple) else x
+
+
+def span(values, spec: str) -> str:
+    """Figures as a range, 'low–high', or one figure where they round alike."""
+    low, high = format(min(values), spec), format(max(values), spec)
+    return low if low == high else f"{low}–{high}"
+
+
+def figures_table(head: str, rows: list[tuple[str, dict]], cols: list[Column]) -> str:
+    """A markdown table under ``head``, one line per row: a cell holds the figures at its column's keys joined by ' / ', each in
+    its format, and the best of the column's figures at each key (the lowest for "min", the highest for "max") in bold."""
+
+    def groups(figures: dict, keys: str) -> list[tuple[tuple, str]]:
+        got = [figures.get(k) for k in keys.split()]
+        return got[0] if len(got) == 1 and isinstance(got[0], list) else [(tuple(got), "")]
+
+    cells = [[groups(figures, keys) for keys, _, _ in cols] for _, figures in rows]
+    bests = []
+    for j, (_, _, best) in enumerate(cols):
+        found = []
+        for i in range(max(len(v) for row in cells for v, _ in row[j])):
+            numbers = [v[i] for row in cells for v, _ in row[j] if i < len(v) and isinstance(v[i], int | float)]
+            how = per_key(best, i)
+            found.append((min if how == "min" else max)(numbers) if how and numbers else None)
+        bests.append(found)
+
+    def show(values: tuple, name: str, fmt, best: list) -> str:
+        parts = ["—" if v is None else v if isinstance(v, str) else per_key(fmt, i).format(v) for i, v in enumerate(values)]
+        strong = [isinstance(v, int | float) and v == best[i] for i, v in enumerate(values)]
+        text = f"**{' / '.join(parts)}**" if all(strong) else " / ".join(f"**{p}**" if b else p for p, b in zip(parts, strong))
+        return f"{text} {name}" if name else text
+
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for (label, _), row in zip(rows, cells):
+        lines.append(f"| {label} | " + " | ".join(", ".join(show(v, name, fmt, bests[j]) for v, name in row[j]) for j, (_, fmt, _) in enumerate(cols)) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def footnote(text: str) -> str:
+    return f"\n*{text}.*\n"
+
+
+def run_figures(record: str, path: str, samplers: tuple[str, ...] = ("gmm",), named: str = "") -> dict:
+    """An ``evaluate``-shaped run at results/PATH of results/RECORD.json as a row's figures: its own keys; its samplers' C2ST at
+    96 / 48 px in one cell, each named by the template ``named``; their HF ratios (a range where several); the first's KID, FID and
+    diversity; its images per second (the mean over its epochs, rounded half up)."""
+    run = value(record, f"results/{path}")
+    found = {s: run["samplers"][s] for s in samplers}
+    rates = run.get("images_per_s_by_epoch")
+    hf = [e["hf_ratio"] for e in found.values() if "hf_ratio" in e]
+    return (
+        run
+        | {k: found[samplers[0]].get(k) for k in ("kid", "fid", "diversity")}
+        | {
+            "samples": [(tuple(e[k] for k in ("c2st", "c2st_half") if k in e), named.format(s.replace("_k", " k="))) for s, e in found.items()],
+            "hf_samples": (span(hf, ".3f") if len(hf) > 1 else hf[0]) if hf else None,
+            "rate": int(sum(rates) / len(rates) + 0.5) if rates else None,
+        }
+    )
+
+
+def runs(record: str, labels: dict[str, str], **kw) -> list[tuple[str, dict]]:
+    """results/RECORD.json's runs named in ``labels``, in that order, each under its label."""
+    return [(label, run_figures(record, f"runs/{name}", **kw)) for name, label in labels.items()]
+
+
+def option(settings: dict, flag: str) -> str:
+    """The value of ``flag`` among a record's ``evaluate`` arguments."""
+    argv = settings["evaluate"]
+    return argv[argv.index(flag) + 1]
+
+
+def evaluated(settings: dict) -> str:
+    """What a record's ``evaluate`` arguments scored: held-out faces, samples, classifier seeds."""
+    faces, samples, seeds = (option(settings, flag) for flag in ("--limit", "--n-samples", "--c2st-seeds"))
+    samplers = option(settings, "--c2st-samplers").replace(",", ", ")
+    return f"{int(faces):,} held-out faces, {int(samples):,} samples ({samplers}), {seeds} classifier seed{'' if seeds == '1' else 's'}"
+
+
+def runs_note(*records: str) -> str:
+    """The line under a table of runs trained for it: their minutes, what ``evaluate`` scored, the machine, the scripts."""
+    r = result(records[-1])
+    scripts = ", ".join(f"`experiments/{n}.py`" for n in records)
+    return footnote(f"{r['settings']['minutes']:g} minutes per run from scratch, one seed; {evaluated(r['settings'])}, mean accuracy; {cpu(r)}. {scripts}")
+
+
+def runs_finding(head: str, rows: list[tuple[str, dict]], cols: list[Column], *records: str) -> str:
+    """A table of trained runs and its note."""
+    return figures_table(head, rows, cols) + runs_note(*records)
+
+
+def stage_rows(record: str, labels: dict[str, str]) -> list[tuple[str, dict]]:
+    """A stage-shaped record (a stage applied to a run's reconstructions and gmm samples): the run as it is ("baseline"), then
+    each variant in ``labels``, under the keys ``run_figures`` gives."""
+    res = result(record)["results"]
+    rows = []
+    for name, label in labels.items():
+        e = res["baseline"] if name == "baseline" else {k.removesuffix("_refined"): v for k, v in res["variants"][name].items()}
+        recons, gmm = e["recons"], e["gmm"]
+        figures = {"c2st_recons": recons["c2st"], "c2st_recons_half": recons["c2st_half"], "hf_ratio_recons": recons["hf_ratio"]}
+        rows.append((label, figures | {"samples": [((gmm["c2st"], gmm["c2st_half"]), "")], "hf_samples": gmm["hf_ratio"]}))
+    return rows
+
+
+def stage_table(first: str, rows: list[tuple[str, dict]], hf: str = "{:.2f}", best: tuple = ("min", "min", None)) -> str:
+    """Reconstructions and gmm samples at 96 / 48 px and their HF ratios, one line per row (a run, or a stage on it)."""
+    cols = [bold(RECONS, best[0]), bold(SAMPLES, best[1]), (HF[0], hf, best[2])]
+    return figures_table(f"| {first} | C2ST recons 96 / 48 px | C2ST gmm 96 / 48 px | HF ratio recons / gmm |", rows, cols)
+
+
+def stage_finding(record: str, first: str, labels: dict[str, str], **kw) -> str:
+    """A stage-shaped record's table (the run as it is, then each stage on it) and its note."""
+    r = result(record)
+    s = r["settings"]
+    return stage_table(first, stage_rows(record, labels), **kw) + footnote(
+        f"On the `{s['run']}` run; {s['n']:,} held-out faces, as many reconstructions and gmm samples, {s['c2st_seeds']} classifier seeds, "
+        f"mean accuracy; {cpu(r)}. `experiments/{record}.py`"
+    )
+
+
+def one_figure(head: str, rows: list[tuple[str, object]], fmt: str) -> str:
+    """A table of one figure a row."""
+    return figures_table(head, [(label, {"v": v}) for label, v in rows], [("v", fmt, None)])
+
+
+def blur_calibration() -> str:
+    """blur_baseline.json: what the 100-step test made of real faces against real ones, blurred, and shrunk and enlarged again."""
+    r = result("blur_baseline")
+    s, sets, early = r["settings"], r["results"]["sets"], r["results"]["calibration"]["sets"]
+    rows = [
+        ("real against real", sets["real"]["c2st"]["accuracy"]),
+        ("real faces blurred with a one-pixel Gaussian (σ = 1 px) against real", sets["blur_sigma1"]["c2st"]["accuracy"]),
+        *((f"real faces downsampled to {px} px and back", early[f"down{px}"]["c2st_by_steps"]["100"]["accuracy"]) for px in (48, 32)),
+    ]
+    return one_figure("| the two sets | C2ST |", rows, "{:.2f}") + footnote(
+        f"{s['n_per_set']:,} faces per set; {s['c2st']}; the first two rows {s['seeds']} classifier seeds, mean accuracy, the downsampled "
+        f"ones one classifier seed (an earlier calibration); {cpu(r)}. `experiments/blur_baseline.py`"
+    )
+
+
+def presets_20min_note(names: tuple[str, ...]) -> str:
+    r = result("presets_20min")
+    s, where = r["settings"], {}
+    for n in names:  # the runs of one machine together
+        where.setdefault(cpu({"machine": r["machine"]["runs"][n]}), []).append(n)
+    machines = "; ".join(f"{' and '.join(ns)}: {m}" for m, ns in where.items())
+    return footnote(
+        f"{s['minutes_per_run']} minutes per run on {s['trained_on']:,} faces, one seed; {s['evaluated_on']:,} held-out faces, "
+        f"3 classifier seeds, mean accuracy, the 100-step test; {machines}. `experiments/presets_20min.py`"
+    )
+
+
+def decoder_floor() -> str:
+    """presets_20min.json: the seed and quality presets' reconstructions and samplers under the 100-step test."""
+    rows = []
+    for name, samplers in (("seed", ("gmm", "mix_k2")), ("quality", ("gmm",))):
+        run = value("presets_20min", f"results/runs/{name}")
+        own = ", ".join(f"{s.replace('_k', ' k=')} {run['samplers'][s]['c2st']:.3f}" for s in samplers)
+        rows.append((name, {"c2st_recons": run["c2st_recons"], "own": own}))
+    head = "| preset | C2ST of reconstructions | C2ST of its samplers |"
+    return figures_table(head, rows, [bold(RECONS_96, None), ("own", "", None)]) + presets_20min_note(("seed", "quality"))
+
+
+def sharpening() -> str:
+    """decoder_floor.json and elbo_variants.json: the seed preset's reconstructions sharpened, or given real high frequencies."""
+    r = result("decoder_floor")
+    sets = r["results"]["frequency_split"]["sets"]
+    edge = [value("elbo_variants", f"results/probes/{p}/c2st_recons") for p in ("edge0.05", "edge0.2")]
+    rows = [
+        ("the reconstructions as they are", r["results"]["reconstructions"]["seed20"]["accuracy"]),
+        ("unsharp-masked, amount 2", sets["unsharp_2"]["accuracy"]),
+        ("unsharp-masked to the real faces' high-pass power (amount 5)", sets["unsharp_5"]["accuracy"]),
+        ("the reconstruction's low frequencies + the real face's high frequencies", sets["recon_low_real_high"]["accuracy"]),
+        ("a training loss on local edge energy (weights 0.05 and 0.2, 5-minute runs)", span(edge, ".3f")),
+    ]
+    return one_figure("| what was tried, on the seed preset's reconstructions | C2ST |", rows, "{:.3f}") + footnote(
+        f"The seed preset's 20-minute run; {r['settings']['n']:,} faces per set, {r['settings']['seeds']} classifier seeds, mean accuracy, "
+        f"the 100-step test; {cpu(r)}. `experiments/decoder_floor.py`, the edge-energy runs `experiments/elbo_variants.py`"
+    )
+
+
+SPATIAL_PROBES = {  # label: record, probe
+    "seed preset": ("spatial_latent", "seed"),
+    "seed preset, `--beta 0.1`": ("elbo_variants", "beta0.1"),
+    "`--arch spatial --latent-dim 576`": ("spatial_latent", "spatial"),
+    "the same with `--beta 0.1`": ("spatial_latent", "spatial_beta0.1"),
+    "quality preset + spatial latent + `--beta 0.1` (the `sharp` preset)": ("spatial_latent", "sharp"),
+}
+
+
+def spatial_latent() -> str:
+    """spatial_latent.json (and elbo_variants.json's β = 0.1 probe): 5-minute probes of the spatial latent; samplers but the mix, best first."""
+    rows = []
+    for label, (record, probe) in SPATIAL_PROBES.items():
+        samplers = value(record, f"results/probes/{probe}/samplers")
+        scored = tuple(sorted((n for n, e in samplers.items() if n != "mix_k2" and "c2st" in e), key=lambda n: samplers[n]["c2st"]))
+        rows.append((label, run_figures(record, f"probes/{probe}", samplers=scored, named="{}")))
+    r = result("spatial_latent")
+    s = r["settings"]
+    return figures_table("| run | PSNR / SSIM | C2ST recons | C2ST samples |", rows, [PSNR_SSIM, RECONS_96, SAMPLES]) + footnote(
+        f"{s['minutes_per_run']} minutes per run on {s['trained_on']:,} of {s['limit']:,} faces, one seed; the 100-step test; {cpu(r)}. "
+        "`experiments/spatial_latent.py`, the `--beta 0.1` row `experiments/elbo_variants.py`"
+    )
+
+
+def presets_20min() -> str:
+    """presets_20min.json: the three presets after 20 minutes, each with its own sampler (the seed's beside gmm), under the 100-step test."""
+    rows = []
+    for name in ("seed", "quality", "sharp"):
+        own = result("presets_20min")["settings"]["own_sampler"][name]
+        figures = run_figures("presets_20min", f"runs/{name}", samplers=(own,), named="{}")
+        if own != "gmm":
+            (c2st, text), gmm = figures["samples"][0], figures["samplers"]["gmm"]["c2st"]
+            figures["samples"] = [(c2st, f"{text} (gmm {gmm:.3f})")]
+        rows.append((f"**{name}**" if name == "sharp" else name, figures))
+    cols = [IMAGES, ELBO, ("kl", "{:,.1f}", None), PSNR_SSIM_DB, RECONS_96, SAMPLES, ("fid", "{:.3f}", "min")]
+    head = "| preset | images seen | held-out −ELBO | KL | PSNR / SSIM | C2ST recons | C2ST, its sampler | FID (pixel features) |"
+    return figures_table(head, rows, cols) + presets_20min_note(("seed", "quality", "sharp"))
+
+
+def presets_96px() -> str:
+    """presets_96px.json: the seed and sharp presets after 20 minutes under the converged test, at 96 and 48 px."""
+    r = result("presets_96px")
+    s, sharp = r["settings"], r["results"]["runs"]["sharp"]
+    rows = [(name, run_figures("presets_96px", f"runs/{name}", samplers=(s["own_sampler"][name],), named="({})")) for name in ("seed", "sharp")]
+    cols = [IMAGES, ELBO, PSNR_SSIM_DB, RECONS, bold(SAMPLES, None), ("hf_samples hf_ratio_recons", "{:.3f}", None)]
+    cols.append(("fid diversity", ("{:.3f}", "{:.1f}"), ("min", "max")))
+    head = (
+        "| preset | images seen | held-out −ELBO | PSNR / SSIM | C2ST recons 96 / 48 px | C2ST its sampler 96 / 48 px "
+        "| HF ratio samples / recons | FID / diversity |"
+    )
+    return figures_table(head, rows, cols) + footnote(
+        f"{s['minutes_per_run']:g} minutes per run, one seed; {sharp['evaluated_on']:,} held-out faces, "
+        f"{len(sharp['c2st_recons_per_seed'])} classifier seeds, mean accuracy; {cpu(r)}. `experiments/presets_96px.py`"
+    )
+
+
+def adversarial_phase() -> str:
+    """detail_options.json: the sharp run, and the same after a late adversarial phase on its decoder."""
+    r = result("detail_options")
+    s = r["settings"]
+    rows = runs("detail_options", {"base": "the sharp run (3 classifier seeds)", "fm": f"+ {s['phase_minutes']:g} minutes of the adversarial decoder phase"})
+    return stage_table("", rows, hf="{:.3f}", best=(None, None, None)) + footnote(
+        f"`{' '.join(s['phase'] + s['variants']['fm'])}` on `{s['base_run']}`; the phase's row: {evaluated(s)}; {cpu(r)}. `experiments/detail_options.py`"
+    )
+
+
+def decoder_detail() -> str:
+    """decoder_detail.json: the sharp decoder against one that draws at full resolution, 5 minutes each."""
+    head = "| 5 minutes | images seen | −ELBO | PSNR | C2ST recons 96 / 48 px | C2ST gmm 96 / 48 px | HF ratio recons / gmm |"
+    rows = runs("decoder_detail", {"sharp": "sharp (`--arch spatial`)", "spatialres": "`--arch spatialres`"})
+    return runs_finding(head, rows, [bold(c, None) for c in (IMAGES, ELBO, PSNR, RECONS, SAMPLES, HF)], "decoder_detail")
+
+
+def gaussian_20min() -> str:
+    """rotation_detail.json's bicubic sharp run beside likelihood_gaussian_20min.json's learned-variance run, 20 minutes each."""
+    rows = [
+        ("sharp preset (Bernoulli, β = 0.1)", run_figures("rotation_detail", "runs/sharp_bicubic", named="{}")),
+        ("`--likelihood gaussian --beta 1`", run_figures("likelihood_gaussian_20min", "runs/gaussian", samplers=("gmm", "diffusion"), named="{}")),
+    ]
+    head = "| 20 minutes | images seen | KL | PSNR / SSIM | C2ST recons 96 / 48 px | C2ST samples 96 / 48 px | HF ratio recons / samples |"
+    return runs_finding(head, rows, [IMAGES, KL, PSNR_SSIM, RECONS, SAMPLES, HF], "rotation_detail", "likelihood_gaussian_20min")
+
+
+FREQUENCY_HEAD = "| {} | images seen | held-out −ELBO | PSNR | C2ST recons 96 / 48 px | C2ST gmm 96 / 48 px | HF ratio recons / gmm |"
+FREQUENCY_LABELS = {"sharp": "sharp", "freq10": "`--objective frequency --freq-weight 10`", "freq100": "`--objective frequency --freq-weight 100`"}
+
+
+def frequency_loss(minutes: int) -> str:
+    """frequency_loss.json (5 minutes) or frequency_loss_20min.json (beside presets_96px.json's sharp run): the focal frequency loss."""
+    if minutes == 5:
+        rows, records = runs("frequency_loss", FREQUENCY_LABELS), ("frequency_loss",)
+    else:
+        rows = runs("presets_96px", {"sharp": "sharp"}) + runs("frequency_loss_20min", {"freq10": FREQUENCY_LABELS["freq10"]})
+        records = ("presets_96px", "frequency_loss_20min")
+    return runs_finding(FREQUENCY_HEAD.format(f"{minutes} minutes"), rows, [IMAGES, ELBO, PSNR, RECONS, SAMPLES, HF], *records)
+
+
+def latent_priors() -> str:
+    """latent_prior.json: each prior's samples from the sharp run's latents, beside its reconstructions (refiner.json's baseline)."""
+    r = result("latent_prior")
+    res, recons = r["results"], result("refiner")["results"]["baseline"]["recons"]
+    epochs = lambda name: f"{res[name]['training']['epochs']:.0f}"  # noqa: E731
+    rows = [
+        ("the encoder (reconstructions, for reference)", "—", recons),
+        ("`gmm` (the preset's sampler)", "seconds", res["gmm"]),
+        ("`diffusion` (an MLP over the flat vector)", "its default fit", res["diffusion"]),
+        (f"conv diffusion, 5 minutes ({epochs('conv_diffusion_5min')} epochs)", "5 min", res["conv_diffusion_5min"]),
+        (f"conv diffusion, 15 minutes ({epochs('conv_diffusion_15min')} epochs)", "15 min", res["conv_diffusion_15min"]),
+    ]
+    rows = [(label, e | {"fitted": fitted, "seeds": ", ".join(f"{x:.3f}" for x in e["c2st_half_per_seed"])}) for label, fitted, e in rows]
+    cols = [("fitted", "", None), ("c2st c2st_half", "{:.3f}", None), ("seeds", "", None), ("hf_ratio", "{:.2f}", None), ("diversity", "{:.1f}", None)]
+    s = r["settings"]
+    return figures_table("| latents from | fitted | C2ST 96 / 48 px | 48 px per classifier seed | HF ratio | diversity |", rows, cols) + footnote(
+        f"Priors over the `{s['run']}` run's stored latents; {s['n']:,} held-out faces, as many samples, {s['c2st_seeds']} classifier seeds; "
+        f"the encoder's row from `experiments/refiner.py`'s baseline; {cpu(r)}. `experiments/latent_prior.py`"
+    )
+
+
+def rotated_real_faces() -> str:
+    """rotation_detail.json: real training faces rotated as training rotates them, against held-out faces as they are."""
+    r = result("rotation_detail")
+    labels = {
+        "unrotated": "as they are",
+        "nearest": "rotated, nearest (the seed preset)",
+        "bilinear": "rotated, bilinear (the quality and sharp presets until now)",
+        "bicubic": "rotated, `--interpolation bicubic`",
+    }
+    rows = [(label, r["results"]["real_faces_rotated"][name]) for name, label in labels.items()]
+    seeds = len(rows[0][1]["c2st_per_seed"])
+    cols = [("c2st c2st_half", "{:.3f}", ("max", None)), ("hf_ratio", "{:.2f}", "min")]
+    return figures_table("| real training faces | C2ST 96 / 48 px | HF ratio |", rows, cols) + footnote(
+        f"{int(option(r['settings'], '--limit')):,} training faces against as many held-out ones, {seeds} classifier seeds, "
+        f"mean accuracy; {cpu(r)}. `experiments/rotation_detail.py`"
+    )
+
+
+def rotation_runs() -> str:
+    """rotation_detail.json: the sharp preset trained 20 minutes with bilinear rotation (presets_96px.json's run) and with bicubic."""
+    labels = {"sharp (presets_96px.json)": "sharp, bilinear rotation", "sharp_bicubic": "sharp, bicubic rotation"}
+    head = "| 20 minutes | images seen | held-out −ELBO | PSNR / SSIM | C2ST recons 96 / 48 px | C2ST gmm 96 / 48 px | HF ratio recons / gmm | KID |"
+    return runs_finding(head, runs("rotation_detail", labels), [IMAGES, ELBO, PSNR_SSIM, RECONS, SAMPLES, HF, KID], "rotation_detail")
+
+
+def laplace_pixels() -> str:
+    """laplace_pixels.json: the sharp preset with its Bernoulli likelihood and with a Laplace one, 5 minutes each."""
+    head = "| 5 minutes | images seen | KL | PSNR / SSIM | C2ST recons 96 / 48 px | C2ST gmm 96 / 48 px | HF ratio recons / gmm | KID |"
+    rows = runs("laplace_pixels", {"bernoulli": "Bernoulli (the preset's)", "laplace": "`--likelihood laplace`"})
+    return runs_finding(head, rows, [IMAGES, KL, PSNR_SSIM, RECONS, SAMPLES, HF, KID], "laplace_pixels")
+
+
+def gpu_budget() -> str:
+    """gpu_budget.json: the sharp preset on 7,500 faces for a 20-minute CPU run's images and for 4.5 times as many, on a GPU."""
+    r = result("gpu_budget")
+    s, res = r["settings"], r["results"]["runs"]
+    times = res["long"]["images_seen"] / res["cpu20"]["images_seen"]
+    rows = runs("gpu_budget", {"cpu20": "a 20-minute CPU run's images", "long": f"{times:.1f} times as many"})
+    cols = [IMAGES, bold(ELBO, None), PSNR_SSIM, bold(RECONS, (None, "min")), bold(SAMPLES, None), HF, KID]
+    head = "| sharp preset, 7,500 faces | images seen | −ELBO | PSNR / SSIM | C2ST recons 96 / 48 px | C2ST gmm 96 / 48 px | HF ratio recons / gmm | KID |"
+    return figures_table(head, rows, cols) + footnote(
+        f"Trained on one {s['trained_on']['gpu']} on {s['train_faces']}, one seed each; evaluated against the {s['heldout']}: {evaluated(s)}, "
+        f"mean accuracy; on {cpu(r)}. `experiments/gpu_budget.py`"
+    )
+
+
+def detail_ceiling() -> str:
+    """detail_ceiling.json: what each stage makes of real faces shrunk to 48 px and enlarged again."""
+    r = result("detail_ceiling")
+    labels = {
+        "none": "nothing",
+        "unsharp": "an unsharp mask (amount 1.5)",
+        "shock": "a shock filter (5 steps of 0.2)",
+        "energy": "the refiner, energy score (8 × 8 patches)",
+        "l1": "the refiner without noise, L1",
+        "l1_20min": "the refiner without noise, L1",
+    }
+    trained = lambda t: f"{t['seconds'] / 60:.0f} min, {t['images_seen']:,} faces" if t else ""  # noqa: E731
+    rows = [(label, r["results"][name] | {"trained": trained(r["results"][name].get("training"))}) for name, label in labels.items()]
+    cols = [("trained", "", None), ("c2st c2st_half", "{:.3f}", "min"), ("hf_ratio", "{:.2f}", None)]
+    s = r["settings"]
+    return figures_table("| real faces shrunk to 48 px, then | training | C2ST 96 / 48 px | HF ratio |", rows, cols) + footnote(
+        f"{s['n']:,} training faces the stages did not train on against {s['n']:,} held-out faces, {s['seeds']} classifier seeds, mean accuracy; "
+        f"{cpu(r)}. `experiments/detail_ceiling.py`"
+    )
+
+
+def ssim_loss() -> str:
+    """ssim_loss.json: the sharp preset's ELBO with and without a multi-scale SSIM term, 5 minutes each."""
+    labels = {"sharp": "the preset's ELBO", "ssim1000": "+ 1,000 × MS-SSIM", "ssim10000": "+ 10,000 × MS-SSIM"}
+    cols = [bold(IMAGES, "max"), ("rate", "{:,}", "max"), PSNR_SSIM, RECONS, SAMPLES, HF]
+    head = "| 5 minutes | images seen | images/s | PSNR / SSIM | C2ST recons 96 / 48 px | C2ST gmm 96 / 48 px | HF ratio recons / gmm |"
+    return runs_finding(head, runs("ssim_loss", labels), cols, "ssim_loss")
+
+
+def decoder_noise() -> str:
+    """decoder_noise.json: the sharp preset, and noise inputs in its decoder trained with the energy score, 5 minutes each."""
+    labels = {"sharp": "the sharp preset", "energy100": "noise + 100 × energy score", "energy1000": "noise + 1,000 × energy score"}
+    cols = [bold(IMAGES, "max"), ELBO, KL, PSNR_SSIM, RECONS, SAMPLES, (HF[0], "{:.2f}", "max"), KID]
+    head = "| 5 minutes | images seen | held-out −ELBO | KL | PSNR / SSIM | C2ST recons 96 / 48 px | C2ST gmm 96 / 48 px | HF ratio recons / gmm | KID |"
+    return runs_finding(head, runs("decoder_noise", labels), cols, "decoder_noise")
+
+
 BLOCKS: dict[str, Callable[[], str]] = {
+    "blur-calibration": blur_calibration,
+    "decoder-floor": decoder_floor,
+    "sharpening": sharpening,
+    "spatial-latent": spatial_latent,
+    "presets-20min": presets_20min,
+    "presets-96px": presets_96px,
+    "adversarial-decoder-phase": adversarial_phase,
+    "decoder-detail": decoder_detail,
+    "gaussian-likelihood-20min": gaussian_20min,
+    "frequency-loss-5min": lambda: frequency_loss(5),
+    "frequency-loss-20min": lambda: frequency_loss(20),
+    "adversarial-refiner": lambda: stage_finding(
+        "refiner",
+        "6 minutes of refiner",
+        {
+            "baseline": "none (the sharp run as it is)",
+            "noise_diffaug": "a noise input, DiffAugment",
+            "plain": "plain: no noise input, no DiffAugment",
+            "strong_d": "the same, discriminator at 5 × the learning rate",
+            "half": "plain, the residual drawn at 48 px and enlarged",
+        },
+    ),
+    "latent-priors": latent_priors,
+    "rotated-real-faces": rotated_real_faces,
+    "rotation-runs": rotation_runs,
+    "laplace-pixels": laplace_pixels,
+    "energy-refiner": lambda: stage_finding(
+        "energy_refiner",
+        "refiner (6 minutes unless said)",
+        {
+            "baseline": "none (the run as it is)",
+            "patch8": "energy score, 8 × 8 patches",
+            "patch16": "energy score, 16 × 16 patches",
+            "patch8_20min": "energy score, 8 × 8 patches, 20 minutes",
+        },
+        best=((None, "min"), "min", "max"),
+    ),
+    "gpu-budget": gpu_budget,
+    "detail-ceiling": detail_ceiling,
+    "detail-chain": lambda: stage_finding(
+        "detail_chain",
+        "",
+        {"baseline": "the run as it is", "sr": "+ the L1 enlarger (6 min)", "energy_sr": "+ energy refiner (6 min), shrunk, L1 enlarger (6 min)"},
+    ),
+    "shock-filter": lambda: stage_finding(
+        "shock_filter", "", {"baseline": "the run as it is", "shock5": "+ a shock filter, 5 steps of 0.2", "shock10": "+ a shock filter, 10 steps of 0.2"}
+    ),
+    "ssim-loss": ssim_loss,
+    "decoder-noise": decoder_noise,
     "hierarchical-explore": lambda: hierarchical_rows(["sharp48", "hier48", "hier48_fb0", "hier48_nocell", "hier48_fineb1"]),
     "hierarchical-20min": lambda: hierarchical_rows(["sharp20", "hier20"]),
     "preset-runs": preset_runs,
