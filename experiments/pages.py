@@ -1,11 +1,12 @@
-"""The figures of the README and the docs, written from experiments/results/*.json: none is copied by hand.
+"""The figures of the README and the docs, written from experiments/results/*.json (and the benchmarks' own records,
+benchmarks/results/*.json): none is copied by hand.
 
 A page marks what is generated, and the text between the marks is what the JSON gives:
 
 * ``<!-- generated:NAME -->`` ... ``<!-- /generated:NAME -->``: a block (a table, a line) that ``BLOCKS[NAME]``
   renders from one or more result files;
 * ``<!-- figure:FILE:PATH:FORMAT -->`` ... ``<!-- /figure -->``: one figure, the value at PATH (keys joined by
-  ``/``) in results/FILE.json, formatted with the Python format spec FORMAT (``.3f``, ``.0%``, ``,``).
+  ``/``) in results/FILE.json (experiments/ first, then benchmarks/), formatted with the Python format spec FORMAT (``.3f``, ``.0%``, ``,``).
 
     python experiments/pages.py            # rewrite the generated parts of README.md and every docs/ page
     python experiments/pages.py --check    # exit 1, naming each page whose generated parts differ from the JSON
@@ -27,6 +28,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 RESULTS = HERE / "results"
+FOLDERS = (RESULTS, ROOT / "benchmarks" / "results")  # where a page's result files are looked for, in this order
 BLOCK = re.compile(r"(?P<open><!-- generated:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(?P<close><!-- /generated:(?P=name) -->)", re.S)
 FIGURE = re.compile(r"(?P<open><!-- figure:(?P<file>[\w-]+):(?P<path>[^:]+):(?P<fmt>[^ ]*) -->)(?P<body>.*?)(?P<close><!-- /figure -->)", re.S)
 
@@ -36,11 +38,16 @@ def pages() -> list[Path]:
     return [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 
 
+def result_path(name: str) -> Path:
+    """results/NAME.json: the experiment's if there is one, else the benchmark's."""
+    for folder in FOLDERS:
+        if (folder / f"{name}.json").is_file():
+            return folder / f"{name}.json"
+    raise SystemExit(f"{name}.json: no such result file in {' or '.join(f.relative_to(ROOT).as_posix() for f in FOLDERS)} (a page names it)")
+
+
 def result(name: str) -> dict:
-    path = RESULTS / f"{name}.json"
-    if not path.is_file():
-        raise SystemExit(f"{path.relative_to(ROOT)}: no such result file (a page names it)")
-    return json.loads(path.read_text())
+    return json.loads(result_path(name).read_text())
 
 
 def value(name: str, path: str):
@@ -51,7 +58,7 @@ def value(name: str, path: str):
             v = v[int(key)]
             continue
         if not isinstance(v, dict) or key not in v:
-            raise SystemExit(f"experiments/results/{name}.json has no {path!r} (stops at {key!r})")
+            raise SystemExit(f"{result_path(name).relative_to(ROOT).as_posix()} has no {path!r} (stops at {key!r})")
         v = v[key]
     return v
 
@@ -726,6 +733,215 @@ def decoder_noise() -> str:
     return runs_finding(head, runs("decoder_noise", labels), cols, "decoder_noise")
 
 
+# The tables of docs/how-to/generate.md and docs/how-to/train-faster.md.
+
+
+def strong(text: str, yes: bool = True) -> str:
+    """``text`` in bold where ``yes``: a row the page recommends, not a column's best."""
+    return f"**{text}**" if yes else text
+
+
+def signed(x: float, spec: str) -> str:
+    """``x`` formatted with ``spec``, a negative one with a true minus sign."""
+    return format(x, spec).replace("-", "−")
+
+
+def latents_of(r: dict) -> str:
+    """A fit record's run and the shape of its stored latents, in words."""
+    n, dim = r["results"]["latents"]
+    return f"the `{r['settings']['run']}` run's {n:,} latents of {dim} numbers"
+
+
+def faces_scored(r: dict, seeds: int) -> str:
+    """How a fit record's faces were scored: the converged two-sample test at 96 px, and the machine."""
+    return f"{r['settings']['n_samples']:,} faces a fit against as many held-out ones at 96 px, {seeds} classifier seeds, mean accuracy; {cpu(r)}"
+
+
+DIFFUSION_STEPS_BEFORE = 3000  # DiffusionSampler.STEPS until experiments/sampler_budget.py measured half as many
+
+
+def sampler_fit() -> str:
+    """sampler_fit.json: each fitted sampler's fit time on a sharp run's latents (the gmm's for three fit seeds), its faces' C2ST and diversity."""
+    from animevae.sampling.samplers import GMMSampler
+
+    r = result("sampler_fit")
+    s, fits = r["settings"], r["results"]["fits"]
+    seeds = [n for n in fits if n.startswith("gmm torch seed ")]
+    gmm = (
+        f"gmm, {s['gmm_components']} full-covariance components on {s['max_fit']:,} of the latents "
+        f"(EM in torch, not yet capped at {GMMSampler.MAX_ITER} iterations), fit seeds {' / '.join(n.rsplit(' ', 1)[1] for n in seeds)}"
+    )
+    labels = {
+        "gmm torch, every point in each scatter (before)": "the same, every point in each component's scatter matrix (the M-step before)",
+        "gmm scikit-learn (previous)": "the same with scikit-learn's `GaussianMixture` (how it was fitted before)",
+        "two-stage": "two-stage",
+        "diffusion": f"diffusion ({DIFFUSION_STEPS_BEFORE:,} steps, as it was then)",
+    }
+    keys = ("seconds", "c2st", "diversity_rms")
+    rows = [(gmm, {k: [(tuple(fits[n][k] for n in seeds), "")] for k in keys}), *((label, fits[n]) for n, label in labels.items())]
+    cols = [("seconds", "{:.1f}", ("min", None, None)), ("c2st", "{:.3f}", None), ("diversity_rms", "{:.1f}", None)]
+    return figures_table(f"| fit | seconds | C2ST of {s['n_samples']:,} faces | diversity |", rows, cols) + footnote(
+        f"Each fit timed alone on {latents_of(r)} ({s['minutes']} minutes of the sharp preset); "
+        f"{faces_scored(r, len(fits[seeds[0]]['c2st_seeds']))}. `experiments/sampler_fit.py`"
+    )
+
+
+def gmm_budget() -> str:
+    """sampler_budget.json: the gmm's EM for each fit seed, until it settles and capped: iterations, seconds, held-out
+    log-likelihood, and the faces of each fit the cap changed."""
+    r = result("sampler_budget")
+    s, fits = r["settings"], r["results"]["gmm"]
+    (cap,) = s["caps"]
+    rows = []
+    for seed, e in fits.items():
+        c = e["capped"][str(cap)]
+        capped = "the same fit" if c["same_fit"] else f"{c['seconds']:.1f}, {signed(c['held_out_ll'], '.2f')}"
+        faces = "" if c["same_fit"] else f"{e['c2st']:.3f} → {c['c2st']:.3f}, {e['diversity_rms']:.1f} → {c['diversity_rms']:.1f}"
+        rows.append((seed, e | {"ll": signed(e["held_out_ll"], ".2f"), "capped_fit": capped, "faces": faces}))
+    seeds = next(len(e["c2st_seeds"]) for e in fits.values() if "c2st_seeds" in e)
+    cols = [("iterations", "{:d}", None), ("seconds", "{:.1f}", None), ("ll", "", None), ("capped_fit", "", None), ("faces", "", None)]
+    head = (
+        "| gmm fit seed | iterations to settle | seconds | held-out log-likelihood (nats per latent) "
+        f"| capped at {cap}: seconds, log-likelihood | C2ST, diversity (settled → capped) |"
+    )
+    n = r["results"]["latents"][0]
+    return figures_table(head, rows, cols) + footnote(
+        f"{s['gmm_components']} full-covariance components on {s['max_fit']:,} of {latents_of(r)}, each fit timed alone; "
+        f"the log-likelihood of the {n - s['max_fit']:,} left out; {faces_scored(r, seeds)}. `experiments/sampler_budget.py`"
+    )
+
+
+def diffusion_budget() -> str:
+    """sampler_budget.json: the diffusion prior fitted for each number of Adam steps: seconds, held-out v-loss, its faces."""
+    from animevae.sampling.samplers import DiffusionSampler
+
+    r = result("sampler_budget")
+    fits = r["results"]["diffusion"]
+    now = DiffusionSampler.STEPS
+    rows = []
+    for steps, e in fits.items():
+        note = {DIFFUSION_STEPS_BEFORE: " (before)", now: " (now)"}.get(int(steps), "")
+        c2st = f"{e['c2st']:.3f} ({', '.join(f'{x:.3f}' for x in e['c2st_seeds'])})"
+        rows.append((strong(f"{int(steps):,} steps{note}", int(steps) == now), e | {"s": strong(f"{e['seconds']:.1f}", int(steps) == now), "c2st": c2st}))
+    seeds = len(next(iter(fits.values()))["c2st_seeds"])
+    cols = [("s", "", None), ("held_out_v_loss", "{:.4f}", None), ("c2st", "", None), ("diversity_rms", "{:.1f}", None)]
+    return figures_table("| diffusion fit | seconds | held-out v-loss | C2ST (classifier seeds) | diversity |", rows, cols) + footnote(
+        f"Each fit timed alone on {latents_of(r)}; the v-loss on the latents of its {r['results']['held_out_faces']:,} held-out faces; "
+        f"{faces_scored(r, seeds)}. `experiments/sampler_budget.py`"
+    )
+
+
+SAMPLER_ROWS = (  # the samplers table of docs/how-to/generate.md: presets_20min.json's run, its sampler, whether its lowest classifier seed is named
+    ("seed", "mix_k2", False),
+    ("seed", "gmm", False),
+    ("sharp", "gmm", False),
+    ("sharp", "mix_k2", True),
+    ("sharp", "diffusion", False),
+)
+
+
+def samplers_20min() -> str:
+    """presets_20min.json: the seed and sharp presets' 20-minute runs, each with several samplers: C2ST (the 100-step test), FID,
+    diversity; the recommended preset's own sampler in bold."""
+    r = result("presets_20min")
+    own = r["settings"]["own_sampler"]
+    rows = []
+    for run, sampler, low in SAMPLER_ROWS:
+        e = r["results"]["runs"][run]["samplers"][sampler]
+        mine = sampler == own[run]
+        name = sampler.replace("_k", " k=") + (" (its own)" if mine else "")
+        c2st = strong(f"{e['c2st']:.3f}", mine and run == "sharp") + (f" (one classifier seed at {min(e['c2st_per_seed']):.3f})" if low else "")
+        rows.append((f"{run} preset", e | {"sampler": strong(name, mine and run == "sharp"), "c2st": c2st}))
+    cols = [("sampler", "", None), ("c2st", "", None), ("fid", "{:.3f}", "min"), ("diversity", "{:.1f}", None)]
+    return figures_table("| run | sampler | C2ST | FID (pixel features) | diversity |", rows, cols) + presets_20min_note(("seed", "sharp"))
+
+
+MIX_LABELS = {
+    "mix k=1": "mix k=1 (stored latents: reconstructions of training faces)",
+    "mix k=2": "mix k=2 (default)",
+    "mix k=all": "mix k=all (the literal reading)",
+    "prior N(0, I)": "prior N(0, I), for comparison",
+}
+
+
+def mix_k_diversity() -> str:
+    """mix_k_diversity.json: the diversity of the seed's latent mix for each k, beside N(0, I); the default k in bold."""
+    r = result("mix_k_diversity")
+    s = r["settings"]
+    rows = []
+    for name, e in r["results"]["diversity"].items():
+        default = name == "mix k=2"
+        figures = {"rms": strong(f"{e['mean_pairwise_rms']:.1f}", default), "rel": strong(f"{e['relative_to_k1']:.2f}", default)}
+        rows.append((strong(MIX_LABELS.get(name, name), default), figures))
+    return figures_table("| sampler | mean pairwise distance | relative to k = 1 |", rows, [("rms", "", None), ("rel", "", None)]) + footnote(
+        f"On {s['run']}: {s['stored_latents']:,} stored latents; {s['n']} faces per setting, {s['seeds']} seeds, mean pairwise RMS "
+        f"pixel distance (0–255); {cpu(r)}. `experiments/mix_k_diversity.py`"
+    )
+
+
+def about_minutes(seconds: float) -> str:
+    """A duration in minutes as 'about' means it: whole minutes from 10 on, half minutes below."""
+    m = seconds / 60
+    return f"about {m:.0f} minutes" if m >= 10 else f"about {round(2 * m) / 2:g} minutes"
+
+
+GPU_LABELS = {
+    "seed, batch 64": "seed preset, batch 64 (the seed's)",
+    "sharp, batch 64": "sharp preset, batch 64 (its gmm fitted on the GPU at the end)",
+    "seed, batch 256": "seed preset, `--batch-size 256`",
+}
+
+
+def gpu_speed() -> str:
+    """benchmarks/results/gpu_speed.json: each run's images/s in its last (3rd) epoch on one GPU, and 100 epochs of the Hub's
+    faces at that rate."""
+    r = result("gpu_speed")
+    hours = next(k for k in next(iter(r["results"].values())) if k.startswith("hours_for_100_epochs_of_"))
+    faces = int(hours.rsplit("_", 1)[1])
+    rows = []
+    for name, label in GPU_LABELS.items():
+        rate = r["results"][name]["images_per_s_by_epoch"][-1]
+        rows.append((label, {"rate": rate, "hub": about_minutes(100 * faces / rate)}))
+    epochs = len(r["results"]["seed, batch 64"]["images_per_s_by_epoch"])
+    nth = f"{epochs}{ {1: 'st', 2: 'nd', 3: 'rd'}.get(epochs, 'th') }"
+    head = f"| run | images/s ({nth} epoch) | 100 epochs of the Hub's {faces:,} faces |"
+    return figures_table(head, rows, [("rate", "{:,}", None), ("hub", "", None)]) + footnote(
+        f"One {r['gpu']}, torch {r['torch']}, bf16; {epochs} epochs a run, 100 epochs at the last one's rate. `benchmarks/gpu_speed.py`"
+    )
+
+
+def gpu_speed_sentence() -> str:
+    """The README's GPU sentence: 100 epochs of the Hub's faces on one GPU, per run, at its last epoch's rate."""
+    r = result("gpu_speed")
+    hours = next(k for k in next(iter(r["results"].values())) if k.startswith("hours_for_100_epochs_of_"))
+    faces = int(hours.rsplit("_", 1)[1])
+    rate = {name: run["images_per_s_by_epoch"][-1] for name, run in r["results"].items()}
+    took = {name: about_minutes(100 * faces / v).removesuffix(" minutes") for name, v in rate.items()}
+    return (
+        f"On one {r['gpu'].removeprefix('NVIDIA ')} GPU (torch {r['torch'].split('+')[0]}, bf16) the seed's 100 epochs over the Hub's {faces:,} faces take "
+        f"{took['seed, batch 64']} minutes at its batch of 64 ({rate['seed, batch 64']:,} images/s), the sharp preset's "
+        f"{took['sharp, batch 64']} ({rate['sharp, batch 64']:,} images/s), the seed's {took['seed, batch 256']} at batch 256 "
+        f"({rate['seed, batch 256']:,} images/s) ([train faster](docs/how-to/train-faster.md), `benchmarks/gpu_speed.py`).\n"
+    )
+
+
+def train_speed() -> str:
+    """benchmarks/results/train_speed.json: animevae's defaults against the seed notebook's loop on a 2-core CPU (the make bench
+    run): images/s in the timed windows and by the wall clock, and the held-out loss after the same images."""
+    r = result("train_speed")
+    amx = r["results"]["amx_machine"]
+    bench = amx["make_bench"]
+    keys = ("images_per_s", "wall_clock_images_per_s", "heldout_loss")
+    rows = [(label, bench[k]) for k, label in (("baseline", "the seed notebook's way"), ("project", "animevae defaults"))]
+    ratio = (f"{bench['speedup_images_per_s']:.2f}×", f"{bench['speedup_wall_clock']:.2f}×", f"{bench['heldout_loss_difference_percent']:+.2f} %")
+    rows.append(("ratio", dict(zip(keys, ratio))))
+    images = r["settings"]["images_trained"]
+    head = f"| path | images/s (data path + augmentation + step) | wall-clock images/s | held-out loss after {images:,} images |"
+    return figures_table(head, rows, list(zip(keys, ("{:,}", "{:,}", "{:,.1f}"), (None,) * 3))) + footnote(
+        f"`{bench['command']}`: {images:,} images each way, the held-out loss on {r['settings']['held_out']} faces; {cpu(amx)}. `benchmarks/train_speed.py`"
+    )
+
+
 BLOCKS: dict[str, Callable[[], str]] = {
     "blur-calibration": blur_calibration,
     "decoder-floor": decoder_floor,
@@ -787,6 +1003,14 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "ladder-cost": ladder_cost,
     "ladder-example": ladder_example,
     "readme-headline": readme_headline,
+    "readme-gpu-speed": gpu_speed_sentence,
+    "sampler-fit-times": sampler_fit,
+    "gmm-fit-budget": gmm_budget,
+    "diffusion-fit-budget": diffusion_budget,
+    "samplers-20min": samplers_20min,
+    "mix-k-diversity": mix_k_diversity,
+    "gpu-speed": gpu_speed,
+    "train-speed": train_speed,
 }
 
 
@@ -809,14 +1033,18 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--check", action="store_true", help="only check that every page's generated parts are up to date")
     a = p.parse_args()
-    stale = []
+    stale, split = [], []
     for page in pages():
         old = page.read_text()
+        # a line that opens with a figure's mark starts an HTML block in Markdown: its paragraph would break there
+        split += [f"{page.relative_to(ROOT).as_posix()}:{i}" for i, line in enumerate(old.splitlines(), 1) if line.startswith("<!-- figure:")]
         new = render(old)
         if new != old:
             stale.append(page.relative_to(ROOT).as_posix())
             if not a.check:
                 page.write_text(new)
+    if split:
+        sys.exit(f"a figure's mark opens these lines, which breaks their paragraph on the site: {', '.join(split)}; join each to the line before")
     if a.check and stale:
         sys.exit(f"out of date (their generated parts differ from experiments/results): {', '.join(stale)}; run python experiments/pages.py")
     print(f"{'updated' if stale else 'up to date'}: {', '.join(stale) or 'every page'}")
