@@ -294,6 +294,8 @@ HIERARCHICAL_LABELS = {
     "hier48_fineb1": "the same, the finer groups' KL at full weight (`--fine-beta 1`)",
     "sharp20": "`sharp` preset",
     "hier20": "`--arch hierarchical` on the sharp preset",
+    "sharp60": "`sharp` preset, resumed to 60 minutes",
+    "hier60": "`--arch hierarchical`, resumed to 60 minutes",
 }
 
 
@@ -994,6 +996,7 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "decoder-noise": decoder_noise,
     "hierarchical-explore": lambda: hierarchical_rows(["sharp48", "hier48", "hier48_fb0", "hier48_nocell", "hier48_fineb1"]),
     "hierarchical-20min": lambda: hierarchical_rows(["sharp20", "hier20"]),
+    "hierarchical-60min": lambda: hierarchical_rows(["sharp20", "sharp60", "hier20", "hier60"]),
     "preset-runs": preset_runs,
     "which-preset": which_preset,
     "experiments-table": experiments_table,
