@@ -284,3 +284,10 @@ def test_parquet_folder_with_brackets_in_name(tmp_path, messy_parquet):
     shutil.copy(messy_parquet[0], folder / "train.parquet")
     src = _src(folder)
     assert (src.kind, src.num_rows) == ("parquet", len(EXPECTED))
+
+
+def test_a_parquet_name_that_cannot_be_read_is_one_clear_error(tmp_path):
+    write_parquet(tmp_path / "a.parquet", _faces_bytes(3))
+    (tmp_path / "b.parquet").mkdir()  # a folder named like a parquet file: it cannot be opened to hash it
+    with pytest.raises(UserError, match=r"--data .*: cannot read .*b\.parquet .*check that it is there and readable"):
+        _src(tmp_path)

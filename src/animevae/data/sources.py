@@ -180,8 +180,11 @@ def _parquet_source(cfg: DataConfig, files: list[str], spec: str) -> Source:
 
     # the files' contents name the data, not where they lie or when they were copied: a run resumes on a moved
     # or re-downloaded copy (hashing reads each file once, about a second per GB)
-    contents = [(os.path.basename(f), os.path.getsize(f), _file_digest(f)) for f in files]
-    stats = [(f, os.path.getsize(f), os.path.getmtime(f)) for f in files]  # the earlier fingerprint's parts
+    try:
+        contents = [(os.path.basename(f), os.path.getsize(f), _file_digest(f)) for f in files]
+        stats = [(f, os.path.getsize(f), os.path.getmtime(f)) for f in files]  # the earlier fingerprint's parts
+    except OSError as e:
+        raise UserError(f"--data {spec}: cannot read {e.filename or 'a parquet file'} ({e.strerror or e}); check that it is there and readable") from None
     try:
         ds = datasets.load_dataset("parquet", data_files=[glob.escape(f) for f in files], split="train")
     except Exception as e:  # pyarrow / datasets raise many types for a bad file
