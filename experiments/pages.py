@@ -896,16 +896,21 @@ GPU_LABELS = {
 }
 
 
-def gpu_speed() -> str:
-    """benchmarks/results/gpu_speed.json: each run's images/s in its last (3rd) epoch on one GPU, and 100 epochs of the Hub's
-    faces at that rate."""
+def gpu_runs() -> tuple[dict, int, dict[str, int], dict[str, str]]:
+    """benchmarks/results/gpu_speed.json: the record, the Hub's face count its estimates are for, and per run its last
+    epoch's images/s and 100 epochs of those faces at that rate ("about N minutes")."""
     r = result("gpu_speed")
     hours = next(k for k in next(iter(r["results"].values())) if k.startswith("hours_for_100_epochs_of_"))
     faces = int(hours.rsplit("_", 1)[1])
-    rows = []
-    for name, label in GPU_LABELS.items():
-        rate = r["results"][name]["images_per_s_by_epoch"][-1]
-        rows.append((label, {"rate": rate, "hub": about_minutes(100 * faces / rate)}))
+    rate = {name: run["images_per_s_by_epoch"][-1] for name, run in r["results"].items()}
+    return r, faces, rate, {name: about_minutes(100 * faces / v) for name, v in rate.items()}
+
+
+def gpu_speed() -> str:
+    """benchmarks/results/gpu_speed.json: each run's images/s in its last (3rd) epoch on one GPU, and 100 epochs of the Hub's
+    faces at that rate."""
+    r, faces, rate, took = gpu_runs()
+    rows = [(label, {"rate": rate[name], "hub": took[name]}) for name, label in GPU_LABELS.items()]
     epochs = len(r["results"]["seed, batch 64"]["images_per_s_by_epoch"])
     nth = f"{epochs}{ {1: 'st', 2: 'nd', 3: 'rd'}.get(epochs, 'th') }"
     head = f"| run | images/s ({nth} epoch) | 100 epochs of the Hub's {faces:,} faces |"
@@ -916,11 +921,8 @@ def gpu_speed() -> str:
 
 def gpu_speed_sentence() -> str:
     """The README's GPU sentence: 100 epochs of the Hub's faces on one GPU, per run, at its last epoch's rate."""
-    r = result("gpu_speed")
-    hours = next(k for k in next(iter(r["results"].values())) if k.startswith("hours_for_100_epochs_of_"))
-    faces = int(hours.rsplit("_", 1)[1])
-    rate = {name: run["images_per_s_by_epoch"][-1] for name, run in r["results"].items()}
-    took = {name: about_minutes(100 * faces / v).removesuffix(" minutes") for name, v in rate.items()}
+    r, faces, rate, took = gpu_runs()
+    took = {name: t.removesuffix(" minutes") for name, t in took.items()}
     return (
         f"On one {r['gpu'].removeprefix('NVIDIA ')} GPU (torch {r['torch'].split('+')[0]}, bf16) the seed's 100 epochs over the Hub's {faces:,} faces take "
         f"{took['seed, batch 64']} minutes at its batch of 64 ({rate['seed, batch 64']:,} images/s), the sharp preset's "
