@@ -158,7 +158,7 @@ class Run:
     def generate(self, n: int = 100, sampler: str | None = None, seed: int | None = None, fine_temperature=None, **options) -> list[Image.Image]:
         """``n`` new faces as PIL images. ``sampler``: mix (the seed's), prior, gmm, two-stage or diffusion; default: the run's
         own (its preset's best); ``options``: ``mix_k``, ``temperature``, ``gmm_components``, ``gmm_covariance``. ``seed`` fixes the draw.
-        ``fine_temperature``: a hierarchical model's finer groups' (a number or one per group; default: the model's own)."""
+        ``fine_temperature``: a hierarchical model's finer groups' (a number or one per finer scale; default: the model's own)."""
         if n < 1:
             raise UserError(f"n must be at least 1, got {n}")
         options.setdefault("mix_k", DEFAULT_MIX_K)

@@ -238,7 +238,7 @@ def _sharing_commands(sub) -> None:
         "--fine-temperature",
         type=_temperatures,
         default=None,
-        help="a hierarchical model's finer latent groups: the scale of their priors' draws, one number or one per group "
+        help="a hierarchical model's finer latent groups: the scale of their priors' draws, one number or one per finer scale "
         "(0: the priors' means; default: the model's own)",
     )
     gen.add_argument("--gmm-components", type=int, default=DEFAULT_GMM_COMPONENTS, help=f"gmm sampler's mixture components (default {DEFAULT_GMM_COMPONENTS})")

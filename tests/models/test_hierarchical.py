@@ -14,10 +14,10 @@ from animevae.models.vae import VAE
 SMALL = dict(arch="hierarchical", image_size=48, num_layers=4, base_channels=8, latent_dim=144)  # top 4 x 6 x 6; groups at 12, 24 px
 
 
-def model(seed: int = 0, heads: bool = True) -> VAE:
+def model(seed: int = 0, heads: bool = True, arch: str = "hierarchical") -> VAE:
     """A small hierarchical model; ``heads``: random prior and posterior heads (a new model's start at zero)."""
     torch.manual_seed(seed)
-    m = VAE(ModelConfig(**SMALL))
+    m = VAE(ModelConfig(**SMALL | {"arch": arch}))
     if heads:
         for group in m.decoder.groups:
             for head in (group.prior, group.posterior):
@@ -45,9 +45,10 @@ def test_a_new_models_finer_groups_start_as_their_prior_and_cost_nothing():
     assert float(out.detail_log_ratio.abs().max()) < 1e-4  # q = p: every draw weighs as much under both
 
 
-def test_the_finer_groups_kl_is_the_expected_log_ratio_of_their_draws():
+@pytest.mark.parametrize("arch", ["hierarchical", "hierarchical-stacked"])
+def test_the_finer_groups_kl_is_the_expected_log_ratio_of_their_draws(arch):
     """-E_q[log p(z) - log q(z)] over many draws is the analytic KL (a wrong sign or a missing term would not be)."""
-    m = model(seed=1)
+    m = model(seed=1, arch=arch)
     x = torch.rand(1, 3, 48, 48).repeat(4000, 1, 1, 1)
     with torch.no_grad():
         out = m(x, generator=torch.Generator().manual_seed(0))
@@ -115,3 +116,33 @@ def test_more_groups_than_the_decoder_has_octaves_is_a_clear_error():
 
     with pytest.raises(UserError, match="finer latent groups"):
         TooMany().decoder(ModelConfig(**SMALL), 3)
+
+
+def test_stacked_groups_sit_three_to_a_scale_and_each_prior_reads_the_draws_before_it():
+    m = model(seed=7, arch="hierarchical-stacked")
+    x = torch.rand(2, 3, 48, 48)
+    out = m(x)
+    assert [g.scale for g in m.decoder.groups] == [0, 0, 0, 1, 1, 1]
+    assert [kl.shape[1] for kl in out.detail_kl] == [3 * 144] * 3 + [2 * 576] * 3
+    # the second 12-px group's prior, after the first group's draw at two temperatures: it reads that draw
+    top = m.decoder.ups[0](m._top(torch.randn(1, 144)))
+    first, second = m.decoder.groups[0], m.decoder.groups[1]
+    p_mu, p_logvar = first.prior_of(top)
+    priors = [second.prior_of(first.joined(top, p_mu + t * torch.exp(p_logvar / 2) * torch.randn_like(p_mu)))[0] for t in (0.0, 1.0)]
+    assert not torch.allclose(*priors)
+    # groups=k counts groups: the first scale's three from the posterior, the rest from their priors
+    gen = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    assert torch.equal(m.reconstruct(x), m.reconstruct(x, groups=6))
+    assert not torch.allclose(m.reconstruct(x, groups=3, generator=gen()), m.reconstruct(x, groups=1, generator=gen()))
+
+
+def test_a_temperature_applies_to_every_group_of_its_scale():
+    """``(0, 1)``: all three 12-px groups at their priors' means whatever the noise, the 24-px groups drawn."""
+    m = model(seed=8, arch="hierarchical-stacked")
+    seen = {}
+    for g in (2, 5):
+        m.decoder.groups[g].join.register_forward_hook(lambda _, args, __, g=g: seen.setdefault(g, []).append(args[0].clone()))
+    z = torch.randn(2, 144)
+    for s in (5, 6):
+        m.decode(z, torch.Generator().manual_seed(s), temperatures=(0.0, 1.0))
+    assert torch.equal(*seen[2]) and not torch.allclose(*seen[5])

@@ -325,9 +325,10 @@ def group_names(model) -> list[str]:
     """A hierarchical model's latent groups by their map sizes, top first ("top 16x6x6", "8x12x12", ...)."""
     shape = model.latent_shape
     names = [f"top {shape[0]}x{shape[1]}x{shape[2]}"]
-    for j, group in enumerate(model.decoder.groups):
-        side = shape[1] * 2 ** (j + 1)
-        names.append(f"{group.z_channels}x{side}x{side}")
+    for group in model.decoder.groups:
+        side = shape[1] * 2 ** (group.scale + 1)
+        name = f"{group.z_channels}x{side}x{side}"
+        names.append(name if name not in names else f"{name} #{sum(n.split(' #')[0] == name for n in names) + 1}")
     return names
 
 

@@ -55,9 +55,9 @@ class BottomUp(nn.Sequential):
 class LatentGroup(nn.Module):
     """One finer latent group: a prior and a residual posterior (3x3 conv heads), and the join of z into the state."""
 
-    def __init__(self, width: int, feature_channels: int, z_channels: int, slope: float, cell: bool = True):
+    def __init__(self, width: int, feature_channels: int, z_channels: int, slope: float, cell: bool = True, scale: int = 0):
         super().__init__()
-        self.z_channels = z_channels
+        self.z_channels, self.scale = z_channels, scale  # scale: octaves below the top map, less one
         self.prior = nn.Conv2d(width, 2 * z_channels, 3, 1, 1)
         self.posterior = nn.Conv2d(width + feature_channels, 2 * z_channels, 3, 1, 1)
         self.join = nn.Conv2d(z_channels, width, 1)
@@ -83,56 +83,67 @@ class TopDown(nn.Module):
     """The decoder: the sharp preset's transposed convs from the top map up to the pixels, with a latent group
     after the first ``len(groups)`` of them. ``forward(h, features)`` is the posterior pass (training,
     reconstruction: ``mode`` takes each group's posterior mean); ``forward(h)`` the prior pass (generation,
-    at ``temperatures`` per group); ``forward(h, features, keep=k)`` takes the first k finer groups from the
+    at ``temperatures``, one per finer scale); ``forward(h, features, keep=k)`` takes the first k finer groups from the
     posterior and draws the rest from their priors (what each group holds). Returns (likelihood params, per-group KL maps flattened or [], log p - log q
     of the drawn finer latents per image or None)."""
 
-    def __init__(self, widths: list[int], group_channels: tuple[int, ...], slope: float, out_channels: int, cells: bool = True):
+    def __init__(self, widths: list[int], group_channels: tuple[int, ...], slope: float, out_channels: int, cells: bool = True, per_scale: int = 1):
         super().__init__()
         last = len(widths) - 2
         self.ups = nn.ModuleList(_block(ConvTranspose2d(widths[i + 1], widths[i], _cpu_path(i, last)), widths[i], slope) for i in range(last, 0, -1))
         if len(group_channels) > len(self.ups):
             raise UserError(f"this image size leaves room for {len(self.ups)} finer latent groups, not {len(group_channels)}")
-        self.groups = nn.ModuleList(LatentGroup(widths[last - j], widths[last - j], c, slope, cells) for j, c in enumerate(group_channels))
+        # ``per_scale`` groups at each finer scale, in order: each next one's prior reads the state the earlier ones
+        # joined, so neighbouring strokes are drawn one after another, not independently given the coarser maps
+        self.groups = nn.ModuleList(
+            LatentGroup(widths[last - j], widths[last - j], c, slope, cells, scale=j) for j, c in enumerate(group_channels) for _ in range(per_scale)
+        )
         self.out = ConvTranspose2d(widths[1], out_channels, "subpixel")
 
     def forward(self, h, features=None, *, mode=False, generator=None, temperatures=(1.0,), keep=None):
         kls, log_ratio = [], None
         for j, up in enumerate(self.ups):
             h = up(h)
-            if j >= len(self.groups):
-                continue
-            group = self.groups[j]
-            p_mu, p_logvar = group.prior_of(h)
-            if features is None or (keep is not None and j >= keep):
-                t = temperatures[min(j, len(temperatures) - 1)]
-                z = p_mu if t == 0 else p_mu + t * torch.exp(p_logvar / 2) * noise_like(p_mu, generator)
-            else:
-                d_mu, d_logvar = group.shift_of(h, features[len(features) - 1 - j])
-                # KL(q || p) with q = N(mu_p + d_mu, s_p^2 e^d_logvar), p = N(mu_p, s_p^2): the prior's scale cancels
-                kls.append((0.5 * (d_mu.pow(2) * torch.exp(-p_logvar) + torch.exp(d_logvar) - 1 - d_logvar)).flatten(1))
-                z = p_mu + d_mu
-                if not mode:
-                    eps = noise_like(z, generator)
-                    z = z + torch.exp((p_logvar + d_logvar) / 2) * eps
-                    # log p(z) - log q(z) of this draw: (z - mu_p) / s_p = d_mu / s_p + e^(d_logvar / 2) eps
-                    u = d_mu * torch.exp(-p_logvar / 2) + torch.exp(d_logvar / 2) * eps
-                    ratio = (-0.5 * (u.pow(2) - eps.pow(2)) + 0.5 * d_logvar).flatten(1).sum(1)
-                    log_ratio = ratio if log_ratio is None else log_ratio + ratio
-            h = group.joined(h, z)
+            for g, group in enumerate(self.groups):
+                if group.scale == j:
+                    h, z_kl, ratio = self._group(g, group, h, features, mode, generator, temperatures, keep)
+                    kls += z_kl
+                    if ratio is not None:
+                        log_ratio = ratio if log_ratio is None else log_ratio + ratio
         return self.out(h), kls, log_ratio
+
+    @staticmethod
+    def _group(g, group, h, features, mode, generator, temperatures, keep):
+        """The g-th finer group at state ``h``: (the state with its z joined, [its KL map] or [], log p - log q of the draw or None)."""
+        p_mu, p_logvar = group.prior_of(h)
+        if features is None or (keep is not None and g >= keep):
+            t = temperatures[min(group.scale, len(temperatures) - 1)]  # one temperature per finer scale
+            z = p_mu if t == 0 else p_mu + t * torch.exp(p_logvar / 2) * noise_like(p_mu, generator)
+            return group.joined(h, z), [], None
+        d_mu, d_logvar = group.shift_of(h, features[len(features) - 1 - group.scale])
+        # KL(q || p) with q = N(mu_p + d_mu, s_p^2 e^d_logvar), p = N(mu_p, s_p^2): the prior's scale cancels
+        kl = (0.5 * (d_mu.pow(2) * torch.exp(-p_logvar) + torch.exp(d_logvar) - 1 - d_logvar)).flatten(1)
+        z, ratio = p_mu + d_mu, None
+        if not mode:
+            eps = noise_like(z, generator)
+            z = z + torch.exp((p_logvar + d_logvar) / 2) * eps
+            # log p(z) - log q(z) of this draw: (z - mu_p) / s_p = d_mu / s_p + e^(d_logvar / 2) eps
+            u = d_mu * torch.exp(-p_logvar / 2) + torch.exp(d_logvar / 2) * eps
+            ratio = (-0.5 * (u.pow(2) - eps.pow(2)) + 0.5 * d_logvar).flatten(1).sum(1)
+        return group.joined(h, z), [kl], ratio
 
 
 @register_architecture("hierarchical")
 class Hierarchical(SpatialConv):
     """The sharp preset's encoder and decoder (a 16 x 6 x 6 top map at 96 px) with finer latent groups of
     ``GROUPS`` channels one and two octaves below the top (12 x 12 and 24 x 24 at 96 px), sampled at
-    ``TEMPERATURES`` (one per finer group) unless told otherwise; ``CELLS``: a residual cell after each join."""
+    ``TEMPERATURES`` (one per finer scale) unless told otherwise; ``CELLS``: a residual cell after each join."""
 
     hierarchical = True
     GROUPS: tuple[int, ...] = (8, 4)
     TEMPERATURES: tuple[float, ...] = (1.0, 1.0)  # on the realism ladder 0, 0.5, 0.6 and 0.8 read worse at 48 px and below (experiments/hierarchical.py)
     CELLS = True
+    PER_SCALE = 1  # latent groups at each finer scale
 
     def encoder(self, c: ModelConfig):
         net, shape = super().encoder(c)
@@ -140,4 +151,16 @@ class Hierarchical(SpatialConv):
 
     def decoder(self, c: ModelConfig, out_channels: int) -> TopDown:
         f = self._fewer(c)
-        return TopDown(self._widths(f), self.GROUPS, f.negative_slope, out_channels, self.CELLS)
+        return TopDown(self._widths(f), self.GROUPS, f.negative_slope, out_channels, self.CELLS, self.PER_SCALE)
+
+
+@register_architecture("hierarchical-stacked")
+class StackedHierarchical(Hierarchical):
+    """Three latent groups at each finer scale instead of one (NVAE and VDVAE stack many): within one group the
+    prior draws every position independently given the coarser maps, so neighbouring strokes (the two halves of an
+    eye) need not agree; each next group's prior reads what the earlier ones drew. About as many latent
+    dimensions per scale as ``hierarchical`` (3 x 3 channels at 12 x 12, 3 x 2 at 24 x 24 at 96 px)."""
+
+    GROUPS = (3, 2)
+    PER_SCALE = 3
+    TEMPERATURES = (1.0,)

@@ -293,7 +293,7 @@ class VAE(
         """Latents -> the likelihood's parameters (the seed's: logits; ``likelihood(...).mean`` gives pixels).
 
         A hierarchical model draws its finer groups from their priors, with noise from ``generator`` at
-        ``temperatures`` (a number or one per group; default ``self.temperatures``; 0: the priors' means)."""
+        ``temperatures`` (a number or one per finer scale; default ``self.temperatures``; 0: the priors' means)."""
         if not self.hierarchical:
             return self.decoder(self._top(z))
         t = self.temperatures if temperatures is None else temperatures

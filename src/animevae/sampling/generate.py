@@ -271,7 +271,7 @@ def generate(
     fine_temperature=None,
 ) -> Path:
     """Write ``n`` generated faces as out/00000.png ... and out/grid.png; returns ``out``. ``sampler``: the run's own (its preset's best) by default.
-    ``fine_temperature``: a hierarchical model's finer groups' (a number or one per group; default: the model's own)."""
+    ``fine_temperature``: a hierarchical model's finer groups' (a number or one per finer scale; default: the model's own)."""
     if n < 1:
         raise UserError(f"--n must be at least 1, got {n}")
     model = load_model(run, device, revision)
