@@ -297,15 +297,16 @@ def compare_from_scratch(
     return a
 
 
-def score_faces(fake, held, seeds: int, sizes=None, control: dict | None = None) -> dict:
+def score_faces(fake, held, seeds: int, sizes=None, control: dict | None = None, paired: bool = False) -> dict:
     """``evaluate``'s measures of one set of faces (uint8 tensors) against held-out ones, for probes that make faces in
     their own process: the realism ladder (the two-sample test at each of ``sizes``, default ``evaluate``'s: mean and
     per seed, and "real up to"; marked valid or not by a ``positive_control`` result), the high-frequency ratio, diversity.
-    ``c2st`` / ``c2st_half`` are the first two rungs (full and half size), as earlier records name them."""
+    ``c2st`` / ``c2st_half`` are the first two rungs (full and half size), as earlier records name them. ``paired``:
+    ``fake[i]`` is made from ``held[i]`` (a reconstruction), as ``evaluate``'s reconstruction ladder."""
     from animevae.evaluation import metrics
     from animevae.evaluation.two_sample import classifier_two_sample_test, with_control
 
-    c = classifier_two_sample_test(fake, held, seeds=range(seeds), sizes=sizes)
+    c = classifier_two_sample_test(fake, held, seeds=range(seeds), sizes=sizes, paired=paired)
     if control is not None:
         c = with_control(c, control)
     rungs = list(c["by_size"].values())

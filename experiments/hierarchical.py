@@ -11,7 +11,11 @@ temperature is then swept: the same top latents (the gmm's), the finer groups dr
   sharp preset, the hierarchical model on it, the same without free bits (whose free KL lets the finer posteriors
   drift from their priors), without the residual cell after each join (cheaper per step), and with the finer
   groups' KL at full weight (``--fine-beta 1``: their posteriors held closer to their priors, which sampling draws from);
-* ``--only sharp20 hier20``: 96 px, ``--minutes`` (20) each: the sharp preset against the hierarchical model;
+* ``--only stack48 stack48_2``: 48 px, the same budget: three (``hierarchical-stacked``) or two latent groups at each
+  finer scale instead of one, about as many latent dimensions (within a group the prior draws every position
+  independently given the coarser maps; each next group's prior reads what the earlier ones drew);
+* ``--only sharp20 hier20 stack20``: 96 px, ``--minutes`` (20) each: the sharp preset against the hierarchical model
+  and its stacked variant;
 * ``--only sharp60 hier60``: each of those runs, copied and resumed to ``--long-minutes`` (60) in all
   (``animevae train --resume RUN --max-minutes 60``): what more minutes buy.
 
@@ -52,6 +56,15 @@ class HierarchicalNoCells(Hierarchical):
     CELLS = False
 
 
+@register_architecture("hierarchical-stacked2")
+class StackedTwo(Hierarchical):
+    """Two latent groups at each finer scale, as many latent dimensions as ``hierarchical`` (a variant of this experiment)."""
+
+    GROUPS = (4, 2)
+    PER_SCALE = 2
+
+
+IN_PROCESS = ("hier48_nocell", "stack48_2")  # variants whose architecture this script registers
 SHARP, HIER = ["--preset", "sharp"], ["--preset", "sharp", "--arch", "hierarchical"]
 AT_48 = ["--image-size", "48"]
 VARIANTS = {  # name: (flags, budget: "explore" or "full")
@@ -60,8 +73,11 @@ VARIANTS = {  # name: (flags, budget: "explore" or "full")
     "hier48_fb0": ([*HIER, *AT_48, "--free-bits", "0"], "explore"),
     "hier48_nocell": ([*SHARP, "--arch", "hierarchical-nocell", *AT_48], "explore"),
     "hier48_fineb1": ([*HIER, *AT_48, "--fine-beta", "1"], "explore"),
+    "stack48": ([*SHARP, "--arch", "hierarchical-stacked", *AT_48], "explore"),
+    "stack48_2": ([*SHARP, "--arch", "hierarchical-stacked2", *AT_48], "explore"),
     "sharp20": (SHARP, "full"),
     "hier20": (HIER, "full"),
+    "stack20": ([*SHARP, "--arch", "hierarchical-stacked"], "full"),
     "sharp60": (SHARP, "long"),
     "hier60": (HIER, "long"),
 }
@@ -124,19 +140,19 @@ def main() -> None:
                 # which a fresh copy of the same faces does not match: the same 30,000 faces, so go on with them
                 steps.resume(name, RESUMED_FROM[name], minutes, ("--allow-data-change",))
             continue
-        steps.train_and_evaluate(name, flags, [], here="nocell" in name, train_only=True, minutes=minutes, keep_last=1)
+        steps.train_and_evaluate(name, flags, [], here=name in IN_PROCESS, train_only=True, minutes=minutes, keep_last=1)
     for name in a.only:
         flags, budget = VARIANTS[name]
         minutes = budgets[budget]
         evaluate = explore if budget == "explore" else full
-        row = steps.train_and_evaluate(name, flags, evaluate, here="nocell" in name, minutes=minutes, keep_last=1)
+        row = steps.train_and_evaluate(name, flags, evaluate, here=name in IN_PROCESS, minutes=minutes, keep_last=1)
         run = Path(a.out) / name
         evaluation = json.loads((run / "evaluation.json").read_text())
         row["kl_per_group"] = evaluation["latents"].get("kl_per_group")
         row["budget_minutes"] = minutes
         if name in RESUMED_FROM:
             row["resumed_from"] = RESUMED_FROM[name]
-        if name.startswith("hier") and (budget != "explore" or name in SWEPT_AT_48):
+        if name.startswith(("hier", "stack")) and (budget != "explore" or name in SWEPT_AT_48):
             temperatures = SWEEP[budget]
             steps.note(f"python experiments/hierarchical.py  # sweep of the finer groups' temperature on {name}: {', '.join(map(str, temperatures))}")
             earlier = rows.get(name, {}).get("sweep", {})

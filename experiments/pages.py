@@ -298,6 +298,9 @@ HIERARCHICAL_LABELS = {
     "hier20": "`--arch hierarchical` on the sharp preset",
     "sharp60": "`sharp` preset, resumed to 60 minutes",
     "hier60": "`--arch hierarchical`, resumed to 60 minutes",
+    "stack48": "`--arch hierarchical-stacked` (three groups per finer scale)",
+    "stack48_2": "the same, two groups per finer scale",
+    "stack20": "`--arch hierarchical-stacked` on the sharp preset",
 }
 
 
@@ -328,7 +331,40 @@ def hierarchical_rows(names: list[str]) -> str:
             lines.append(f"{lead} | {what} | {cells} | {up_to(e)} | {'—' if hf is None else f'{hf:.2f}'} |")
     return "\n".join(lines) + (
         f"\n\n*{r['settings']['eval_limit']:,} held-out faces, as many samples and reconstructions (of held-out faces), 3 classifier seeds, "
-        f"mean accuracy; KL per group: top / 12 px / 24 px (one figure: the single latent); {cpu(r)}. `experiments/hierarchical.py`.*\n"
+        "mean accuracy; KL per group: the top, then each finer group from coarse to fine (one figure: the single latent); "
+        f"{cpu(r)}. `experiments/hierarchical.py`.*\n"
+    )
+
+
+GAP_ROWS = {  # hierarchical_gap.json's rows: where the top latent and the finer groups come from
+    "top": "top from the posterior, finer groups from their priors",
+    "top+12": "top and 12-px groups from the posterior, 24-px groups from their priors",
+}
+
+
+def hierarchical_gap_rows(names: list[str]) -> str:
+    """hierarchical_gap.json beside hierarchical.json: for each run the ladder of its samples, of its held-out faces decoded
+    with the top (and the 12-px groups) from the posterior and the rest from the priors, and of its reconstructions."""
+    gap, runs = result("hierarchical_gap"), result("hierarchical")["results"]["runs"]
+    names = [n for n in names if n in gap["results"]["runs"]]
+    if not names:
+        return "*Not measured yet.*\n"
+    sizes = list(runs[names[0]]["recons"]["ladder"])
+    lines = [f"| run | faces | {' / '.join(s.replace('px', '') for s in sizes)} px | real up to |", "|---|---|---|---|"]
+    for name in names:
+        sets = [("`gmm` samples (top from the gmm, finer groups from their priors)", runs[name]["samplers"]["gmm"])]
+        sets += [(GAP_ROWS[k], e) for k, e in gap["results"]["runs"][name].items()]
+        sets += [("reconstructions (every group from the posterior)", runs[name]["recons"])]
+        for i, (what, e) in enumerate(sets):
+            cells = " / ".join(f"{e['ladder'][s]:.3f}" for s in sizes)
+            lines.append(f"| {HIERARCHICAL_LABELS.get(name, name) if i == 0 else ''} | {what} | {cells} | {up_to(e)} |")
+    return (
+        "\n".join(lines)
+        + "\n"
+        + footnote(
+            f"{gap['settings']['eval_limit']:,} held-out faces, each decoded as the row says (finer priors at temperature 1), scored against the faces "
+            f"they were made from; 3 classifier seeds, mean accuracy; {cpu(gap)}. `experiments/hierarchical_gap.py`"
+        )
     )
 
 
@@ -998,9 +1034,10 @@ BLOCKS: dict[str, Callable[[], str]] = {
     ),
     "ssim-loss": ssim_loss,
     "decoder-noise": decoder_noise,
-    "hierarchical-explore": lambda: hierarchical_rows(["sharp48", "hier48", "hier48_fb0", "hier48_nocell", "hier48_fineb1"]),
-    "hierarchical-20min": lambda: hierarchical_rows(["sharp20", "hier20"]),
+    "hierarchical-explore": lambda: hierarchical_rows(["sharp48", "hier48", "hier48_fb0", "hier48_nocell", "hier48_fineb1", "stack48", "stack48_2"]),
+    "hierarchical-20min": lambda: hierarchical_rows(["sharp20", "hier20", "stack20"]),
     "hierarchical-60min": lambda: hierarchical_rows(["sharp20", "sharp60", "hier20", "hier60"]),
+    "hierarchical-gap": lambda: hierarchical_gap_rows(["hier20", "hier60", "stack20"]),
     "preset-runs": preset_runs,
     "which-preset": which_preset,
     "experiments-table": experiments_table,
