@@ -343,8 +343,9 @@ GAP_ROWS = {  # hierarchical_gap.json's rows: where the top latent and the finer
 
 
 def hierarchical_gap_rows(names: list[str]) -> str:
-    """hierarchical_gap.json beside hierarchical.json: for each run the ladder of its samples, of its held-out faces decoded
-    with the top (and the 12-px groups) from the posterior and the rest from the priors, and of its reconstructions."""
+    """hierarchical_gap.json beside hierarchical.json: for each run the ladder of its samples (and of joint_gmm.json's, whose
+    mixture draws the 12-px group too), of its held-out faces decoded with the top (and the 12-px groups) from the posterior
+    and the rest from the priors, and of its reconstructions."""
     gap, runs = result("hierarchical_gap"), result("hierarchical")["results"]["runs"]
     names = [n for n in names if n in gap["results"]["runs"]]
     if not names:
@@ -353,6 +354,14 @@ def hierarchical_gap_rows(names: list[str]) -> str:
     lines = [f"| run | faces | {' / '.join(s.replace('px', '') for s in sizes)} px | real up to |", "|---|---|---|---|"]
     for name in names:
         sets = [("`gmm` samples (top from the gmm, finer groups from their priors)", runs[name]["samplers"]["gmm"])]
+        joint = result("joint_gmm")["results"]["runs"].get(name, {})
+        for key in sorted(joint, key=lambda k: (k.startswith("joint"), int(k.rsplit("gmm", 1)[1]))):
+            n = int(key.rsplit("gmm", 1)[1])
+            mixture = f"{n} component{'s' * (n != 1)}"
+            if key.startswith("top_gmm"):  # the control: as many components on the top latent alone, fitted on the same faces
+                sets.append((f"samples, top from a mixture of {mixture} fitted on the same faces, finer groups from their priors", joint[key]))
+            else:
+                sets.append((f"samples, top and 12-px group from one mixture fitted to both ({mixture}), 24-px group from its prior", joint[key]))
         sets += [(GAP_ROWS[k], e) for k, e in gap["results"]["runs"][name].items()]
         sets += [("reconstructions (every group from the posterior)", runs[name]["recons"])]
         for i, (what, e) in enumerate(sets):
@@ -363,7 +372,8 @@ def hierarchical_gap_rows(names: list[str]) -> str:
         + "\n"
         + footnote(
             f"{gap['settings']['eval_limit']:,} held-out faces, each decoded as the row says (finer priors at temperature 1), scored against the faces "
-            f"they were made from; 3 classifier seeds, mean accuracy; {cpu(gap)}. `experiments/hierarchical_gap.py`"
+            f"they were made from, and as many samples; 3 classifier seeds, mean accuracy; {cpu(gap)}. `experiments/hierarchical_gap.py`, "
+            "`experiments/joint_gmm.py`"
         )
     )
 
