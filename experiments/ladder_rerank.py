@@ -21,6 +21,9 @@ Each invocation adds its variants to the results file (kept while the evaluation
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import _record
 from _runs import Steps, add_probe_args, earlier_results, evaluate_flags, fmt, ladder_line
 
@@ -78,6 +81,8 @@ def main() -> None:
             evaluate += ["--c2st-sizes", "48,32,24,16"]
         run_name = f"{name}{minutes:g}" if name in PRESETS else name
         row = steps.train_and_evaluate(run_name, flags, evaluate, minutes=minutes, limit=a.limit or None, keep_last=1)
+        c2st = json.loads((Path(a.out) / run_name / "evaluation.json").read_text())["reconstructions"]["c2st"]
+        row["recons_of"] = "held-out" if c2st.get("paired") else "training"  # evaluate reconstructed training faces before it paired held-out ones
         rows[name] = {"minutes": minutes, **row}
         commands = [*commands, *steps.commands]
         steps.commands.clear()
