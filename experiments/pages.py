@@ -351,7 +351,7 @@ def hierarchical_gap_rows(names: list[str]) -> str:
     mixture draws the 12-px group too), of its held-out faces decoded with the top (and the 12-px groups) from the posterior
     and the rest from the priors, and of its reconstructions."""
     gap, runs = result("hierarchical_gap"), result("hierarchical")["results"]["runs"]
-    names = [n for n in names if n in gap["results"]["runs"]]
+    names = [n for n in names if n in gap["results"]["runs"] or n in result("joint_gmm")["results"]["runs"]]
     if not names:
         return "*Not measured yet.*\n"
     sizes = list(runs[names[0]]["recons"]["ladder"])
@@ -366,7 +366,7 @@ def hierarchical_gap_rows(names: list[str]) -> str:
                 sets.append((f"samples, top from a mixture of {mixture} fitted on the same faces, finer groups from their priors", joint[key]))
             else:
                 sets.append((f"samples, top and 12-px group from one mixture fitted to both ({mixture}), 24-px group from its prior", joint[key]))
-        sets += [(GAP_ROWS[k], e) for k, e in gap["results"]["runs"][name].items()]
+        sets += [(GAP_ROWS[k], e) for k, e in gap["results"]["runs"].get(name, {}).items()]
         sets += [("reconstructions (every group from the posterior)", runs[name]["recons"])]
         for i, (what, e) in enumerate(sets):
             cells = " / ".join(f"{e['ladder'][s]:.3f}" for s in sizes)
