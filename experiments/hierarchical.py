@@ -16,6 +16,8 @@ temperature is then swept: the same top latents (the gmm's), the finer groups dr
   independently given the coarser maps; each next group's prior reads what the earlier ones drew);
 * ``--only sharp20 hier20 stack20``: 96 px, ``--minutes`` (20) each: the sharp preset against the hierarchical model
   and its stacked variant;
+* ``--only preset_hier20``: the same budget, ``--preset hierarchical`` (the hierarchical model with its own sampler,
+  joint-gmm: a mixture over the top and 12-px latents, fitted when training ends), on the ladder beside the top-only gmm;
 * ``--only sharp60 hier60``: each of those runs, copied and resumed to ``--long-minutes`` (60) in all
   (``animevae train --resume RUN --max-minutes 60``): what more minutes buy.
 
@@ -78,6 +80,7 @@ VARIANTS = {  # name: (flags, budget: "explore" or "full")
     "sharp20": (SHARP, "full"),
     "hier20": (HIER, "full"),
     "stack20": ([*SHARP, "--arch", "hierarchical-stacked"], "full"),
+    "preset_hier20": (["--preset", "hierarchical"], "full"),
     "sharp60": (SHARP, "long"),
     "hier60": (HIER, "long"),
 }
@@ -130,6 +133,7 @@ def main() -> None:
     rows = results.get("runs", {})
     explore = evaluate_flags(a.eval_limit, a.n_samples, a.k, "gmm", "gmm", a.c2st_seeds)  # the 48-px variants: the gmm alone on the ladder
     full = evaluate_flags(a.eval_limit, a.n_samples, a.k, "prior,gmm", "prior,gmm", a.c2st_seeds)
+    joint = evaluate_flags(a.eval_limit, a.n_samples, a.k, "gmm,joint_gmm", "gmm,joint_gmm", a.c2st_seeds)  # the preset's own sampler beside the gmm
     budgets = {"explore": a.explore_minutes, "full": a.minutes, "long": a.long_minutes}
     for name in a.only:  # every training first, each with the machine to itself
         flags, budget = VARIANTS[name]
@@ -144,7 +148,7 @@ def main() -> None:
     for name in a.only:
         flags, budget = VARIANTS[name]
         minutes = budgets[budget]
-        evaluate = explore if budget == "explore" else full
+        evaluate = explore if budget == "explore" else joint if name == "preset_hier20" else full
         row = steps.train_and_evaluate(name, flags, evaluate, here=name in IN_PROCESS, minutes=minutes, keep_last=1)
         run = Path(a.out) / name
         evaluation = json.loads((run / "evaluation.json").read_text())

@@ -29,19 +29,11 @@ from animevae.config import DataConfig
 from animevae.evaluation.report import load_eval_data
 from animevae.images import save_grid
 from animevae.runs import load_run_config
-from animevae.sampling.generate import load_model
+from animevae.sampling.generate import load_model, reconstruct_images
 
 NAME = "hierarchical_gap"
 QUESTION = "Do a hierarchical run's samples lose to its reconstructions through the top latent's sampler or through the finer groups' priors?"
 ROWS = {"top": 0, "top+12": 1}  # row: how many finer scales come from the posterior
-
-
-@torch.no_grad()
-def partial_reconstructions(model, faces: torch.Tensor, groups: int, seed: int = 0, batch: int = 128) -> torch.Tensor:
-    """uint8 faces decoded with the top and the first ``groups`` finer groups from the posterior, the rest from their priors."""
-    gen = torch.Generator().manual_seed(seed)
-    out = [model.reconstruct(faces[s : s + batch].float().div(255), groups=groups, generator=gen) for s in range(0, len(faces), batch)]
-    return torch.cat([model.likelihood(params).to_uint8() for params in out])
 
 
 def main() -> None:
@@ -65,7 +57,7 @@ def main() -> None:
         for label, scales in ROWS.items():
             groups = sum(g.scale < scales for g in model.decoder.groups)
             t0 = time.time()
-            faces = partial_reconstructions(model, held, groups)
+            faces = reconstruct_images(model, held, groups=groups, generator=torch.Generator().manual_seed(0))  # the rest from their priors
             save_grid(faces[:64], Path(a.out) / f"{name}_gap_{label.replace('+', '_')}.png", nrow=8)
             row[label] = score_faces(faces, held, a.c2st_seeds, control=control, paired=True) | {"seconds": round(time.time() - t0, 1)}
             print(name, label, ladder_line(row[label]), flush=True)

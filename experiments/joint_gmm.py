@@ -5,11 +5,13 @@ at the 12-px group: decoded with that group from the posterior and only the 24-p
 faces read close to the reconstructions at 16-24 px; with it from its learned prior (one 3x3 conv of the decoder
 state, every position drawn independently) the eyes break. This fits, after training, a Gaussian mixture (the gmm
 sampler's EM, full covariance) on each training face's top latent mean joined with its 12-px group's posterior
-mean in the prior's whitened coordinates, u = (z - mu_prior) / sigma_prior; sampling draws (top, u) from it,
-decodes z_12 = mu_prior + sigma_prior u (so the learned prior still follows the top), and the 24-px group from its
-prior at temperature 1. A full covariance over u holds what the per-position prior cannot: which strokes go together.
-Scored on the realism ladder beside the run's own gmm (top only), and, as the control that says whether the gain is
-the 12-px group's or only more components', a mixture of as many components on the top latent alone (``--top-only``).
+mean in the prior's whitened coordinates, u = (z - mu_prior) / sigma_prior (``VAE.encode_detail``); sampling draws
+(top, u) from it, decodes z_12 = mu_prior + sigma_prior u (so the learned prior still follows the top), and the
+24-px group from its prior at temperature 1 (``VAE.decode`` of the wider latent). A full covariance over u holds
+what the per-position prior cannot: which strokes go together. The tool's ``joint-gmm`` sampler (the hierarchical
+preset's own) is this mixture at 30 components, fitted on the latents file's detail latents. Scored on the
+realism ladder beside the run's own gmm (top only), and, as the control that says whether the gain is the 12-px
+group's or only more components', a mixture of as many components on the top latent alone (``--top-only``).
 
     python experiments/joint_gmm.py --runs hier60 --components 1 10 30 --top-only 30 --out experiments/out/hier
 """
@@ -28,54 +30,21 @@ from animevae.config import DataConfig
 from animevae.evaluation.report import load_eval_data
 from animevae.images import save_grid
 from animevae.runs import load_run_config
-from animevae.sampling.generate import load_model
+from animevae.sampling.generate import decode_latents, load_model
 from animevae.sampling.samplers import GMMSampler
 
 NAME = "joint_gmm"
 QUESTION = "Does a mixture fitted jointly over the top latent and the 12-px latent group close a hierarchical run's sampler gap?"
 
 
-def coarse_groups(model) -> list[int]:
-    return [g for g, group in enumerate(model.decoder.groups) if group.scale == 0]
-
-
 @torch.no_grad()
 def joint_latents(model, faces: torch.Tensor, batch: int = 256) -> torch.Tensor:
-    """uint8 faces -> [top latent mean, each 12-px group's posterior mean in its prior's whitened coordinates], N x D."""
-    rows, d = [], model.decoder
+    """uint8 faces -> [top latent mean, detail latents (``VAE.encode_detail``: the 12-px groups' posterior means in their priors' whitened coordinates)]."""
+    rows = []
     for s in range(0, len(faces), batch):
-        feats = model.encoder(faces[s : s + batch].float().div(255))
-        top = model._heads(feats).mu
-        h, us = d.ups[0](model._top(top)), [top.float()]
-        for g in coarse_groups(model):
-            group = d.groups[g]
-            p_mu, p_logvar = group.prior_of(h)
-            d_mu, _ = group.shift_of(h, feats[len(feats) - 2 - group.scale])
-            us.append((d_mu * torch.exp(-p_logvar / 2)).flatten(1))
-            h = group.joined(h, p_mu + d_mu)
-        rows.append(torch.cat(us, 1))
+        posterior, detail = model.encode_detail(faces[s : s + batch].float().div(255))
+        rows.append(torch.cat([posterior.mu.float(), detail.float()], 1))
     return torch.cat(rows)
-
-
-@torch.no_grad()
-def decode_joint(model, x: torch.Tensor, gen: torch.Generator, batch: int = 256) -> torch.Tensor:
-    """Joint draws (top, u of the 12-px groups; or the top alone) -> uint8 faces; the finer groups not drawn from their priors at temperature 1."""
-    d, top_dim, out = model.decoder, model.config.latent_dim, []
-    for s in range(0, len(x), batch):
-        top, rest = x[s : s + batch, :top_dim], x[s : s + batch, top_dim:]
-        h = model._top(top)
-        for j, up in enumerate(d.ups):
-            h = up(h)
-            for group in (grp for grp in d.groups if grp.scale == j):
-                p_mu, p_logvar = group.prior_of(h)
-                if j == 0 and rest.shape[1]:
-                    n = p_mu[0].numel()
-                    u, rest = rest[:, :n].view_as(p_mu), rest[:, n:]
-                else:
-                    u = torch.randn(p_mu.shape, generator=gen)
-                h = group.joined(h, p_mu + torch.exp(p_logvar / 2) * u)
-        out.append(model.likelihood(d.out(h)).to_uint8())
-    return torch.cat(out)
 
 
 def main() -> None:
@@ -111,7 +80,7 @@ def main() -> None:
             sampler = GMMSampler.fit(x if joint else x[:, : model.config.latent_dim], k, "full", max_fit=a.fit_on)
             fitted = time.time() - t0
             drawn = sampler.sample(a.n_samples, torch.Generator().manual_seed(0))
-            faces = decode_joint(model, drawn, torch.Generator().manual_seed(1))  # top-only draws: every finer group from its prior
+            faces = decode_latents(model, drawn, generator=torch.Generator().manual_seed(1))  # top-only draws: every finer group from its prior
             save_grid(faces[:64], out / f"{name}_{label}.png", nrow=8)
             row[label] = score_faces(faces, held, a.c2st_seeds, control=control) | {
                 "dims": drawn.shape[1],

@@ -93,6 +93,16 @@ def test_latents_round_trip(tmp_path):
     assert torch.equal(runs.load_latents(str(tmp_path)).mu, lat.mu)
 
 
+def test_latents_keep_a_hierarchical_runs_detail_in_half_precision(tmp_path):
+    g = torch.Generator().manual_seed(0)
+    detail = torch.randn(5, 7, generator=g)
+    runs.Latents(torch.randn(5, 3, generator=g), torch.zeros(5, 3), torch.arange(5), detail).save(tmp_path / "latents.safetensors")
+    back = runs.Latents.load(tmp_path / "latents.safetensors")
+    assert back.detail.dtype == torch.float32 and torch.allclose(back.detail, detail, atol=2e-3) and not torch.equal(back.detail, detail)
+    runs.Latents(torch.zeros(2, 3), torch.zeros(2, 3), torch.arange(2)).save(tmp_path / "plain.safetensors")
+    assert runs.Latents.load(tmp_path / "plain.safetensors").detail is None
+
+
 def test_latents_load_upcasts_half(tmp_path):
     mu = torch.randn(4, 2).to(torch.bfloat16)
     runs.Latents(mu, mu.clone(), torch.arange(4)).save(tmp_path / "l.safetensors")
@@ -108,6 +118,8 @@ def test_latents_load_upcasts_half(tmp_path):
         ({"mu": torch.zeros(4, 3), "logvar": torch.zeros(4, 2), "row_id": torch.arange(4)}, "do not line up"),
         ({"mu": torch.zeros(4), "logvar": torch.zeros(4), "row_id": torch.arange(4)}, "do not line up"),
         ({"mu": torch.zeros(4, 3), "logvar": torch.zeros(4, 3), "row_id": torch.zeros(4, 1, dtype=torch.int64)}, "do not line up"),
+        ({"mu": torch.zeros(4, 3), "logvar": torch.zeros(4, 3), "row_id": torch.arange(4), "detail": torch.zeros(3, 8)}, "detail and mu do not line up"),
+        ({"mu": torch.zeros(4, 3), "logvar": torch.zeros(4, 3), "row_id": torch.arange(4), "detail": torch.full((4, 8), float("nan"))}, "NaN or inf"),
     ],
 )
 def test_latents_mismatch(tmp_path, tensors, needle):

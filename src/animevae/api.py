@@ -156,7 +156,7 @@ class Run:
             return []
 
     def generate(self, n: int = 100, sampler: str | None = None, seed: int | None = None, fine_temperature=None, **options) -> list[Image.Image]:
-        """``n`` new faces as PIL images. ``sampler``: mix (the seed's), prior, gmm, two-stage or diffusion; default: the run's
+        """``n`` new faces as PIL images. ``sampler``: mix (the seed's), prior, gmm, joint-gmm (hierarchical runs), two-stage or diffusion; default: the run's
         own (its preset's best); ``options``: ``mix_k``, ``temperature``, ``gmm_components``, ``gmm_covariance``. ``seed`` fixes the draw.
         ``fine_temperature``: a hierarchical model's finer groups' (a number or one per finer scale; default: the model's own)."""
         if n < 1:

@@ -13,7 +13,9 @@ from dataclasses import fields
 from . import __version__
 from .config import PRESETS, SAMPLER_NAMES, DataConfig, ModelConfig, TrainConfig
 from .errors import Interrupted, UserError
-from .sampling.samplers import DEFAULT_GMM_COMPONENTS, DEFAULT_MIX_K
+from .sampling.samplers import DEFAULT_GMM_COMPONENTS, DEFAULT_JOINT_COMPONENTS, DEFAULT_MIX_K
+
+GMM_COMPONENTS_HELP = f"the gmm samplers' mixture components (default: gmm {DEFAULT_GMM_COMPONENTS}, joint-gmm {DEFAULT_JOINT_COMPONENTS})"
 
 S = argparse.SUPPRESS  # train flags default to "not given", so a --config file or a preset can supply them
 
@@ -241,7 +243,7 @@ def _sharing_commands(sub) -> None:
         help="a hierarchical model's finer latent groups: the scale of their priors' draws, one number or one per finer scale "
         "(0: the priors' means; default: the model's own)",
     )
-    gen.add_argument("--gmm-components", type=int, default=DEFAULT_GMM_COMPONENTS, help=f"gmm sampler's mixture components (default {DEFAULT_GMM_COMPONENTS})")
+    gen.add_argument("--gmm-components", type=int, default=None, help=GMM_COMPONENTS_HELP)
     gen.add_argument("--gmm-covariance", default="full", choices=["full", "diag"], help="gmm sampler's covariance per component (default full)")
     gen.add_argument("--device", default="cpu")
     gen.set_defaults(func=cmd_generate)
@@ -323,7 +325,7 @@ def _exploring_commands(sub) -> None:
         "animevae.evaluation.features:pixel_features works offline but is not comparable to published FID",
     )
     ev.add_argument("--inception-weights", help="local Inception-v3 weights for the standard FID extractor (torch-fidelity)")
-    ev.add_argument("--gmm-components", type=int, default=DEFAULT_GMM_COMPONENTS, help=f"the gmm sampler's components (default {DEFAULT_GMM_COMPONENTS})")
+    ev.add_argument("--gmm-components", type=int, default=None, help=GMM_COMPONENTS_HELP)
     ev.add_argument("--gmm-covariance", default="full", choices=["full", "diag"], help="the gmm sampler's covariance (default full)")
     ev.add_argument("--seed", type=int, default=0, help="seed of the importance samples and the sampler draws (default 0)")
     ev.add_argument("--out", help="JSON file to write (default: RUN/evaluation.json)")

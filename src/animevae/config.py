@@ -130,7 +130,7 @@ AUG, BEYOND, ADV, CKPT, TUNE = (
     "checkpoints (exact resume)",
     "fine-tuning",
 )
-SAMPLER_NAMES = ("mix", "prior", "gmm", "two-stage", "diffusion")
+SAMPLER_NAMES = ("mix", "prior", "gmm", "joint-gmm", "two-stage", "diffusion")
 ADV_FAKES = ("recon+mix", "recon")  # what the discriminator sees as fakes
 
 
@@ -236,11 +236,18 @@ class TrainConfig:
 # Named presets (settings of any of the three configs): "seed" is the notebook's setting (the default);
 # "quality" combines the options that measurably helped the likelihood at the same training budget;
 # "sharp" adds to those a spatial latent (a 16 x 6 x 6 map), a weaker KL term and bicubic rotation (it keeps
-# the training faces' fine detail), for faces that look real. docs/explanation/experiments.md has the
-# figures, and each records the sampler that measured best for it.
+# the training faces' fine detail), for faces that look real; "hierarchical" is the sharp preset with latent
+# groups at 12 and 24 px (models/hierarchical.py) and a mixture over its top and 12-px latents as its sampler.
+# docs/explanation/experiments.md has the figures, and each records the sampler that measured best for it.
 QUALITY = {"kl_warmup_epochs": 2.0, "free_bits": 0.25, "ema": 0.998, "rotation_fill": "reflection", "interpolation": "bilinear"}
 SHARP = {"arch": "spatial", "latent_dim": 576, "beta": 0.1, "sampler": "gmm", "interpolation": "bicubic"}
-PRESETS: dict[str, dict] = {"seed": {}, "quality": {**QUALITY, "sampler": "gmm"}, "sharp": {**QUALITY, **SHARP}}
+HIERARCHICAL = {"arch": "hierarchical", "sampler": "joint-gmm"}
+PRESETS: dict[str, dict] = {
+    "seed": {},
+    "quality": {**QUALITY, "sampler": "gmm"},
+    "sharp": {**QUALITY, **SHARP},
+    "hierarchical": {**QUALITY, **SHARP, **HIERARCHICAL},
+}
 SECTIONS = {"model": ModelConfig, "train": TrainConfig, "data": DataConfig}
 
 

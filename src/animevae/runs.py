@@ -3,7 +3,7 @@
     runs/NAME/
       config.json           model fields at top level (a from_pretrained target) + train, data, data_stats
       model.safetensors     the latest weights
-      latents.safetensors   mu, logvar (N x latent) and row_id (N) of every training image
+      latents.safetensors   mu, logvar (N x latent) and row_id (N) of every training image (hierarchical, last epoch: detail too)
       metrics.jsonl         one line per epoch
       samples/epoch_001.png a sample grid per epoch
       epochs/epoch_001/     per-epoch copies of weights + latents (the last --keep-last)
@@ -197,9 +197,13 @@ class Latents:
     mu: torch.Tensor
     logvar: torch.Tensor
     row_id: torch.Tensor
+    detail: torch.Tensor | None = None  # a hierarchical model's detail latents (VAE.encode_detail), from a clean pass; else None
 
     def save(self, path, metadata: dict[str, str] | None = None) -> None:
-        save_tensors({"mu": self.mu, "logvar": self.logvar, "row_id": self.row_id}, path, metadata)
+        tensors = {"mu": self.mu, "logvar": self.logvar, "row_id": self.row_id}
+        if self.detail is not None:
+            tensors["detail"] = self.detail.half()  # whitened values of a few units: fp16 halves the file's largest tensor
+        save_tensors(tensors, path, metadata)
 
     @classmethod
     def load(cls, path) -> Latents:
@@ -208,10 +212,15 @@ class Latents:
             raise UserError(f"{path}: expected tensors mu, logvar, row_id; found {', '.join(sorted(t))}")
         if not (t["mu"].ndim == 2 and t["mu"].shape == t["logvar"].shape and t["row_id"].shape == t["mu"].shape[:1]):
             raise UserError(f"{path}: mu, logvar and row_id do not line up")
-        bad = int((~torch.isfinite(t["mu"]).all(1) | ~torch.isfinite(t["logvar"]).all(1)).sum())
-        if bad:
-            raise UserError(f"{path}: {bad} of {len(t['mu'])} rows hold NaN or inf; the faces from them would be garbage: resume or retrain the run")
-        return cls(t["mu"].float(), t["logvar"].float(), t["row_id"])
+        detail = t.get("detail")
+        if detail is not None and (detail.ndim != 2 or len(detail) != len(t["mu"])):
+            raise UserError(f"{path}: detail and mu do not line up")
+        bad = ~torch.isfinite(t["mu"]).all(1) | ~torch.isfinite(t["logvar"]).all(1)
+        if detail is not None:
+            bad |= ~torch.isfinite(detail).all(1)
+        if bad.any():
+            raise UserError(f"{path}: {int(bad.sum())} of {len(t['mu'])} rows hold NaN or inf; the faces from them would be garbage: resume or retrain the run")
+        return cls(t["mu"].float(), t["logvar"].float(), t["row_id"], None if detail is None else detail.float())
 
     def check(self, config: dict, where) -> Latents:
         """Refuse latents that do not belong to the run's model (width) or its training split (rows)."""

@@ -92,6 +92,27 @@ def test_reconstruct_takes_the_posterior_and_keep_says_how_many_finer_groups():
     assert torch.equal(top_only, m.decode(z, gen()))  # groups=0: the top from the posterior, the rest as decode draws them
 
 
+@pytest.mark.parametrize("arch", ["hierarchical", "hierarchical-stacked"])
+def test_detail_latents_decode_as_the_first_finer_scales_posterior(arch):
+    """[top mean, detail] decodes as the reconstruction that takes the 12-px groups from the posterior and the finer
+    ones at their priors' means; the detail is whitened (it differs from the raw posterior shift) and must be the face's."""
+    m = model(seed=2, arch=arch)
+    x = torch.rand(3, 3, 48, 48)
+    coarse = sum(g.scale == 0 for g in m.decoder.groups)
+    with torch.no_grad():
+        posterior, detail = m.encode_detail(x)
+        assert detail.shape == (3, m.detail_dim) and m.detail_dim == {"hierarchical": 8, "hierarchical-stacked": 3 * 3}[arch] * 12 * 12
+        wanted = m.reconstruct(x, groups=coarse, temperatures=0)
+        got = m.decode(torch.cat([posterior.mu, detail], 1), temperatures=0)
+        assert torch.allclose(got, wanted, atol=1e-5)
+        assert not torch.allclose(m.decode(torch.cat([posterior.mu, detail.flip(0)], 1), temperatures=0), wanted, atol=1e-3)
+        assert not torch.allclose(m.decode(posterior.mu, temperatures=0), wanted, atol=1e-3)  # the detail carries something
+    with pytest.raises(ValueError, match="wide"):
+        m.decode(torch.zeros(1, 144 + 5))
+    with pytest.raises(ValueError, match="detail latents"):
+        VAE(ModelConfig(image_size=48, num_layers=4, base_channels=8, latent_dim=16)).encode_detail(x)
+
+
 def test_folding_batchnorm_keeps_the_function():
     m = model(seed=5)
     x = torch.rand(2, 3, 48, 48)

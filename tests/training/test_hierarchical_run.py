@@ -11,6 +11,7 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from animevae.runs import load_tensors
@@ -34,6 +35,43 @@ def test_training_logs_each_groups_kl_and_every_group_is_used(hier_run):
     config = json.loads((hier_run / "config.json").read_text())
     assert config["model"]["arch"] == "hierarchical"
     assert load_tensors(hier_run / "latents.safetensors")["mu"].shape[1] == 144  # the latents file holds the top group
+
+
+def test_the_last_clean_pass_keeps_detail_latents_that_a_joint_mixture_draws_from(hier_run, cli, tmp_path):
+    """The latents file of a hierarchical run holds each face's 12-px detail latents; ``--sampler joint-gmm`` fits a
+    mixture over [top, detail] once (kept in the run), and a seed fixes its faces."""
+    latents = load_tensors(hier_run / "latents.safetensors")
+    assert latents["detail"].shape == (len(latents["mu"]), 8 * 12 * 12) and latents["detail"].dtype == torch.float16
+    assert 0.01 < float(latents["detail"].float().std()) < 20  # whitened values, not zeros
+    faces = {}
+    for name in ("first", "again"):
+        proc = cli("generate", "--run", hier_run, "--sampler", "joint-gmm", "--gmm-components", "3", "--n", "8", "--out", tmp_path / name)
+        faces[name] = np.stack([np.asarray(Image.open(tmp_path / name / f"{i:05d}.png")) for i in range(8)])
+        assert ("fitting 3 full-covariance components" in proc.stderr) == (name == "first")
+    assert np.array_equal(faces["first"], faces["again"])
+    mixture = load_tensors(hier_run / "joint_gmm_3_full.safetensors")
+    assert mixture["means"].shape == (3, 144 + 8 * 12 * 12)
+
+
+def test_the_hierarchical_preset_fits_its_joint_mixture_when_training_ends(cli, tmp_path):
+    """``--preset hierarchical``: the hierarchical model with joint-gmm as its own sampler, fitted as the run's last step
+    and the one evaluate puts on the ladder by default."""
+    run = tmp_path / "preset"
+    proc = cli("train", "--preset", "hierarchical", *SMALL, "--epochs", "1", "--out", run, "--seed", "4")
+    config = json.loads((run / "config.json").read_text())
+    assert config["model"]["arch"] == "hierarchical" and config["train"]["sampler"] == "joint-gmm" and config["train"]["beta"] == 0.1
+    assert (run / "joint_gmm_30_full.safetensors").is_file() and "joint_gmm_30_full.safetensors: fitted in" in proc.stderr
+    out = tmp_path / "evaluation.json"
+    cli(
+        *("evaluate", "--run", run, "--data", "builtin", "--n-samples", "16", "--k", "2", "--samplers", "joint_gmm"),
+        *("--c2st-seeds", "1", "--c2st-max-rounds", "1", "--c2st-sizes", "16", "--features", "animevae.evaluation.features:pixel_features", "--out", out),
+    )
+    assert list(json.loads(out.read_text())["samplers"]["joint_gmm"]["c2st"]["by_size"]) == ["16px"]
+
+
+def test_joint_gmm_on_a_one_group_run_says_what_to_use(sharp_run, cli, tmp_path):
+    proc = cli("generate", "--run", sharp_run, "--sampler", "joint-gmm", "--out", tmp_path / "x", check=False)
+    assert proc.returncode != 0 and "--sampler gmm" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_fine_temperature_reaches_the_finer_groups(hier_run, cli, tmp_path):

@@ -214,7 +214,7 @@ def test_epoch_latents_fills_rows_the_training_pass_missed():
     recorded = PassLatents(10, 4, torch.device("cpu"))
     recorded.record(np.array([9, 2]), torch.full((2, 4), 7.0), torch.full((2, 4), -1.0))
     recorded.record(np.array([5]), torch.full((1, 4), float("nan")), torch.zeros(1, 4))
-    pos, mu, logvar = epoch_latents(model, data, train_pos, train_pos, recorded, None, world=1, rank=0)
+    pos, mu, logvar, _ = epoch_latents(model, data, train_pos, train_pos, recorded, None, world=1, rank=0)
     assert sorted(pos.tolist()) == train_pos.tolist()  # every training row once, no held-out row
     by_pos = {int(q): i for i, q in enumerate(pos)}
     for q in (2, 9):
@@ -223,7 +223,7 @@ def test_epoch_latents_fills_rows_the_training_pass_missed():
     for i, q in enumerate((0, 3, 5, 6, 7)):
         assert torch.allclose(mu[by_pos[q]], clean_mu[i]) and torch.allclose(logvar[by_pos[q]], clean_logvar[i])
     recorded.clear()
-    pos, mu, _ = epoch_latents(model, data, train_pos, train_pos, recorded, None, world=1, rank=0)
+    pos, mu, _, _ = epoch_latents(model, data, train_pos, train_pos, recorded, None, world=1, rank=0)
     assert not (mu == 7.0).any()  # nothing carried over from the last epoch
 
 

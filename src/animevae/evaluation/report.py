@@ -46,7 +46,7 @@ from ..data.cache import load_images
 from ..data.split import split_rows
 from ..errors import UserError
 from ..sampling.generate import decode_latents, default_sampler, load_model, make_sampler, reconstruct_images
-from ..sampling.samplers import DEFAULT_GMM_COMPONENTS, DEFAULT_MIX_K
+from ..sampling.samplers import DEFAULT_MIX_K
 from . import metrics as metric
 from .features import FeaturesUnavailable, extract_features, load_features, standard_features
 from .metrics import ACTIVE_THRESHOLD, NEAR_COPY_RMS
@@ -59,6 +59,7 @@ SAMPLERS = (
     ("mix_all", "mix", None),
     ("prior", "prior", None),
     ("gmm", "gmm", None),
+    ("joint_gmm", "joint-gmm", None),
     ("two_stage", "two-stage", None),
     ("diffusion", "diffusion", None),
 )
@@ -130,7 +131,7 @@ def evaluate(
     inception_weights: str | None = None,
     seed: int = 0,
     device: str = "cpu",
-    gmm_components: int = DEFAULT_GMM_COMPONENTS,
+    gmm_components: int | None = None,
     gmm_covariance: str = "full",
     batch: int = 64,
     progress: bool = True,
@@ -206,12 +207,12 @@ def evaluate(
                 file=sys.stderr,
             )
     for name, kind, mix_k in SAMPLERS:
-        if samplers and name not in samplers:
+        if (samplers and name not in samplers) or (not samplers and kind == "joint-gmm" and not model.hierarchical):
             continue
         try:
             sampler = make_sampler(kind, model, run, mix_k=mix_k if mix_k is not None else "all", gmm_components=gmm_components, gmm_covariance=gmm_covariance)
         except UserError as e:
-            if kind not in ("gmm", "two-stage", "diffusion"):  # the fitted samplers can fail on odd latents: skipped, said
+            if kind not in ("gmm", "joint-gmm", "two-stage", "diffusion"):  # the fitted samplers can fail on odd latents: skipped, said
                 raise
             say(f"evaluate: {name} skipped: {e}")
             metrics["samplers"][name] = {"skipped": str(e)}
@@ -267,7 +268,7 @@ def reconstruction_c2st(model, held: torch.Tensor, n: int, seeds: int, max_round
 
 def own_entry(sampler: str) -> str:
     """The evaluate table's row for a run's own sampler (``train.sampler``)."""
-    return {"mix": f"mix_k{DEFAULT_MIX_K}", "two-stage": "two_stage"}.get(sampler, sampler)
+    return {"mix": f"mix_k{DEFAULT_MIX_K}", "two-stage": "two_stage", "joint-gmm": "joint_gmm"}.get(sampler, sampler)
 
 
 def likelihood_metrics(model, held: torch.Tensor, k: int, seed: int, batch: int, device: str) -> dict:

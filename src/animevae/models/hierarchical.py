@@ -17,7 +17,10 @@ join lets the state use them. Log-variances go through a soft clamp (NVAE's), wh
 
 The top group is the model's latent everywhere else (the latents file, every sampler, interpolation);
 ``decode(z_top)`` draws the finer groups from their learned priors at per-group temperatures, and
-``reconstruct(x)`` takes them from the posterior. Registered as ``arch="hierarchical"``.
+``reconstruct(x)`` takes them from the posterior. The 12-px group's prior draws each position independently
+given the top, so the two halves of an eye need not agree: ``encode_detail`` gives each face's 12-px posterior
+in that prior's whitened coordinates (the latents file keeps them), a sampler fitted over both (joint-gmm)
+draws them together, and ``decode([z_top, u])`` decodes such a draw. Registered as ``arch="hierarchical"``.
 """
 
 from __future__ import annotations
@@ -84,8 +87,9 @@ class TopDown(nn.Module):
     after the first ``len(groups)`` of them. ``forward(h, features)`` is the posterior pass (training,
     reconstruction: ``mode`` takes each group's posterior mean); ``forward(h)`` the prior pass (generation,
     at ``temperatures``, one per finer scale); ``forward(h, features, keep=k)`` takes the first k finer groups from the
-    posterior and draws the rest from their priors (what each group holds). Returns (likelihood params, per-group KL maps flattened or [], log p - log q
-    of the drawn finer latents per image or None)."""
+    posterior and draws the rest from their priors (what each group holds); ``forward(h, given=u)`` takes the first finer
+    scale's groups as ``prior mean + prior sigma * u`` (``whitened``'s coordinates: what the joint-gmm sampler draws).
+    Returns (likelihood params, per-group KL maps flattened or [], log p - log q of the drawn finer latents per image or None)."""
 
     def __init__(self, widths: list[int], group_channels: tuple[int, ...], slope: float, out_channels: int, cells: bool = True, per_scale: int = 1):
         super().__init__()
@@ -100,22 +104,42 @@ class TopDown(nn.Module):
         )
         self.out = ConvTranspose2d(widths[1], out_channels, "subpixel")
 
-    def forward(self, h, features=None, *, mode=False, generator=None, temperatures=(1.0,), keep=None):
-        kls, log_ratio = [], None
+    def forward(self, h, features=None, *, mode=False, generator=None, temperatures=(1.0,), keep=None, given=None):
+        kls, log_ratio, taken = [], None, 0
         for j, up in enumerate(self.ups):
             h = up(h)
             for g, group in enumerate(self.groups):
-                if group.scale == j:
-                    h, z_kl, ratio = self._group(g, group, h, features, mode, generator, temperatures, keep)
-                    kls += z_kl
-                    if ratio is not None:
-                        log_ratio = ratio if log_ratio is None else log_ratio + ratio
+                if group.scale != j:
+                    continue
+                u = None
+                if given is not None and j == 0:  # this group's slice of the draw, in its prior's whitened coordinates
+                    n = group.z_channels * h.shape[2] * h.shape[3]
+                    u, taken = given[:, taken : taken + n].reshape(len(h), group.z_channels, *h.shape[2:]), taken + n
+                h, z_kl, ratio = self._group(g, group, h, features, mode, generator, temperatures, keep, u)
+                kls += z_kl
+                if ratio is not None:
+                    log_ratio = ratio if log_ratio is None else log_ratio + ratio
         return self.out(h), kls, log_ratio
 
+    def whitened(self, h: torch.Tensor, features: list[torch.Tensor]) -> torch.Tensor:
+        """The first finer scale's posterior means (every group of it, given the top state ``h``) in their priors'
+        whitened coordinates, u = (mu_q - mu_p) / sigma_p, flattened to N x D. A sampler fitted over [top, u]
+        (joint-gmm) can hold which strokes go together, which a prior that draws each position independently cannot."""
+        h, us = self.ups[0](h), []
+        for group in self.groups:
+            if group.scale == 0:
+                p_mu, p_logvar = group.prior_of(h)
+                d_mu, _ = group.shift_of(h, features[len(features) - 1])
+                us.append((d_mu * torch.exp(-p_logvar / 2)).flatten(1))
+                h = group.joined(h, p_mu + d_mu)
+        return torch.cat(us, 1)
+
     @staticmethod
-    def _group(g, group, h, features, mode, generator, temperatures, keep):
+    def _group(g, group, h, features, mode, generator, temperatures, keep, u=None):
         """The g-th finer group at state ``h``: (the state with its z joined, [its KL map] or [], log p - log q of the draw or None)."""
         p_mu, p_logvar = group.prior_of(h)
+        if u is not None:
+            return group.joined(h, p_mu + torch.exp(p_logvar / 2) * u.to(p_mu.dtype)), [], None
         if features is None or (keep is not None and g >= keep):
             t = temperatures[min(group.scale, len(temperatures) - 1)]  # one temperature per finer scale
             z = p_mu if t == 0 else p_mu + t * torch.exp(p_logvar / 2) * noise_like(p_mu, generator)

@@ -276,6 +276,24 @@ class VAE(
     def encode(self, x: torch.Tensor) -> DiagonalGaussian:
         return self._heads(self.encoder(x))
 
+    def encode_detail(self, x: torch.Tensor) -> tuple[DiagonalGaussian, torch.Tensor]:
+        """Images -> (the top latent's posterior, N x ``detail_dim`` detail latents): a hierarchical model's first finer
+        scale, its posterior mean given the top's mean, in its prior's whitened coordinates (``TopDown.whitened``).
+        ``decode(torch.cat([mu, detail], 1))`` draws that scale as the face's own and the finer ones from their priors."""
+        if not self.hierarchical:
+            raise ValueError(f"arch {self.config.arch!r} has no finer latent groups: only a hierarchical model has detail latents")
+        features = self.encoder(x)
+        posterior = self._heads(features)
+        return posterior, self.decoder.whitened(self._top(posterior.mu), features[:-1])
+
+    @property
+    def detail_dim(self) -> int:
+        """Width of ``encode_detail``'s detail latents: 0 unless the model is hierarchical."""
+        if not self.hierarchical:
+            return 0
+        _, h, w = self.latent_shape
+        return sum(g.z_channels for g in self.decoder.groups if g.scale == 0) * 4 * h * w  # one octave below the top map
+
     def _heads(self, h) -> DiagonalGaussian:
         if self.hierarchical:
             h = h[-1]
@@ -293,11 +311,16 @@ class VAE(
         """Latents -> the likelihood's parameters (the seed's: logits; ``likelihood(...).mean`` gives pixels).
 
         A hierarchical model draws its finer groups from their priors, with noise from ``generator`` at
-        ``temperatures`` (a number or one per finer scale; default ``self.temperatures``; 0: the priors' means)."""
+        ``temperatures`` (a number or one per finer scale; default ``self.temperatures``; 0: the priors' means);
+        ``z`` ``detail_dim`` wider than the latent holds the first finer scale too (``encode_detail``'s coordinates)."""
         if not self.hierarchical:
             return self.decoder(self._top(z))
+        top, detail = z[:, : self.config.latent_dim], z[:, self.config.latent_dim :]
+        if detail.shape[1] not in (0, self.detail_dim):
+            raise ValueError(f"latents are {z.shape[1]} wide: expected {self.config.latent_dim}, or {self.config.latent_dim + self.detail_dim} with detail")
         t = self.temperatures if temperatures is None else temperatures
-        params, _, _ = self.decoder(self._top(z), generator=generator, temperatures=tuple(t) if isinstance(t, (tuple, list)) else (float(t),))
+        t = tuple(t) if isinstance(t, (tuple, list)) else (float(t),)
+        params, _, _ = self.decoder(self._top(top), generator=generator, temperatures=t, given=detail if detail.shape[1] else None)
         return params
 
     def reconstruct(self, x: torch.Tensor, groups: int | None = None, generator: torch.Generator | None = None, temperatures=None) -> torch.Tensor:

@@ -11,7 +11,17 @@ from ..config import SAMPLER_NAMES
 from ..errors import UserError
 from ..images import save_grid, save_images
 from ..models.vae import VAE
-from .samplers import DEFAULT_GMM_COMPONENTS, DEFAULT_MIX_K, DiffusionSampler, GMMSampler, MixSampler, PriorSampler, Sampler, TwoStageSampler
+from .samplers import (
+    DEFAULT_GMM_COMPONENTS,
+    DEFAULT_JOINT_COMPONENTS,
+    DEFAULT_MIX_K,
+    DiffusionSampler,
+    GMMSampler,
+    MixSampler,
+    PriorSampler,
+    Sampler,
+    TwoStageSampler,
+)
 
 
 def parse_k(value) -> int | None:
@@ -27,34 +37,49 @@ def parse_k(value) -> int | None:
     return k
 
 
-def gmm_file(run, n_components: int, covariance_type: str) -> Path:
-    return Path(run) / f"gmm_{n_components}_{covariance_type}.safetensors"
+def gmm_file(run, n_components: int, covariance_type: str, joint: bool = False) -> Path:
+    return Path(run) / f"{'joint_' if joint else ''}gmm_{n_components}_{covariance_type}.safetensors"
+
+
+def joint_rows(latents: runs.Latents) -> torch.Tensor:
+    """[top latent, detail latents] of every training image: what the joint-gmm sampler is fitted on."""
+    if latents.detail is None:
+        raise UserError(
+            "--sampler joint-gmm: this run's latents hold no detail latents (a hierarchical run's clean pass after its last epoch writes them); "
+            "use --sampler gmm, or train with --arch hierarchical"
+        )
+    return torch.cat([latents.mu, latents.detail], 1)
 
 
 def load_or_fit_gmm(
     run: str,
-    n_components: int = DEFAULT_GMM_COMPONENTS,
+    n_components: int | None = None,
     covariance_type: str = "full",
     revision: str | None = None,
     progress: bool = True,
     device: str | torch.device = "cpu",
+    joint: bool = False,
 ) -> GMMSampler:
-    """The run's fitted mixture: read from RUN/gmm_<k>_<cov>.safetensors, or fitted now (and saved there)."""
+    """The run's fitted mixture: read from RUN/gmm_<k>_<cov>.safetensors, or fitted now (and saved there). ``joint``: over
+    [top, detail] latents (RUN/joint_gmm_<k>_<cov>.safetensors; a hierarchical run's), its draws decoded as ``VAE.decode`` says."""
     if covariance_type not in GMMSampler.COVARIANCE_TYPES:
         raise UserError(f"--gmm-covariance {covariance_type}: unknown; choose full or diag")
+    if n_components is None:
+        n_components = DEFAULT_JOINT_COMPONENTS if joint else DEFAULT_GMM_COMPONENTS
     return load_or_fit(
         run,
-        gmm_file(run, n_components, covariance_type).name,
-        lambda mu: GMMSampler.fit(mu, n_components, covariance_type, device=device),
+        gmm_file(run, n_components, covariance_type, joint).name,
+        lambda x: GMMSampler.fit(x, n_components, covariance_type, device=device),
         lambda t, dim: GMMSampler.from_tensors(t, covariance_type, dim),
-        f"gmm: fitting {n_components} {covariance_type}-covariance components to {{n}} latents",
+        f"{'joint-' if joint else ''}gmm: fitting {n_components} {covariance_type}-covariance components to {{n}} latents",
         revision,
         progress,
         limit=GMMSampler.MAX_FIT,
+        rows=joint_rows if joint else None,
     )
 
 
-FITTED_FILES = ("gmm_*_*.safetensors", "two_stage.safetensors", "diffusion.safetensors")  # what fitted samplers write into a run
+FITTED_FILES = ("gmm_*_*.safetensors", "joint_gmm_*_*.safetensors", "two_stage.safetensors", "diffusion.safetensors")  # what fitted samplers write
 
 
 def _saved(path: Path | None, fitted_on: str, load, latent_dim: int):
@@ -70,8 +95,8 @@ def _saved(path: Path | None, fitted_on: str, load, latent_dim: int):
         return None, str(e)
 
 
-def load_or_fit(run: str, filename: str, fit, load, says: str, revision: str | None = None, progress: bool = True, limit: int | None = None):
-    """A sampler fitted on the run's latents: read from RUN/``filename``, or fitted now (and saved there).
+def load_or_fit(run: str, filename: str, fit, load, says: str, revision: str | None = None, progress: bool = True, limit: int | None = None, rows=None):
+    """A sampler fitted on the run's latents (``rows(latents)``; default their means): read from RUN/``filename``, or fitted now (and saved there).
 
     A saved one (in the run folder, or in the Hub repo when ``push`` uploaded it) is used only when it records
     the sha256 of the latents file it was fitted on and that is today's file, and ``load(tensors, latent_dim)``
@@ -84,7 +109,8 @@ def load_or_fit(run: str, filename: str, fit, load, says: str, revision: str | N
 
     latents_path = Path(runs.resolve_file(run, runs.LATENTS, revision=revision))
     latents = runs.load_latents(run, revision)  # checked against the run's config: width, rows, finite values
-    fitted_on, dim = runs.sha256_file(latents_path), latents.mu.shape[1]
+    x = rows(latents) if rows is not None else latents.mu
+    fitted_on, dim = runs.sha256_file(latents_path), x.shape[1]
     folder = Path(run).expanduser()
     lock = None
     if folder.is_dir():
@@ -105,13 +131,13 @@ def load_or_fit(run: str, filename: str, fit, load, says: str, revision: str | N
         sampler, why = _saved(path, fitted_on, load, dim)
         if sampler is not None:
             return sampler
-        n = min(len(latents.mu), limit or len(latents.mu))
+        n = min(len(x), limit or len(x))
         if progress:
             if why != "not fitted yet":
                 print(f"{filename}: not used ({why}); fitting it again", file=sys.stderr)
             print(says.format(n=n) + " ...", file=sys.stderr, flush=True)
         start = time.monotonic()
-        sampler = fit(latents.mu)
+        sampler = fit(x)
         seconds = time.monotonic() - start
         if progress:
             print(f"{filename}: fitted in {seconds:.1f} s", file=sys.stderr, flush=True)
@@ -127,11 +153,12 @@ def load_or_fit(run: str, filename: str, fit, load, says: str, revision: str | N
             lock.release()
 
 
-def needs_fit(run: str | Path, name: str, n_components: int = DEFAULT_GMM_COMPONENTS, covariance_type: str = "full") -> bool:
+def needs_fit(run: str | Path, name: str, n_components: int | None = None, covariance_type: str = "full") -> bool:
     """Whether sampler ``name`` would have to be fitted before it can draw from this run folder's latents."""
     folder = Path(run)
     path = {
-        "gmm": gmm_file(folder, n_components, covariance_type),
+        "gmm": gmm_file(folder, DEFAULT_GMM_COMPONENTS if n_components is None else n_components, covariance_type),
+        "joint-gmm": gmm_file(folder, DEFAULT_JOINT_COMPONENTS if n_components is None else n_components, covariance_type, joint=True),
         "two-stage": folder / "two_stage.safetensors",
         "diffusion": folder / "diffusion.safetensors",
     }
@@ -173,8 +200,8 @@ def fit_own_sampler(run: str | Path, device: str | torch.device = "cpu", progres
     """Fit the run's own sampler (its preset's) when it is one that is fitted, and keep it in the run folder:
     ``train`` calls this as its last step, so ``generate``, the demo and ``push`` find it ready. Its name, or None."""
     name = default_sampler(str(run))
-    if name == "gmm":
-        load_or_fit_gmm(str(run), progress=progress, device=device)
+    if name in ("gmm", "joint-gmm"):
+        load_or_fit_gmm(str(run), progress=progress, device=device, joint=name == "joint-gmm")
     elif name == "two-stage":
         load_or_fit_two_stage(str(run), progress=progress)
     elif name == "diffusion":
@@ -200,15 +227,17 @@ def make_sampler(
     mix_k=DEFAULT_MIX_K,
     temperature: float = 1.0,
     revision=None,
-    gmm_components: int = DEFAULT_GMM_COMPONENTS,
+    gmm_components: int | None = None,
     gmm_covariance: str = "full",
 ) -> Sampler:
+    """Sampler ``name`` of ``run`` (fitted ones read from the run or fitted now); ``gmm_components`` None: the
+    sampler's own default (gmm 10, joint-gmm 30)."""
     if name == "mix":
         return MixSampler(runs.load_latents(run, revision).mu, parse_k(mix_k))
     if name == "prior":
         return PriorSampler(model.config.latent_dim, temperature)
-    if name == "gmm":
-        sampler = load_or_fit_gmm(run, gmm_components, gmm_covariance, revision)
+    if name in ("gmm", "joint-gmm"):
+        sampler = load_or_fit_gmm(run, gmm_components, gmm_covariance, revision, joint=name == "joint-gmm")
         sampler.temperature = float(temperature)
         return sampler
     if name == "two-stage":
@@ -217,7 +246,7 @@ def make_sampler(
         sampler = load_or_fit_diffusion(run, revision)
         sampler.temperature = float(temperature)
         return sampler
-    raise UserError(f"--sampler {name}: unknown; choose mix, prior, gmm, two-stage or diffusion")
+    raise UserError(f"--sampler {name}: unknown; choose {', '.join(SAMPLER_NAMES)}")
 
 
 @torch.no_grad()
@@ -235,11 +264,15 @@ def decode_latents(model: VAE, z: torch.Tensor, batch: int = 256, generator: tor
 
 
 @torch.no_grad()
-def reconstruct_images(model: VAE, images: torch.Tensor, batch: int = 128) -> torch.Tensor:
-    """uint8 N x 3 x H x W -> their reconstructions (every latent at its posterior mean), uint8 on the CPU."""
+def reconstruct_images(model: VAE, images: torch.Tensor, batch: int = 128, groups: int | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+    """uint8 N x 3 x H x W -> their reconstructions (every latent at its posterior mean), uint8 on the CPU; ``groups``,
+    ``generator``: a hierarchical model's first ``groups`` finer groups from the posterior, the rest drawn (``VAE.reconstruct``)."""
     device = next(model.parameters()).device
     return torch.cat(
-        [model.likelihood(model.reconstruct(images[s : s + batch].float().div(255).to(device))).to_uint8().cpu() for s in range(0, len(images), batch)]
+        [
+            model.likelihood(model.reconstruct(images[s : s + batch].float().div(255).to(device), groups=groups, generator=generator)).to_uint8().cpu()
+            for s in range(0, len(images), batch)
+        ]
     )
 
 
@@ -266,7 +299,7 @@ def generate(
     seed: int = 0,
     device: str = "cpu",
     revision: str | None = None,
-    gmm_components: int = DEFAULT_GMM_COMPONENTS,
+    gmm_components: int | None = None,
     gmm_covariance: str = "full",
     fine_temperature=None,
 ) -> Path:

@@ -3,8 +3,9 @@
 ``mix`` is the seed's: random weighted averages of the learned latent means. With weights over all
 ~60k latents every average collapses to the mean face, so ``k`` (how many stored latents one mix
 draws on) is a parameter; docs/how-to/generate.md shows what it does to diversity. ``prior`` draws from
-N(0, T^2 I); ``gmm`` from a Gaussian mixture fitted to the stored latent means; ``two-stage`` from a
-second VAE fitted to them; ``diffusion`` from a small diffusion model fitted to them.
+N(0, T^2 I); ``gmm`` from a Gaussian mixture fitted to the stored latent means (``joint-gmm``: the same
+mixture over a hierarchical model's latent and detail latents, so its 12-px strokes are drawn with the face);
+``two-stage`` from a second VAE fitted to them; ``diffusion`` from a small diffusion model fitted to them.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import torch
 
 DEFAULT_GMM_COMPONENTS = 10  # the gmm sampler's mixture components
+DEFAULT_JOINT_COMPONENTS = 30  # the joint-gmm's, over [top, detail] latents: of 1, 10, 30 and 100, 30 read best (experiments/joint_gmm.py)
 DEFAULT_MIX_K = 2  # measured (experiments/mix_k_diversity.py): the most diverse and sharpest mixes, no near-copies
 
 

@@ -25,17 +25,23 @@ PASS_BATCH = 512
 
 
 @torch.no_grad()
-def encode_rows(model: VAE, data: DeviceImages, positions: np.ndarray, batch: int, amp) -> tuple[torch.Tensor, torch.Tensor]:
-    """Latent mean and log-variance of every image at ``positions`` (eval mode, no augmentation)."""
-    mus, logvars = [], []
+def encode_rows(model: VAE, data: DeviceImages, positions: np.ndarray, batch: int, amp, detail: bool = False) -> tuple[torch.Tensor, ...]:
+    """Latent mean and log-variance of every image at ``positions`` (eval mode, no augmentation); with ``detail``,
+    a hierarchical model's detail latents (``VAE.encode_detail``) as a third tensor."""
+    mus, logvars, details = [], [], []
     with torch.autocast(data.device.type, dtype=amp or torch.float32, enabled=amp is not None):  # one context: weights cast once
         for s in range(0, len(positions), batch):
             x = data.pixels(positions[s : s + batch], amp or torch.float32)
-            posterior = model.encode(x)
+            if detail:
+                posterior, u = model.encode_detail(x)
+                details.append(u.float().cpu())
+            else:
+                posterior = model.encode(x)
             mus.append(posterior.mu.float().cpu())
             logvars.append(posterior.logvar.float().cpu())
     d = model.config.latent_dim
-    return (torch.cat(mus) if mus else torch.zeros(0, d)), (torch.cat(logvars) if logvars else torch.zeros(0, d))
+    out = (torch.cat(mus) if mus else torch.zeros(0, d)), (torch.cat(logvars) if logvars else torch.zeros(0, d))
+    return (*out, torch.cat(details) if details else torch.zeros(0, model.detail_dim)) if detail else out
 
 
 @torch.no_grad()
@@ -84,19 +90,21 @@ class PassLatents:
 
 def epoch_latents(
     model: VAE, data: DeviceImages, train_pos: np.ndarray, my_train: np.ndarray, recorded: PassLatents | None, amp, world: int, rank: int
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(positions, mu, logvar) for every training image, gathered from all ranks: a clean pass of
-    ``model`` (eval mode, no augmentation) over them all when ``recorded`` is None, else the training
-    pass's latents plus a clean pass over the rows it missed (rank 0, which writes the file)."""
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """(positions, mu, logvar, detail or None) for every training image, gathered from all ranks: a clean pass of
+    ``model`` (eval mode, no augmentation) over them all when ``recorded`` is None (with a hierarchical model's
+    detail latents, for the joint-gmm sampler), else the training pass's latents plus a clean pass over the rows
+    it missed (rank 0, which writes the file)."""
     if recorded is None:
-        mu, logvar = encode_rows(model, data, my_train, PASS_BATCH, amp)
-        return tuple(gather_rows([torch.from_numpy(my_train), mu, logvar], world))
+        rows = encode_rows(model, data, my_train, PASS_BATCH, amp, detail=model.hierarchical)
+        pos, mu, logvar, *detail = gather_rows([torch.from_numpy(my_train), *rows], world)
+        return pos, mu, logvar, (detail[0] if detail else None)
     pos, mu, logvar = gather_rows(list(recorded.taken()), world)
     missing = np.setdiff1d(train_pos, pos.numpy()) if rank == 0 else np.zeros(0, dtype=np.int64)
     if len(missing):
         more_mu, more_logvar = encode_rows(model, data, missing, PASS_BATCH, amp)
         pos, mu, logvar = torch.cat([pos, torch.from_numpy(missing)]), torch.cat([mu, more_mu]), torch.cat([logvar, more_logvar])
-    return pos, mu, logvar
+    return pos, mu, logvar, None
 
 
 @dataclass
@@ -128,7 +136,7 @@ def run_epoch_passes(
     infer = model.folded().to(memory_format=system.memory_format)
     val = heldout_loss(infer, data, val_pos, PASS_BATCH, system.amp, beta, seed) if len(val_pos) and system.is_writer else None
     my_train = train_pos[system.rank :: system.world]
-    pos, mu, logvar = epoch_latents(infer, data, train_pos, my_train, None if clean else recorded, system.amp, system.world, system.rank)
+    pos, mu, logvar, detail = epoch_latents(infer, data, train_pos, my_train, None if clean else recorded, system.amp, system.world, system.rank)
     rows = torch.from_numpy(row_ids[pos.numpy()])
     order = torch.argsort(rows)
     seconds = time.perf_counter() - t0
@@ -138,7 +146,8 @@ def run_epoch_passes(
         grid_mu, _ = encode_rows(infer, data, grid_pos, PASS_BATCH, system.amp)  # clean latents, whatever the file holds
         z = MixSampler(grid_mu, k=DEFAULT_MIX_K).sample(sample_count, torch.Generator().manual_seed(0))
         grid = infer.generate(z.to(system.device), torch.Generator(system.device).manual_seed(0)).cpu()
-    return EpochPasses(val, runs.Latents(mu[order], logvar[order], rows[order]), clean, grid, seconds)
+    latents = runs.Latents(mu[order], logvar[order], rows[order], None if detail is None else detail[order])
+    return EpochPasses(val, latents, clean, grid, seconds)
 
 
 def write_epoch_files(out: Path, model: VAE, passes: EpochPasses, epoch: int, keep_last: int) -> None:
