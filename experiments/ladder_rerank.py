@@ -10,10 +10,12 @@ where every run trained so far reads 0.98-1.00 (experiments/sampler_ladder.py pu
 * the presets at ``--minutes`` (20): ``seed``, ``quality``, ``sharp``;
 * the options still in the code, on top of the sharp preset, at ``--option-minutes`` (5) beside a sharp run
   of the same budget: the adversarial late phase, the focal frequency loss, Gaussian and Laplace pixel
-  likelihoods, and the 16 x 12 x 12 latent (spatial12) with the diffusion sampler.
+  likelihoods, and the 16 x 12 x 12 latent (spatial12) with the diffusion sampler;
+* the adversarial late phase again at ``--minutes`` (``adversarial20``), the option that led at 5 minutes.
 
     python experiments/ladder_rerank.py --only sharp seed quality
     python experiments/ladder_rerank.py --only sharp5 adversarial5 frequency5
+    python experiments/ladder_rerank.py --only adversarial20
     python experiments/ladder_rerank.py --only sharp --minutes 1 --limit 2000 --eval-limit 100 --n-samples 100 --results experiments/out/try.json
 
 Each invocation adds its variants to the results file (kept while the evaluation settings are the same).
@@ -42,6 +44,7 @@ OPTIONS = {
     "laplace5": [*SHARP, "--likelihood", "laplace"],
     "spatial12_diffusion5": [*SHARP, "--arch", "spatial12", "--latent-dim", "2304", "--sampler", "diffusion"],
 }
+FULL_BUDGET_OPTIONS = {"adversarial20": OPTIONS["adversarial5"]}  # the 5-minute lead, at the presets' budget
 
 
 def samplers_of(name: str, flags: list[str]) -> tuple[str, str]:
@@ -66,15 +69,15 @@ def key_figures(rows: dict) -> list[str]:
 def main() -> None:
     p = _record.parser(__doc__, NAME, minutes=20.0, limit=0)
     p.add_argument("--option-minutes", type=float, default=5.0, help="training budget of the option runs (default %(default)s)")
-    add_probe_args(p, eval_limit=1000, n_samples=1000, k=2, variants=[*PRESETS, *OPTIONS], default=["sharp"])
+    add_probe_args(p, eval_limit=1000, n_samples=1000, k=2, variants=[*PRESETS, *OPTIONS, *FULL_BUDGET_OPTIONS], default=["sharp"])
     a = p.parse_args()
     steps = Steps(a.out, a.data, a.fresh)
     settings = {"data": a.data, "limit": a.limit or None, "eval_limit": a.eval_limit, "n_samples": a.n_samples, "c2st_seeds": a.c2st_seeds}
     results, commands = earlier_results(a.results, settings)
     rows = results.get("runs", {})
     for name in a.only:
-        flags = PRESETS.get(name) or OPTIONS[name]
-        minutes = a.minutes if name in PRESETS else a.option_minutes
+        flags = PRESETS.get(name) or OPTIONS.get(name) or FULL_BUDGET_OPTIONS[name]
+        minutes = a.option_minutes if name in OPTIONS else a.minutes
         evaluated, laddered = samplers_of(name, flags)
         evaluate = evaluate_flags(a.eval_limit, a.n_samples, a.k, evaluated, laddered, a.c2st_seeds)
         if name != "sharp":  # 96 px reads 0.98-1.00 for every run trained so far: the other runs skip that costly rung

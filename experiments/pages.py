@@ -305,6 +305,7 @@ HIERARCHICAL_LABELS = {
     "stack48": "`--arch hierarchical-stacked` (three groups per finer scale)",
     "stack48_2": "the same, two groups per finer scale",
     "stack20": "`--arch hierarchical-stacked` on the sharp preset",
+    "preset_hier20": "`--preset hierarchical` (the same model, its own sampler `joint_gmm`)",
 }
 
 
@@ -327,7 +328,8 @@ def hierarchical_rows(names: list[str]) -> str:
         first = f"| {label} | {row['images_seen']:,} ({rate:,.0f}) | {row['neg_elbo']:,.1f} | {quality} | {groups}"
         faces = [("reconstructions", row["recons"], row.get("hf_ratio_recons"))]
         at_one = ", finer groups at T = 1" if row.get("kl_per_group") else ""  # a hierarchical run's default
-        faces += [(f"`{s}`{at_one}", e, e.get("hf_ratio")) for s, e in row["samplers"].items() if "ladder" in e]
+        joint = "`joint_gmm` (top and 12-px group from one mixture, 24-px group at T = 1)"
+        faces += [(joint if s == "joint_gmm" else f"`{s}`{at_one}", e, e.get("hf_ratio")) for s, e in row["samplers"].items() if "ladder" in e]
         faces += [(f"`gmm`, finer groups at T = {k.removeprefix('gmm_fine')}", e, e.get("hf_ratio")) for k, e in row.get("sweep", {}).items()]
         for i, (what, e, hf) in enumerate(faces):
             lead = first if i == 0 else "| | | | |"
@@ -441,6 +443,32 @@ def figures_table(head: str, rows: list[tuple[str, dict]], cols: list[Column]) -
     for (label, _), row in zip(rows, cells):
         lines.append(f"| {label} | " + " | ".join(", ".join(show(v, name, fmt, bests[j]) for v, name in row[j]) for j, (_, fmt, _) in enumerate(cols)) + " |")
     return "\n".join(lines) + "\n"
+
+
+TEXTURE_RUNS = {  # periodic_texture.json's runs: how each was trained
+    "sharp5": "`sharp` preset, 5 min",
+    "adversarial5": "+ adversarial late phase, 5 min",
+    "sharp20": "`sharp` preset, 20 min",
+    "adversarial20": "+ adversarial late phase, 20 min",
+    "hier20": "`--arch hierarchical`, 20 min",
+    "preset_hier20": "`--preset hierarchical`, 20 min",
+}
+
+
+def texture_table() -> str:
+    """periodic_texture.json: the controls (real faces, then with a grid of 8-px rings added), then each run's samples and reconstructions."""
+    r = result("periodic_texture")
+    res = r["results"]
+    lines = ["| faces | periodicity at the 8-px stride | largest at one harmonic |", "|---|---|---|"]
+    for key, e in res["controls"].items():
+        what = "other held-out real faces" if key == "real" else f"the same, with a grid of 8-px rings of ±{key.rsplit('_', 1)[1]} gray levels added"
+        lines.append(f"| {what} | {e['periodicity']:.2f} | {e['peak']:.2f} |")
+    for name, row in res["runs"].items():
+        label = TEXTURE_RUNS.get(name, name)
+        lines.append(f"| {label}: `{row['sampler']}` samples | {row['samples']['periodicity']:.2f} | {row['samples']['peak']:.2f} |")
+        lines.append(f"| {label}: reconstructions | {row['recons']['periodicity']:.2f} | {row['recons']['peak']:.2f} |")
+    n = r["settings"]["n"]
+    return "\n".join(lines) + "\n" + footnote(f"{n} faces of each kind against {n} held-out real faces; {cpu(r)}. `experiments/periodic_texture.py`")
 
 
 def footnote(text: str) -> str:
@@ -1049,7 +1077,7 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "ssim-loss": ssim_loss,
     "decoder-noise": decoder_noise,
     "hierarchical-explore": lambda: hierarchical_rows(["sharp48", "hier48", "hier48_fb0", "hier48_nocell", "hier48_fineb1", "stack48", "stack48_2"]),
-    "hierarchical-20min": lambda: hierarchical_rows(["sharp20", "hier20", "stack20"]),
+    "hierarchical-20min": lambda: hierarchical_rows(["sharp20", "hier20", "stack20", "preset_hier20"]),
     "hierarchical-60min": lambda: hierarchical_rows(["sharp20", "sharp60", "hier20", "hier60"]),
     "hierarchical-gap": lambda: hierarchical_gap_rows(["hier20", "hier60", "stack20"]),
     "preset-runs": preset_runs,
@@ -1058,6 +1086,7 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "ladder-calibration": calibration_table,
     "ladder-samplers": sampler_table,
     "ladder-rerank": rerank_table,
+    "periodic-texture": texture_table,
     "ladder-cost": ladder_cost,
     "ladder-example": ladder_example,
     "readme-headline": readme_headline,

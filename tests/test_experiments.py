@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENTS = ROOT / "experiments"
@@ -203,3 +204,20 @@ def test_the_noisy_decoder_draws_differ_through_learned_scales_and_the_energy_te
     finally:
         ARCHITECTURES.clear(), ARCHITECTURES.update(before[0])
         OBJECTIVES.clear(), OBJECTIVES.update(before[1])
+
+
+def test_the_periodicity_measure_reads_about_one_without_a_pattern_and_catches_a_faint_8px_one():
+    """experiments/periodic_texture.py: other faces of the same kind read about 1; a 2-gray-level grid of 8-px
+    rings added to them reads far above it; a blur (less power everywhere) does not read as a pattern."""
+    import periodic_texture
+
+    g = torch.Generator().manual_seed(0)
+    smooth = torch.nn.functional.interpolate(torch.rand(400, 3, 12, 12, generator=g), size=96, mode="bicubic", align_corners=False)
+    faces = (smooth * 180 + 30 + torch.randn(400, 3, 96, 96, generator=g) * 6).round().clamp(0, 255).to(torch.uint8)
+    reference, others = faces[:200], faces[200:]
+    real_power = periodic_texture.power_spectrum(reference)
+    same = periodic_texture.periodicity(others, real_power)
+    patterned = periodic_texture.periodicity(periodic_texture.with_pattern(others, 2.0), real_power)
+    blurred = periodic_texture.periodicity(torch.nn.functional.avg_pool2d(others.float(), 3, 1, 1, count_include_pad=False).round().to(torch.uint8), real_power)
+    assert 0.9 < same["periodicity"] < 1.15 and same["peak"] < 1.6 and blurred["peak"] < 1.6  # a blur lowers neighbouring frequencies alike
+    assert patterned["peak"] > 4 * same["peak"] and patterned["periodicity"] > same["periodicity"] + 0.3
