@@ -176,13 +176,16 @@ def rerank_table() -> str:
         recons = " / ".join(f"{row['recons']['ladder'][s]:.3f}" if s in row["recons"]["ladder"] else "—" for s in sizes)
         budget = f"{row['minutes']:g} min, {row['images_seen']:,}"
         of_training = " †" if row.get("recons_of", "training") == "training" else ""
-        lines.append(f"| `{name}` ({own}) | {budget} | {row['neg_elbo']:,.1f} | {samples} | {up_to(e)} | {recons}{of_training} | {up_to(row['recons'])} |")
+        continuous = " ‡" if name.startswith(("gaussian", "laplace")) else ""  # a density over continuous pixels: other units
+        lines.append(
+            f"| `{name}` ({own}) | {budget} | {row['neg_elbo']:,.1f}{continuous} | {samples} | {up_to(e)} | {recons}{of_training} | {up_to(row['recons'])} |"
+        )
     held = hierarchical_row("sharp20")["recons"]["ladder"]
     return (
         "\n".join(lines) + f"\n\n*{r['settings']['eval_limit']:,} held-out faces, as many samples, 3 classifier seeds; reconstructions of held-out faces, each "
         "scored beside its own face, except †: reconstructions of training faces, measured before `evaluate` changed to held-out ones "
         f"(the sharp run's of held-out faces, measured again by `experiments/hierarchical.py`, read {' / '.join(f'{v:.3f}' for v in held.values())}); "
-        f"{cpu(r)}. `experiments/ladder_rerank.py`.*\n"
+        f"‡: a Gaussian or Laplace density over the pixels, not comparable with the Bernoulli runs' nats; {cpu(r)}. `experiments/ladder_rerank.py`.*\n"
     )
 
 

@@ -69,6 +69,14 @@ def test_the_hierarchical_preset_fits_its_joint_mixture_when_training_ends(cli, 
     assert list(json.loads(out.read_text())["samplers"]["joint_gmm"]["c2st"]["by_size"]) == ["16px"]
 
 
+def test_a_run_without_detail_latents_ends_with_a_note_not_an_error(cli, tmp_path):
+    """The hierarchical preset with --clean-latents never keeps no detail latents: training ends normally and says so."""
+    run = tmp_path / "no_detail"
+    proc = cli("train", "--preset", "hierarchical", *SMALL, "--epochs", "1", "--clean-latents", "never", "--out", run)
+    assert "detail" not in load_tensors(run / "latents.safetensors") and "own sampler was not fitted" in proc.stderr and "--sampler gmm" in proc.stderr
+    assert not (run / "joint_gmm_30_full.safetensors").exists()
+
+
 def test_joint_gmm_on_a_one_group_run_says_what_to_use(sharp_run, cli, tmp_path):
     proc = cli("generate", "--run", sharp_run, "--sampler", "joint-gmm", "--out", tmp_path / "x", check=False)
     assert proc.returncode != 0 and "--sampler gmm" in proc.stderr and "Traceback" not in proc.stderr

@@ -198,15 +198,23 @@ def load_or_fit_diffusion(run: str, revision: str | None = None, progress: bool 
 
 def fit_own_sampler(run: str | Path, device: str | torch.device = "cpu", progress: bool = True) -> str | None:
     """Fit the run's own sampler (its preset's) when it is one that is fitted, and keep it in the run folder:
-    ``train`` calls this as its last step, so ``generate``, the demo and ``push`` find it ready. Its name, or None."""
+    ``train`` calls this as its last step, so ``generate``, the demo and ``push`` find it ready. Its name, or None (none
+    to fit, or a fit that cannot be made: said in one line, and ``generate`` says it again with what to do)."""
     name = default_sampler(str(run))
-    if name in ("gmm", "joint-gmm"):
-        load_or_fit_gmm(str(run), progress=progress, device=device, joint=name == "joint-gmm")
-    elif name == "two-stage":
-        load_or_fit_two_stage(str(run), progress=progress)
-    elif name == "diffusion":
-        load_or_fit_diffusion(str(run), progress=progress)
-    else:
+    fits = {
+        "gmm": lambda: load_or_fit_gmm(str(run), progress=progress, device=device),
+        "joint-gmm": lambda: load_or_fit_gmm(str(run), progress=progress, device=device, joint=True),
+        "two-stage": lambda: load_or_fit_two_stage(str(run), progress=progress),
+        "diffusion": lambda: load_or_fit_diffusion(str(run), progress=progress),
+    }
+    if name not in fits:
+        return None
+    try:
+        fits[name]()
+    except UserError as e:  # the run is saved whole: a sampler that cannot be fitted is said, not an error of the training
+        import sys
+
+        print(f"note: the run's own sampler was not fitted: {e}", file=sys.stderr)
         return None
     return name
 
