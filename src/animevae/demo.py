@@ -189,12 +189,12 @@ def build_app(run, device: str = "cpu"):
             with gr.Row():
                 with gr.Column(scale=1):
                     sampler = gr.Radio(
-                        list(SAMPLER_NAMES),
+                        [s for s in SAMPLER_NAMES if s != "joint-gmm" or demo_model.model.hierarchical],  # joint-gmm: hierarchical runs only
                         value=demo_model.default_sampler,
                         label="sampler",
                         info="mix: weighted averages of K learned latents (the seed's); prior: z ~ N(0, T^2 I); gmm: a Gaussian mixture "
-                        "fitted to the latents; two-stage: a second VAE fitted to them; diffusion: a small diffusion model fitted to them. "
-                        "Default: this run's best",
+                        "fitted to the latents (joint-gmm: over the top and 12-px latents of a hierarchical run); two-stage: a second VAE "
+                        "fitted to them; diffusion: a small diffusion model fitted to them. Default: this run's best",
                     )
                     count = gr.Slider(1, 64, value=16, step=1, label="faces")
                     seed = gr.Number(value=0, precision=0, label="seed", elem_id="generate-seed")

@@ -120,7 +120,19 @@ def test_build_app(tiny_run):
     app = build_app(str(tiny_run))
     assert isinstance(app, gr.Blocks)
     radio = next(c for c in app.blocks.values() if isinstance(c, gr.Radio) and c.label == "sampler")
-    assert [value for _, value in radio.choices] == ["mix", "prior", "gmm", "two-stage", "diffusion"] and radio.value == "mix"
+    assert [value for _, value in radio.choices] == ["mix", "prior", "gmm", "two-stage", "diffusion"] and radio.value == "mix"  # joint-gmm: hierarchical
+
+
+def test_build_app_offers_joint_gmm_for_a_hierarchical_run(tmp_path, cli):
+    import gradio as gr
+
+    from animevae.demo import build_app
+
+    run = tmp_path / "hier"
+    cli("train", "--preset", "hierarchical", "--data", "builtin", "--builtin-count", "128", "--image-size", "48", "--base-channels", "8",
+        "--latent-dim", "144", "--epochs", "1", "--out", run, "--quiet")  # fmt: skip
+    radio = next(c for c in build_app(str(run)).blocks.values() if isinstance(c, gr.Radio) and c.label == "sampler")
+    assert "joint-gmm" in [value for _, value in radio.choices] and radio.value == "joint-gmm"
 
 
 # -- in a real browser -------------------------------------------------------------------------
