@@ -12,8 +12,15 @@ what the per-position prior cannot: which strokes go together. The tool's ``join
 preset's own) is this mixture at 30 components, fitted on the latents file's detail latents. Scored on the
 realism ladder beside the run's own gmm (top only), and, as the control that says whether the gain is the 12-px
 group's or only more components', a mixture of as many components on the top latent alone (``--top-only``).
+``--flip`` fits on every training face and its mirror image (training flips faces, so mirrors are in the
+data): a full covariance over 1,728 dimensions has fewer faces per component than dimensions at 20,000 faces
+and 30 components, and twice as many should say whether the mixture is starved for data. ``--subsample-seed``
+refits on another draw of the same number of faces: the spread a refit alone makes. ``--fine-temperature T [T ...]``
+draws the 24-px group (and any finer one, one T each) from its prior at T instead of 1 (labels end in _t<T>): its posterior means have about
+0.4 of the prior's variance, the rest is the posterior's own spread, so T = 1 draws more than a reconstruction decodes.
 
     python experiments/joint_gmm.py --runs hier60 --components 1 10 30 --top-only 30 --out experiments/out/hier
+    python experiments/joint_gmm.py --runs preset_hier20 --components 30 60 --flip --out experiments/out/hier
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import time
 from pathlib import Path
 
 import _record
+import hierarchical  # noqa: F401  (registers that experiment's architectures, so its runs load here)
 import torch
 from _runs import earlier_results, ladder_line, score_faces
 
@@ -54,6 +62,11 @@ def main() -> None:
     p.add_argument("--components", type=int, nargs="+", default=[10], help="mixture components to try (default: %(default)s)")
     p.add_argument("--top-only", type=int, nargs="*", default=[], help="the control: mixtures of these many components on the top latent alone")
     p.add_argument("--fit-on", type=int, default=20_000, help="training faces the mixture is fitted on (default: %(default)s)")
+    p.add_argument("--flip", action="store_true", help="fit on all training faces and their mirror images (labels end in _flip)")
+    p.add_argument("--subsample-seed", type=int, default=0, help="which faces --fit-on draws (labels end in _s<seed> unless 0)")
+    p.add_argument(
+        "--fine-temperature", type=float, nargs="+", default=[1.0], help="the 24-px (and finer) groups' temperatures when decoding draws (default: %(default)s)"
+    )
     p.add_argument("--eval-limit", type=int, default=1000, help="held-out faces (default: %(default)s)")
     p.add_argument("--n-samples", type=int, default=1000, help="samples scored (default: %(default)s)")
     p.add_argument("--c2st-seeds", type=int, default=3, help="classifier seeds per rung (default: %(default)s)")
@@ -70,22 +83,29 @@ def main() -> None:
         model = load_model(str(run))
         held, images, train_pos, *_ = load_eval_data(load_run_config(str(run)), DataConfig(source=a.data), model.config.image_size, a.eval_limit)
         t0 = time.time()
-        pick = train_pos[torch.randperm(len(train_pos), generator=torch.Generator().manual_seed(0))[: a.fit_on].numpy()]
-        x = joint_latents(model, torch.from_numpy(images[pick]))
+        order = torch.randperm(len(train_pos), generator=torch.Generator().manual_seed(a.subsample_seed))
+        faces = torch.from_numpy(images[train_pos[order.numpy() if a.flip else order[: a.fit_on].numpy()]])
+        x = joint_latents(model, faces)
+        if a.flip:
+            x = torch.cat([x, joint_latents(model, faces.flip(-1))])
         encoded = time.time() - t0
         row = rows.get(name, {})
-        for k, label in [(k, f"joint_gmm{k}") for k in a.components] + [(k, f"top_gmm{k}") for k in a.top_only]:
+        cooler = "-".join(f"{t:g}" for t in a.fine_temperature)
+        suffix = ("_flip" if a.flip else "") + (f"_s{a.subsample_seed}" if a.subsample_seed else "") + (f"_t{cooler}" if a.fine_temperature != [1.0] else "")
+        for k, label in [(k, f"joint_gmm{k}{suffix}") for k in a.components] + [(k, f"top_gmm{k}{suffix}") for k in a.top_only]:
             t0 = time.time()
             joint = label.startswith("joint")
-            sampler = GMMSampler.fit(x if joint else x[:, : model.config.latent_dim], k, "full", max_fit=a.fit_on)
+            sampler = GMMSampler.fit(x if joint else x[:, : model.config.latent_dim], k, "full", max_fit=len(x) if a.flip else a.fit_on)
             fitted = time.time() - t0
             drawn = sampler.sample(a.n_samples, torch.Generator().manual_seed(0))
-            faces = decode_latents(model, drawn, generator=torch.Generator().manual_seed(1))  # top-only draws: every finer group from its prior
+            # a top-only draw takes every finer group from its prior; a joint one the 24-px (and finer) ones
+            faces = decode_latents(model, drawn, generator=torch.Generator().manual_seed(1), temperatures=(1.0, *a.fine_temperature))
             save_grid(faces[:64], out / f"{name}_{label}.png", nrow=8)
             row[label] = score_faces(faces, held, a.c2st_seeds, control=control) | {
                 "dims": drawn.shape[1],
                 "fit_seconds": round(fitted, 1),
                 "encode_seconds": round(encoded, 1),
+                "fitted_on": len(x),
             }
             print(name, label, ladder_line(row[label]), f"(fit {fitted:.0f} s on {len(x)} x {drawn.shape[1]})", flush=True)
             rows[name] = row

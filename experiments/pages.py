@@ -372,7 +372,7 @@ def hierarchical_gap_rows(names: list[str]) -> str:
     lines = [f"| run | faces | {' / '.join(s.replace('px', '') for s in sizes)} px | real up to |", "|---|---|---|---|"]
     for name in names:
         sets = [("`gmm` samples (top from the gmm, finer groups from their priors)", runs[name]["samplers"]["gmm"])]
-        joint = result("joint_gmm")["results"]["runs"].get(name, {})
+        joint = {k: e for k, e in result("joint_gmm")["results"]["runs"].get(name, {}).items() if re.fullmatch(r"(joint|top)_gmm\d+", k)}
         for key in sorted(joint, key=lambda k: (k.startswith("joint"), int(k.rsplit("gmm", 1)[1]))):
             n = int(key.rsplit("gmm", 1)[1])
             mixture = f"{n} component{'s' * (n != 1)}"
@@ -392,6 +392,38 @@ def hierarchical_gap_rows(names: list[str]) -> str:
             f"{gap['settings']['eval_limit']:,} held-out faces, each decoded as the row says (finer priors at temperature 1), scored against the faces "
             f"they were made from, and as many samples; 3 classifier seeds, mean accuracy; {cpu(gap)}. `experiments/hierarchical_gap.py`, "
             "`experiments/joint_gmm.py`"
+        )
+    )
+
+
+def joint_fit_rows(name: str = "preset_hier20") -> str:
+    """joint_gmm.json's refits of one run's joint mixture (more faces, mirror images, another draw of faces, the 24-px
+    group's temperature) beside the mixture ``evaluate`` fitted (hierarchical.json): how far a refit alone moves the ladder."""
+    rows = result("joint_gmm")["results"]["runs"].get(name, {})
+    own = hierarchical_row(name)["samplers"].get("joint_gmm")
+    if not rows or own is None:
+        return "*Not measured yet.*\n"
+    sizes = list(own["ladder"])
+    lines = [f"| mixture | fitted on | 24-px group | {' / '.join(s.replace('px', '') for s in sizes)} px | real up to |", "|---|---|---|---|---|"]
+    sets = [("30 components (`evaluate`'s, the preset's own)", "20,000 training faces", "T = 1", own)]
+    for key, e in rows.items():
+        m = re.fullmatch(r"joint_gmm(\d+)(_flip)?(?:_s(\d+))?(?:_t([\d.-]+))?", key)
+        if not m:
+            continue
+        k, flip, seed, t = m.groups()
+        faces = f"{e.get('fitted_on', 20000):,} latents: every training face and its mirror image" if flip else f"{e.get('fitted_on', 20000):,} training faces"
+        refit = " (refitted here)" if not (flip or seed or t) else ""
+        sets.append((f"{k} components{refit}", faces + (f" (another draw, seed {seed})" if seed else ""), f"T = {t or 1}", e))
+    for what, faces, t, e in sets:
+        cells = " / ".join(f"{e['ladder'][s]:.3f}" for s in sizes)
+        lines.append(f"| {what} | {faces} | {t} | {cells} | {up_to(e)} |")
+    r = result("joint_gmm")
+    return (
+        "\n".join(lines)
+        + "\n"
+        + footnote(
+            f"{HIERARCHICAL_LABELS.get(name, name)}; {r['settings']['eval_limit']:,} held-out faces and as many samples, 3 classifier seeds, mean accuracy; "
+            f"{cpu(r)}. `experiments/joint_gmm.py --runs {name}`"
         )
     )
 
@@ -1092,6 +1124,7 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "hierarchical-20min": lambda: hierarchical_rows(["sharp20", "hier20", "stack20", "preset_hier20"]),
     "hierarchical-60min": lambda: hierarchical_rows(["sharp20", "sharp60", "hier20", "hier60"]),
     "hierarchical-gap": lambda: hierarchical_gap_rows(["hier20", "hier60", "stack20"]),
+    "joint-gmm-fits": joint_fit_rows,
     "preset-runs": preset_runs,
     "which-preset": which_preset,
     "experiments-table": experiments_table,
