@@ -199,6 +199,10 @@ class Latents:
     row_id: torch.Tensor
     detail: torch.Tensor | None = None  # a hierarchical model's detail latents (VAE.encode_detail), from a clean pass; else None
 
+    def head(self, n: int) -> Latents:
+        """The first ``n`` rows (a sampler's width can be read off one row without building every row)."""
+        return Latents(self.mu[:n], self.logvar[:n], self.row_id[:n], None if self.detail is None else self.detail[:n])
+
     def save(self, path, metadata: dict[str, str] | None = None) -> None:
         tensors = {"mu": self.mu, "logvar": self.logvar, "row_id": self.row_id}
         if self.detail is not None:

@@ -109,8 +109,8 @@ def load_or_fit(run: str, filename: str, fit, load, says: str, revision: str | N
 
     latents_path = Path(runs.resolve_file(run, runs.LATENTS, revision=revision))
     latents = runs.load_latents(run, revision)  # checked against the run's config: width, rows, finite values
-    x = rows(latents) if rows is not None else latents.mu
-    fitted_on, dim = runs.sha256_file(latents_path), x.shape[1]
+    rows = rows or (lambda latents: latents.mu)
+    fitted_on, dim = runs.sha256_file(latents_path), rows(latents.head(1)).shape[1]  # every row is built only to fit
     folder = Path(run).expanduser()
     lock = None
     if folder.is_dir():
@@ -131,6 +131,7 @@ def load_or_fit(run: str, filename: str, fit, load, says: str, revision: str | N
         sampler, why = _saved(path, fitted_on, load, dim)
         if sampler is not None:
             return sampler
+        x = rows(latents)
         n = min(len(x), limit or len(x))
         if progress:
             if why != "not fitted yet":
