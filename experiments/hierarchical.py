@@ -18,12 +18,18 @@ temperature is then swept: the same top latents (the gmm's), the finer groups dr
   and its stacked variant;
 * ``--only preset_hier20``: the same budget, ``--preset hierarchical`` (the hierarchical model with its own sampler,
   joint-gmm: a mixture over the top and 12-px latents, fitted when training ends), on the ladder beside the top-only gmm;
+* ``--only finest20``: the hierarchical preset with a third finer group, 2 channels at 48 x 48 (``hierarchical-48``):
+  latents for what the 24-px group leaves to the decoder's average (reconstructions caught at 48 px and up);
 * ``--only sharp60 hier60``: each of those runs, copied and resumed to ``--long-minutes`` (60) in all
-  (``animevae train --resume RUN --max-minutes 60``): what more minutes buy.
+  (``animevae train --resume RUN --max-minutes 60``): what more minutes buy;
+* ``--only hier120``: the hierarchical run of one hour, copied and resumed to ``--longer-minutes`` (120) in all:
+  the two-hour row, its samples from the top-only gmm and from joint-gmm (the preset's sampler; the preset trains
+  this same model).
 
     python experiments/hierarchical.py --only sharp48 hier48 hier48_fb0 hier48_nocell
     python experiments/hierarchical.py --only sharp20 hier20
     python experiments/hierarchical.py --only sharp60 hier60
+    python experiments/hierarchical.py --only hier120
     python experiments/hierarchical.py --only hier48 --explore-minutes 0.5 --eval-limit 200 --n-samples 200 --results experiments/out/try.json
 
 Each invocation adds its variants to the results file (kept while the evaluation settings are the same);
@@ -66,7 +72,15 @@ class StackedTwo(Hierarchical):
     PER_SCALE = 2
 
 
-IN_PROCESS = ("hier48_nocell", "stack48_2")  # variants whose architecture this script registers
+@register_architecture("hierarchical-48")
+class HierarchicalTo48(Hierarchical):
+    """A third finer latent group, 2 channels at 48 x 48 (at 96 px), below the 12- and 24-px ones (a variant of this experiment)."""
+
+    GROUPS = (8, 4, 2)
+    TEMPERATURES = (1.0, 1.0, 1.0)
+
+
+IN_PROCESS = ("hier48_nocell", "stack48_2", "finest20")  # variants whose architecture this script registers
 SHARP, HIER = ["--preset", "sharp"], ["--preset", "sharp", "--arch", "hierarchical"]
 AT_48 = ["--image-size", "48"]
 VARIANTS = {  # name: (flags, budget: "explore" or "full")
@@ -81,10 +95,12 @@ VARIANTS = {  # name: (flags, budget: "explore" or "full")
     "hier20": (HIER, "full"),
     "stack20": ([*SHARP, "--arch", "hierarchical-stacked"], "full"),
     "preset_hier20": (["--preset", "hierarchical"], "full"),
+    "finest20": (["--preset", "hierarchical", "--arch", "hierarchical-48"], "full"),
     "sharp60": (SHARP, "long"),
     "hier60": (HIER, "long"),
+    "hier120": (HIER, "longer"),
 }
-RESUMED_FROM = {"sharp60": "sharp20", "hier60": "hier20"}  # the "long" variants: these runs, resumed
+RESUMED_FROM = {"sharp60": "sharp20", "hier60": "hier20", "hier120": "hier60"}  # the "long" variants: these runs, resumed
 SWEEP = {"explore": (0.0, 0.5), "full": (0.6, 0.8), "long": (0.6, 0.8)}  # the finer groups' temperatures tried on the gmm's top latents (evaluate's row: 1)
 SWEPT_AT_48 = ("hier48",)  # the 48-px runs swept (the others' temperature 1 is evaluate's own row)
 
@@ -125,6 +141,7 @@ def main() -> None:
     p = _record.parser(__doc__, NAME, minutes=20.0)
     p.add_argument("--explore-minutes", type=float, default=5.0, help="budget of the 48-px variants (default %(default)s)")
     p.add_argument("--long-minutes", type=float, default=60.0, help="budget in all of the resumed variants (default %(default)s)")
+    p.add_argument("--longer-minutes", type=float, default=120.0, help="budget in all of hier120 (default %(default)s)")
     add_probe_args(p, eval_limit=1000, n_samples=1000, k=2, variants=list(VARIANTS), default=["sharp48", "hier48"])
     a = p.parse_args()
     steps = Steps(a.out, a.data, a.fresh)
@@ -134,7 +151,7 @@ def main() -> None:
     explore = evaluate_flags(a.eval_limit, a.n_samples, a.k, "gmm", "gmm", a.c2st_seeds)  # the 48-px variants: the gmm alone on the ladder
     full = evaluate_flags(a.eval_limit, a.n_samples, a.k, "prior,gmm", "prior,gmm", a.c2st_seeds)
     joint = evaluate_flags(a.eval_limit, a.n_samples, a.k, "gmm,joint_gmm", "gmm,joint_gmm", a.c2st_seeds)  # the preset's own sampler beside the gmm
-    budgets = {"explore": a.explore_minutes, "full": a.minutes, "long": a.long_minutes}
+    budgets = {"explore": a.explore_minutes, "full": a.minutes, "long": a.long_minutes, "longer": a.longer_minutes}
     for name in a.only:  # every training first, each with the machine to itself
         flags, budget = VARIANTS[name]
         minutes = budgets[budget]
@@ -148,7 +165,7 @@ def main() -> None:
     for name in a.only:
         flags, budget = VARIANTS[name]
         minutes = budgets[budget]
-        evaluate = explore if budget == "explore" else joint if name == "preset_hier20" else full
+        evaluate = explore if budget == "explore" else joint if name in ("preset_hier20", "finest20", "hier120") else full
         row = steps.train_and_evaluate(name, flags, evaluate, here=name in IN_PROCESS, minutes=minutes, keep_last=1)
         run = Path(a.out) / name
         evaluation = json.loads((run / "evaluation.json").read_text())
@@ -156,7 +173,7 @@ def main() -> None:
         row["budget_minutes"] = minutes
         if name in RESUMED_FROM:
             row["resumed_from"] = RESUMED_FROM[name]
-        if name.startswith(("hier", "stack")) and (budget != "explore" or name in SWEPT_AT_48):
+        if name.startswith(("hier", "stack")) and budget in SWEEP and (budget != "explore" or name in SWEPT_AT_48):
             temperatures = SWEEP[budget]
             steps.note(f"python experiments/hierarchical.py  # sweep of the finer groups' temperature on {name}: {', '.join(map(str, temperatures))}")
             earlier = rows.get(name, {}).get("sweep", {})

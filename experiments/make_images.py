@@ -34,6 +34,7 @@ def main() -> None:
     )
     a = p.parse_args()
 
+    import hierarchical  # noqa: F401  (registers that experiment's architectures, so its runs load here)
     import torch
 
     from animevae.images import save_grid

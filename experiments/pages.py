@@ -318,6 +318,7 @@ HIERARCHICAL_LABELS = {
     "stack48_2": "the same, two groups per finer scale",
     "stack20": "`--arch hierarchical-stacked` on the sharp preset",
     "preset_hier20": "`--preset hierarchical` (the same model, its own sampler `joint_gmm`)",
+    "finest20": "`--preset hierarchical` with a third finer group, 2 × 48 × 48 (`hierarchical-48`)",
 }
 
 
@@ -496,6 +497,7 @@ TEXTURE_RUNS = {  # periodic_texture.json's runs: how each was trained
     "adversarial20": "+ adversarial late phase, 20 min",
     "hier20": "`--arch hierarchical`, 20 min",
     "preset_hier20": "`--preset hierarchical`, 20 min",
+    "finest20": "`--preset hierarchical` + a 48-px group, 20 min",
 }
 
 
@@ -1121,7 +1123,7 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "ssim-loss": ssim_loss,
     "decoder-noise": decoder_noise,
     "hierarchical-explore": lambda: hierarchical_rows(["sharp48", "hier48", "hier48_fb0", "hier48_nocell", "hier48_fineb1", "stack48", "stack48_2"]),
-    "hierarchical-20min": lambda: hierarchical_rows(["sharp20", "hier20", "stack20", "preset_hier20"]),
+    "hierarchical-20min": lambda: hierarchical_rows(["sharp20", "hier20", "stack20", "preset_hier20", "finest20"]),
     "hierarchical-60min": lambda: hierarchical_rows(["sharp20", "sharp60", "hier20", "hier60"]),
     "hierarchical-gap": lambda: hierarchical_gap_rows(["hier20", "hier60", "stack20"]),
     "joint-gmm-fits": joint_fit_rows,

@@ -24,6 +24,7 @@ import math
 from pathlib import Path
 
 import _record
+import hierarchical  # noqa: F401  (registers that experiment's architectures, so its runs load here)
 import torch
 from _runs import earlier_results
 
