@@ -80,6 +80,15 @@ def test_decode_draws_the_finer_groups_from_the_generator_at_the_temperature():
     assert 0 < warm < hot
 
 
+def test_by_default_the_24px_group_is_drawn_a_little_hotter_than_the_12px_one():
+    m = model(seed=3)
+    z = torch.randn(2, 144)
+    own = m.decode(z, torch.Generator().manual_seed(5))
+    assert tuple(m.temperatures) == (1.0, 1.2)
+    assert torch.equal(own, m.decode(z, torch.Generator().manual_seed(5), temperatures=(1.0, 1.2)))
+    assert not torch.allclose(own, m.decode(z, torch.Generator().manual_seed(5), temperatures=1.0))
+
+
 def test_reconstruct_takes_the_posterior_and_keep_says_how_many_finer_groups():
     m = model(seed=4)
     x = torch.rand(2, 3, 48, 48)

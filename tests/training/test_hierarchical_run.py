@@ -124,6 +124,7 @@ def test_evaluate_reports_the_kl_of_each_group(hier_run, cli, tmp_path):
     assert abs(sum(groups.values()) - m["latents"]["kl_per_image"]) < 1e-3 * m["latents"]["kl_per_image"]
     assert m["likelihood"]["neg_iwae_per_image"] <= m["likelihood"]["neg_elbo_per_image"] + 1.0
     assert m["reconstructions"]["c2st"]["paired"] is True  # reconstructions of held-out faces, each beside its own face
+    assert m["settings"]["fine_temperatures"] == [1.0, 1.2]  # what the samples' finer groups were drawn at
     assert "KL per group: top 4x6x6" in proc.stdout
 
 
