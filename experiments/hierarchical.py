@@ -170,6 +170,7 @@ def main() -> None:
         run = Path(a.out) / name
         evaluation = json.loads((run / "evaluation.json").read_text())
         row["kl_per_group"] = evaluation["latents"].get("kl_per_group")
+        row["fine_temperatures"] = evaluation["settings"].get("fine_temperatures", [1.0])  # older records: every finer group at 1
         row["budget_minutes"] = minutes
         if name in RESUMED_FROM:
             row["resumed_from"] = RESUMED_FROM[name]

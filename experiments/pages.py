@@ -218,7 +218,9 @@ def passes(e: dict, smallest: str) -> str:
 def readme_headline() -> str:
     """The README's headline: up to what size the recommended preset's samples, and its reconstructions of unseen faces, pass;
     the sharp preset beside it, and what an hour buys."""
-    row, sharp, long = hierarchical_row("preset_hier20"), hierarchical_row("sharp20"), result("joint_gmm")["results"]["runs"]["hier60"]["joint_gmm30"]
+    row, sharp = hierarchical_row("preset_hier20"), hierarchical_row("sharp20")
+    hot = (row.get("fine_temperatures") or [1.0])[-1]  # the hour's mixture measured with the 24-px group as hot as the preset's
+    long = result("joint_gmm")["results"]["runs"]["hier60"]["joint_gmm30" + (f"_t{hot:g}" if hot != 1 else "")]
     own, sharp_own = row["samplers"]["joint_gmm"], sharp["samplers"]["gmm"]
     smallest = list(own["ladder"])[-1]
     recons = lambda r: f"up to {r['recons']['real_up_to']} px" if r["recons"]["real_up_to"] else "at none of them"  # noqa: E731
@@ -340,8 +342,9 @@ def hierarchical_rows(names: list[str]) -> str:
         label, quality = HIERARCHICAL_LABELS.get(name, name), f"{row['psnr']:.2f} dB / {row['ssim']:.3f}"
         first = f"| {label} | {row['images_seen']:,} ({rate:,.0f}) | {row['neg_elbo']:,.1f} | {quality} | {groups}"
         faces = [("reconstructions", row["recons"], row.get("hf_ratio_recons"))]
-        at_one = ", finer groups at T = 1" if row.get("kl_per_group") else ""  # a hierarchical run's default
-        joint = "`joint_gmm` (top and 12-px group from one mixture, 24-px group at T = 1)"
+        temps = row.get("fine_temperatures") or [1.0]  # older records: every finer group at 1
+        at_one = (", finer groups at T = " + " / ".join(f"{t:g}" for t in temps)) if row.get("kl_per_group") else ""
+        joint = f"`joint_gmm` (top and 12-px group from one mixture, 24-px group at T = {temps[-1]:g})"
         faces += [(joint if s == "joint_gmm" else f"`{s}`{at_one}", e, e.get("hf_ratio")) for s, e in row["samplers"].items() if "ladder" in e]
         faces += [(f"`gmm`, finer groups at T = {k.removeprefix('gmm_fine')}", e, e.get("hf_ratio")) for k, e in row.get("sweep", {}).items()]
         for i, (what, e, hf) in enumerate(faces):
@@ -406,7 +409,8 @@ def joint_fit_rows(name: str = "preset_hier20") -> str:
         return "*Not measured yet.*\n"
     sizes = list(own["ladder"])
     lines = [f"| mixture | fitted on | 24-px group | {' / '.join(s.replace('px', '') for s in sizes)} px | real up to |", "|---|---|---|---|---|"]
-    sets = [("30 components (`evaluate`'s, the preset's own)", "20,000 training faces", "T = 1", own)]
+    hot = (hierarchical_row(name).get("fine_temperatures") or [1.0])[-1]  # what evaluate drew the 24-px group at
+    sets = [("30 components (`evaluate`'s, the preset's own)", "20,000 training faces", f"T = {hot:g}", own)]
     for key, e in rows.items():
         m = re.fullmatch(r"joint_gmm(\d+)(_flip)?(?:_s(\d+))?(?:_t([\d.-]+))?", key)
         if not m:
@@ -424,7 +428,7 @@ def joint_fit_rows(name: str = "preset_hier20") -> str:
         + "\n"
         + footnote(
             f"{HIERARCHICAL_LABELS.get(name, name)}; {r['settings']['eval_limit']:,} held-out faces and as many samples, 3 classifier seeds, mean accuracy; "
-            f"{cpu(r)}. `experiments/joint_gmm.py --runs {name}`"
+            f"{cpu(r)}. `python experiments/joint_gmm.py --runs {name}`"
         )
     )
 

@@ -167,7 +167,7 @@ class Hierarchical(SpatialConv):
     GROUPS: tuple[int, ...] = (8, 4)
     # 12 px, 24 px. On the realism ladder every finer group at 0, 0.5, 0.6 or 0.8 reads worse than at 1 from 48 px down
     # (experiments/hierarchical.py); with joint-gmm drawing the 12-px group, the 24-px group at 1.2 reads better than at
-    # 1 at every rung from 48 px down and the same at 96, at 1.4 better still at 32-16 px but worse at 48 and 96
+    # 1 at every rung from 48 px down and a little worse at 96, at 1.4 better still at 32-16 px but worse at 48 and 96
     # (experiments/joint_gmm.py --fine-temperature)
     TEMPERATURES: tuple[float, ...] = (1.0, 1.2)
     CELLS = True
