@@ -8,7 +8,7 @@ components does not move it. This fits instead a small PixelCNN (van den Oord et
 training: each position's 8 channels in the prior's whitened coordinates u (``VAE.encode_detail``) as a Gaussian given
 the positions before it in raster order and the decoder's 12-px state (which carries the top latent). Sampling draws the
 top latent from the run's gmm, u position by position at temperature ``--ar-temperature``, and decodes
-z_12 = mu_p + sigma_p u with the 24-px group from its prior (``VAE.decode`` of the wider latent). Trained on every
+z_12 = mu_p + sigma_p u with the 24-px group from its prior at temperature 1 (``VAE.decode`` of the wider latent). Trained on every
 training face but ``--val`` held back for its negative log-likelihood per dimension, printed beside that of the
 model's own prior (N(0, I) in these coordinates) on the same faces. Scored on the realism ladder beside the run's
 gmm and joint_gmm (from its ``evaluate``).
@@ -130,12 +130,12 @@ def main() -> None:
         control = json.loads((run / "evaluation.json").read_text())["c2st_control"]
         model = load_model(str(run)).float()
         model.requires_grad_(False)
+        model.temperatures = (1.0, 1.0)  # the 24-px group at 1, as recorded (and as joint_gmm.py's rows it is compared with)
         held, images, train_pos, *_ = load_eval_data(load_run_config(str(run)), DataConfig(source=a.data), model.config.image_size, a.eval_limit)
         t0 = time.time()
         top, u = encode(model, torch.from_numpy(images[train_pos]))
-        shape = model.decoder.ups[0](model._top(top[:1])).shape[1:]
-        u = u.reshape(len(u), -1, *shape[1:])
         state = states(model, top)
+        u = u.reshape(len(u), -1, *state.shape[2:])
         encoded = time.time() - t0
         order = torch.randperm(len(u), generator=torch.Generator().manual_seed(0))
         val, train = order[: a.val], order[a.val :]

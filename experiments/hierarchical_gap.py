@@ -52,6 +52,7 @@ def main() -> None:
         evaluation = json.loads((run / "evaluation.json").read_text())
         control = evaluation["c2st_control"]
         model = load_model(str(run))
+        model.temperatures = (1.0,)  # every finer group drawn at 1, as recorded (the model's own default may differ)
         held, *_ = load_eval_data(load_run_config(str(run)), DataConfig(source=a.data), model.config.image_size, a.eval_limit)
         row = {}
         for label, scales in ROWS.items():

@@ -90,8 +90,8 @@ def main() -> None:
             x = torch.cat([x, joint_latents(model, faces.flip(-1))])
         encoded = time.time() - t0
         row = rows.get(name, {})
-        cooler = "-".join(f"{t:g}" for t in a.fine_temperature)
-        suffix = ("_flip" if a.flip else "") + (f"_s{a.subsample_seed}" if a.subsample_seed else "") + (f"_t{cooler}" if a.fine_temperature != [1.0] else "")
+        fine = "-".join(f"{t:g}" for t in a.fine_temperature)
+        suffix = ("_flip" if a.flip else "") + (f"_s{a.subsample_seed}" if a.subsample_seed else "") + (f"_t{fine}" if a.fine_temperature != [1.0] else "")
         for k, label in [(k, f"joint_gmm{k}{suffix}") for k in a.components] + [(k, f"top_gmm{k}{suffix}") for k in a.top_only]:
             t0 = time.time()
             joint = label.startswith("joint")
