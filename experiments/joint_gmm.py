@@ -15,9 +15,12 @@ group's or only more components', a mixture of as many components on the top lat
 ``--flip`` fits on every training face and its mirror image (training flips faces, so mirrors are in the
 data): a full covariance over 1,728 dimensions has fewer faces per component than dimensions at 20,000 faces
 and 30 components, and twice as many should say whether the mixture is starved for data. ``--subsample-seed``
-refits on another draw of the same number of faces: the spread a refit alone makes. ``--fine-temperature T [T ...]``
-draws the 24-px group (and any finer one, one T each) from its prior at T instead of 1 (labels end in _t<T>): its posterior means have about
-0.4 of the prior's variance, the rest is the posterior's own spread, so T = 1 draws more than a reconstruction decodes.
+refits on another draw of the same number of faces: the spread a refit alone makes. ``--detail-noise S`` adds
+S N(0, I) to each drawn 12-px latent: the mixture is fitted on posterior means, while training decodes posterior
+draws, whose own spread (``experiments/posterior_spread.py`` measures it) the means leave out.
+``--fine-temperature T [T ...]`` draws the 24-px group (and any finer one, one T each) from its prior at T instead
+of 1 (labels end in _t<T>): its posterior means have about 0.4 of the prior's variance, the rest is the posterior's
+own spread, so T = 1 draws more than a reconstruction decodes.
 
     python experiments/joint_gmm.py --runs hier60 --components 1 10 30 --top-only 30 --out experiments/out/hier
     python experiments/joint_gmm.py --runs preset_hier20 --components 30 60 --flip --out experiments/out/hier
@@ -67,6 +70,12 @@ def main() -> None:
     p.add_argument(
         "--fine-temperature", type=float, nargs="+", default=[1.0], help="the 24-px (and finer) groups' temperatures when decoding draws (default: %(default)s)"
     )
+    p.add_argument(
+        "--detail-noise",
+        type=float,
+        default=0.0,
+        help="add this much N(0, I) to each drawn 12-px latent u, as a posterior draw adds to its mean (labels end in _n<S>)",
+    )
     p.add_argument("--eval-limit", type=int, default=1000, help="held-out faces (default: %(default)s)")
     p.add_argument("--n-samples", type=int, default=1000, help="samples scored (default: %(default)s)")
     p.add_argument("--c2st-seeds", type=int, default=3, help="classifier seeds per rung (default: %(default)s)")
@@ -92,12 +101,16 @@ def main() -> None:
         row = rows.get(name, {})
         fine = "-".join(f"{t:g}" for t in a.fine_temperature)
         suffix = ("_flip" if a.flip else "") + (f"_s{a.subsample_seed}" if a.subsample_seed else "") + (f"_t{fine}" if a.fine_temperature != [1.0] else "")
+        suffix += f"_n{a.detail_noise:g}" if a.detail_noise else ""
         for k, label in [(k, f"joint_gmm{k}{suffix}") for k in a.components] + [(k, f"top_gmm{k}{suffix}") for k in a.top_only]:
             t0 = time.time()
             joint = label.startswith("joint")
             sampler = GMMSampler.fit(x if joint else x[:, : model.config.latent_dim], k, "full", max_fit=len(x) if a.flip else a.fit_on)
             fitted = time.time() - t0
             drawn = sampler.sample(a.n_samples, torch.Generator().manual_seed(0))
+            if joint and a.detail_noise:  # the 12-px latents as training draws them: the posterior's mean plus its own spread
+                noise = torch.randn(drawn[:, model.config.latent_dim :].shape, generator=torch.Generator().manual_seed(2))
+                drawn[:, model.config.latent_dim :] += a.detail_noise * noise
             # a top-only draw takes every finer group from its prior; a joint one the 24-px (and finer) ones
             faces = decode_latents(model, drawn, generator=torch.Generator().manual_seed(1), temperatures=(1.0, *a.fine_temperature))
             save_grid(faces[:64], out / f"{name}_{label}.png", nrow=8)

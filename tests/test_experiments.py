@@ -249,3 +249,27 @@ def test_the_detail_prior_is_causal_in_raster_order_and_learns_a_dependence_betw
     assert float(loss) < start - 0.5
     drawn = fit.sample(torch.zeros(8, 1, 6, 6), 1, 1.0, torch.Generator().manual_seed(0))
     assert drawn.shape == (8, 1, 6, 6) and torch.isfinite(drawn).all()
+
+
+def test_the_posterior_spread_is_the_prior_s_on_a_new_model_and_reads_the_model_s_own_kl():
+    from posterior_spread import group_spread
+
+    from animevae.config import ModelConfig
+    from animevae.models.vae import VAE
+
+    torch.manual_seed(0)
+    m = VAE(ModelConfig(arch="hierarchical", image_size=48, num_layers=4, base_channels=8, latent_dim=144)).eval()
+    faces = torch.randint(0, 256, (6, 3, 48, 48), dtype=torch.uint8)
+    for r in group_spread(m, faces):  # a new model's finer posteriors are their priors (zero heads)
+        assert r["kl_per_dim"] == 0 and r["means_spread"] == 0 and r["variance_ratio"] == 1 and r["matched_temperature"] == 1
+    for group in m.decoder.groups:
+        for head in (group.prior, group.posterior):
+            torch.nn.init.normal_(head.weight, std=0.05)
+            torch.nn.init.normal_(head.bias, std=0.2)
+    rows = group_spread(m, faces, seed=3)
+    with torch.no_grad():
+        own = m(faces.float().div(255), generator=torch.Generator().manual_seed(3)).detail_kl
+    for r, kl in zip(rows, own):
+        assert r["kl_per_dim"] > 0.01 and r["kl_per_dim"] == pytest.approx(float(kl.mean()), abs=1e-4)  # figures kept to 4 places
+        assert abs(r["matched_temperature"] - r["drawn_rms"]) < 0.05  # the expectation and the draws agree
+        assert r["matched_temperature"] ** 2 == pytest.approx(r["means_spread"] + r["variance_ratio"], abs=1e-3)
