@@ -197,7 +197,7 @@ class Latents:
     mu: torch.Tensor
     logvar: torch.Tensor
     row_id: torch.Tensor
-    detail: torch.Tensor | None = None  # a hierarchical model's detail latents (VAE.encode_detail), from a clean pass; else None
+    detail: torch.Tensor | None = None  # a hierarchical model's detail latents (VAE.encode_detail, a posterior draw each), from a clean pass; else None
 
     def head(self, n: int) -> Latents:
         """The first ``n`` rows (a sampler's width can be read off one row without building every row)."""

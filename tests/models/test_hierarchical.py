@@ -122,6 +122,38 @@ def test_detail_latents_decode_as_the_first_finer_scales_posterior(arch):
         VAE(ModelConfig(image_size=48, num_layers=4, base_channels=8, latent_dim=16)).encode_detail(x)
 
 
+def test_detail_latents_drawn_from_the_posterior_spread_around_its_means_by_its_own_scale():
+    """With a generator, ``encode_detail`` draws each face's 12-px latents from the posterior (what training decodes)
+    instead of taking the means: reproducible for a seed, centred on the means, spread by the posterior's own sigma
+    (1 on a new model, whose posterior is its prior), and a later group at that scale reads the draw, not the mean."""
+    x = torch.rand(64, 3, 48, 48)
+    with torch.no_grad():
+        _, means = model(heads=False).encode_detail(x)
+        _, drawn = model(heads=False).encode_detail(x, torch.Generator().manual_seed(0))
+        assert torch.equal(means, torch.zeros_like(means)) and abs(float(drawn.std()) - 1) < 0.02
+        m = model(seed=3)
+        _, means = m.encode_detail(x)
+        first = m.encode_detail(x, torch.Generator().manual_seed(1))[1]
+        assert torch.equal(first, m.encode_detail(x, torch.Generator().manual_seed(1))[1])
+        assert not torch.allclose(first, m.encode_detail(x, torch.Generator().manual_seed(2))[1])
+        h = m._top(m.encode(x).mu)
+        group = m.decoder.groups[0]
+        state = m.decoder.ups[0](h)
+        _, d_logvar = group.shift_of(state, m.encoder(x)[-2])
+        _, p_logvar = group.prior_of(state)
+        sigma = torch.exp(d_logvar / 2).flatten(1)  # the posterior's sigma over the prior's, per dimension
+        z = (first - means) / sigma
+        assert abs(float(z.mean())) < 0.02 and abs(float(z.std()) - 1) < 0.02
+        assert float(sigma.std()) > 0.01  # the spread differs between dimensions: not one noise level for all
+    stacked = model(seed=3, arch="hierarchical-stacked")
+    with torch.no_grad():
+        _, means = stacked.encode_detail(x)
+        drawn = stacked.encode_detail(x, torch.Generator().manual_seed(1))[1]
+    width = stacked.decoder.groups[0].z_channels * 144
+    # the second group's prior reads the first group's draw: its whitened mean moves with it
+    assert not torch.allclose(drawn[:, width:], means[:, width:], atol=1e-4)
+
+
 def test_folding_batchnorm_keeps_the_function():
     m = model(seed=5)
     x = torch.rand(2, 3, 48, 48)

@@ -227,6 +227,24 @@ def test_epoch_latents_fills_rows_the_training_pass_missed():
     assert not (mu == 7.0).any()  # nothing carried over from the last epoch
 
 
+def test_the_clean_pass_keeps_a_posterior_draw_of_each_faces_detail_latents_fixed_by_the_seed():
+    """A hierarchical model's detail latents in the latents file are posterior draws (what training decodes), the
+    same for the same seed, not the posterior means."""
+    from animevae.data.device import DeviceImages
+    from animevae.training.passes import encode_rows
+
+    torch.manual_seed(0)
+    model = VAE(ModelConfig(arch="hierarchical", image_size=48, num_layers=4, base_channels=8, latent_dim=144)).eval()
+    images = np.random.default_rng(0).integers(0, 256, (6, 3, 48, 48), dtype=np.uint8)
+    data = DeviceImages(images, torch.device("cpu"))
+    rows = np.arange(6)
+    mu, _, detail = encode_rows(model, data, rows, 4, None, detail=True, seed=5)
+    _, means = model.encode_detail(data.pixels(rows, torch.float32))
+    assert torch.equal(detail, encode_rows(model, data, rows, 4, None, detail=True, seed=5)[2])
+    assert not torch.allclose(detail, encode_rows(model, data, rows, 4, None, detail=True, seed=6)[2])
+    assert abs(float((detail - means).std()) - 1) < 0.05  # a new model's posterior is its prior: unit spread around the means
+
+
 # -- fine-tuning -----------------------------------------------------------------------------------
 
 

@@ -19,8 +19,8 @@ The top group is the model's latent everywhere else (the latents file, every sam
 ``decode(z_top)`` draws the finer groups from their learned priors at per-group temperatures, and
 ``reconstruct(x)`` takes them from the posterior. The 12-px group's prior draws each position independently
 given the top, so the two halves of an eye need not agree: ``encode_detail`` gives each face's 12-px posterior
-in that prior's whitened coordinates (the latents file keeps them), a sampler fitted over both (joint-gmm)
-draws them together, and ``decode([z_top, u])`` decodes such a draw. Registered as ``arch="hierarchical"``.
+in that prior's whitened coordinates (the latents file keeps one posterior draw per face), a sampler fitted over both
+(joint-gmm) draws them together, and ``decode([z_top, u])`` decodes such a draw. Registered as ``arch="hierarchical"``.
 """
 
 from __future__ import annotations
@@ -121,17 +121,21 @@ class TopDown(nn.Module):
                     log_ratio = ratio if log_ratio is None else log_ratio + ratio
         return self.out(h), kls, log_ratio
 
-    def whitened(self, h: torch.Tensor, features: list[torch.Tensor]) -> torch.Tensor:
+    def whitened(self, h: torch.Tensor, features: list[torch.Tensor], generator: torch.Generator | None = None) -> torch.Tensor:
         """The first finer scale's posterior means (every group of it, given the top state ``h``) in their priors'
-        whitened coordinates, u = (mu_q - mu_p) / sigma_p, flattened to N x D. A sampler fitted over [top, u]
+        whitened coordinates, u = (mu_q - mu_p) / sigma_p, flattened to N x D; with ``generator``, posterior draws
+        (the mean plus the posterior's own spread, as training decodes them). A sampler fitted over [top, u]
         (joint-gmm) can hold which strokes go together, which a prior that draws each position independently cannot."""
         h, us = self.ups[0](h), []
         for group in self.groups:
             if group.scale == 0:
                 p_mu, p_logvar = group.prior_of(h)
-                d_mu, _ = group.shift_of(h, features[len(features) - 1])
-                us.append((d_mu * torch.exp(-p_logvar / 2)).flatten(1))
-                h = group.joined(h, p_mu + d_mu)
+                d_mu, d_logvar = group.shift_of(h, features[len(features) - 1])
+                u = d_mu * torch.exp(-p_logvar / 2)
+                if generator is not None:
+                    u = u + torch.exp(d_logvar / 2) * noise_like(u, generator)
+                us.append(u.flatten(1))
+                h = group.joined(h, p_mu + torch.exp(p_logvar / 2) * u)
         return torch.cat(us, 1)
 
     @staticmethod

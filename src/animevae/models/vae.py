@@ -276,15 +276,16 @@ class VAE(
     def encode(self, x: torch.Tensor) -> DiagonalGaussian:
         return self._heads(self.encoder(x))
 
-    def encode_detail(self, x: torch.Tensor) -> tuple[DiagonalGaussian, torch.Tensor]:
+    def encode_detail(self, x: torch.Tensor, generator: torch.Generator | None = None) -> tuple[DiagonalGaussian, torch.Tensor]:
         """Images -> (the top latent's posterior, N x ``detail_dim`` detail latents): a hierarchical model's first finer
-        scale, its posterior mean given the top's mean, in its prior's whitened coordinates (``TopDown.whitened``).
-        ``decode(torch.cat([mu, detail], 1))`` draws that scale as the face's own and the finer ones from their priors."""
+        scale, its posterior mean given the top's mean (with ``generator``: a posterior draw), in its prior's whitened
+        coordinates (``TopDown.whitened``). ``decode(torch.cat([mu, detail], 1))`` draws that scale as the face's own
+        and the finer ones from their priors."""
         if not self.hierarchical:
             raise ValueError(f"arch {self.config.arch!r} has no finer latent groups: only a hierarchical model has detail latents")
         features = self.encoder(x)
         posterior = self._heads(features)
-        return posterior, self.decoder.whitened(self._top(posterior.mu), features[:-1])
+        return posterior, self.decoder.whitened(self._top(posterior.mu), features[:-1], generator)
 
     @property
     def detail_dim(self) -> int:

@@ -4,7 +4,8 @@
 ~60k latents every average collapses to the mean face, so ``k`` (how many stored latents one mix
 draws on) is a parameter; docs/how-to/generate.md shows what it does to diversity. ``prior`` draws from
 N(0, T^2 I); ``gmm`` from a Gaussian mixture fitted to the stored latent means (``joint-gmm``: the same
-mixture over a hierarchical model's latent and detail latents, so its 12-px strokes are drawn with the face);
+mixture over a hierarchical model's latent means and detail latents, posterior draws of its 12-px group, so its
+strokes are drawn with the face);
 ``two-stage`` from a second VAE fitted to them; ``diffusion`` from a small diffusion model fitted to them.
 """
 

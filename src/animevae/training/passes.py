@@ -25,15 +25,19 @@ PASS_BATCH = 512
 
 
 @torch.no_grad()
-def encode_rows(model: VAE, data: DeviceImages, positions: np.ndarray, batch: int, amp, detail: bool = False) -> tuple[torch.Tensor, ...]:
+def encode_rows(model: VAE, data: DeviceImages, positions: np.ndarray, batch: int, amp, detail: bool = False, seed: int = 0) -> tuple[torch.Tensor, ...]:
     """Latent mean and log-variance of every image at ``positions`` (eval mode, no augmentation); with ``detail``,
-    a hierarchical model's detail latents (``VAE.encode_detail``) as a third tensor."""
+    a hierarchical model's detail latents as a third tensor: one posterior draw each (``VAE.encode_detail`` with a
+    generator seeded ``seed``), as training decodes them. A mixture fitted on the means alone leaves out the
+    posterior's own spread, about half of the prior's variance: its faces were caught more often from 48 px down
+    (experiments/joint_gmm.py --fit-on-draws)."""
     mus, logvars, details = [], [], []
+    gen = torch.Generator(device=data.device).manual_seed(seed) if detail else None
     with torch.autocast(data.device.type, dtype=amp or torch.float32, enabled=amp is not None):  # one context: weights cast once
         for s in range(0, len(positions), batch):
             x = data.pixels(positions[s : s + batch], amp or torch.float32)
             if detail:
-                posterior, u = model.encode_detail(x)
+                posterior, u = model.encode_detail(x, gen)
                 details.append(u.float().cpu())
             else:
                 posterior = model.encode(x)
@@ -89,14 +93,14 @@ class PassLatents:
 
 
 def epoch_latents(
-    model: VAE, data: DeviceImages, train_pos: np.ndarray, my_train: np.ndarray, recorded: PassLatents | None, amp, world: int, rank: int
+    model: VAE, data: DeviceImages, train_pos: np.ndarray, my_train: np.ndarray, recorded: PassLatents | None, amp, world: int, rank: int, seed: int = 0
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """(positions, mu, logvar, detail or None) for every training image, gathered from all ranks: a clean pass of
     ``model`` (eval mode, no augmentation) over them all when ``recorded`` is None (with a hierarchical model's
     detail latents, for the joint-gmm sampler), else the training pass's latents plus a clean pass over the rows
     it missed (rank 0, which writes the file)."""
     if recorded is None:
-        rows = encode_rows(model, data, my_train, PASS_BATCH, amp, detail=model.hierarchical)
+        rows = encode_rows(model, data, my_train, PASS_BATCH, amp, detail=model.hierarchical, seed=seed * 1000 + rank)
         pos, mu, logvar, *detail = gather_rows([torch.from_numpy(my_train), *rows], world)
         return pos, mu, logvar, (detail[0] if detail else None)
     pos, mu, logvar = gather_rows(list(recorded.taken()), world)
@@ -136,7 +140,7 @@ def run_epoch_passes(
     infer = model.folded().to(memory_format=system.memory_format)
     val = heldout_loss(infer, data, val_pos, PASS_BATCH, system.amp, beta, seed) if len(val_pos) and system.is_writer else None
     my_train = train_pos[system.rank :: system.world]
-    pos, mu, logvar, detail = epoch_latents(infer, data, train_pos, my_train, None if clean else recorded, system.amp, system.world, system.rank)
+    pos, mu, logvar, detail = epoch_latents(infer, data, train_pos, my_train, None if clean else recorded, system.amp, system.world, system.rank, seed)
     rows = torch.from_numpy(row_ids[pos.numpy()])
     order = torch.argsort(rows)
     seconds = time.perf_counter() - t0
