@@ -22,8 +22,6 @@ temperature is then swept: the same top latents (the gmm's), the finer groups dr
   latents for what the 24-px group leaves to the decoder's average (reconstructions caught at 48 px and up);
 * ``--only preset_hier20_fb0``: the hierarchical preset without free bits (at 48 px, without them the finer
   posteriors stayed nearer their priors and the gmm's samples were caught less often at the smallest rungs);
-* ``--only preset_hier20_nocell``: the hierarchical preset without the residual cell after each join (at 48 px it
-  trained a third more images in the same minutes and its samples read as well or better);
 * ``--only sharp60 hier60``: each of those runs, copied and resumed to ``--long-minutes`` (60) in all
   (``animevae train --resume RUN --max-minutes 60``): what more minutes buy;
 * ``--only hier120``: the hierarchical run of one hour, copied and resumed to ``--longer-minutes`` (120) in all:
@@ -84,7 +82,7 @@ class HierarchicalTo48(Hierarchical):
     TEMPERATURES = (1.0, 1.0, 1.0)
 
 
-IN_PROCESS = ("hier48_nocell", "stack48_2", "finest20", "preset_hier20_nocell")  # variants whose architecture this script registers
+IN_PROCESS = ("hier48_nocell", "stack48_2", "finest20")  # variants whose architecture this script registers
 SHARP, HIER = ["--preset", "sharp"], ["--preset", "sharp", "--arch", "hierarchical"]
 AT_48 = ["--image-size", "48"]
 VARIANTS = {  # name: (flags, budget: "explore" or "full")
@@ -101,12 +99,11 @@ VARIANTS = {  # name: (flags, budget: "explore" or "full")
     "preset_hier20": (["--preset", "hierarchical"], "full"),
     "finest20": (["--preset", "hierarchical", "--arch", "hierarchical-48"], "full"),
     "preset_hier20_fb0": (["--preset", "hierarchical", "--free-bits", "0"], "full"),
-    "preset_hier20_nocell": (["--preset", "hierarchical", "--arch", "hierarchical-nocell"], "full"),
     "sharp60": (SHARP, "long"),
     "hier60": (HIER, "long"),
     "hier120": (HIER, "longer"),
 }
-JOINT = ("preset_hier20", "finest20", "preset_hier20_fb0", "preset_hier20_nocell", "hier120")  # measured with the preset's own sampler too
+JOINT = ("preset_hier20", "finest20", "preset_hier20_fb0", "hier120")  # measured with the preset's own sampler too
 RESUMED_FROM = {"sharp60": "sharp20", "hier60": "hier20", "hier120": "hier60"}  # the "long" variants: these runs, resumed
 SWEEP = {"explore": (0.0, 0.5), "full": (0.6, 0.8), "long": (0.6, 0.8)}  # the finer groups' temperatures tried on the gmm's top latents (evaluate's row: 1)
 SWEPT_AT_48 = ("hier48",)  # the 48-px runs swept (the others' temperature 1 is evaluate's own row)

@@ -18,6 +18,7 @@ and 30 components, and twice as many should say whether the mixture is starved f
 refits on another draw of the same number of faces: the spread a refit alone makes. ``--detail-noise S`` adds
 S N(0, I) to each drawn 12-px latent: the mixture is fitted on posterior means, while training decodes posterior
 draws, whose own spread (``experiments/posterior_spread.py`` measures it) the means leave out.
+``--fit-on-draws`` fits the mixture on posterior draws instead (the spread is then the mixture's own).
 ``--fine-temperature T [T ...]`` draws the 24-px group (and any finer one, one T each) from its prior at T instead
 of 1 (labels end in _t<T>): its posterior means have about 0.4 of the prior's variance, the rest is the posterior's
 own spread, so T = 1 draws more than a reconstruction decodes.
@@ -36,6 +37,8 @@ import _record
 import hierarchical  # noqa: F401  (registers that experiment's architectures, so its runs load here)
 import torch
 from _runs import earlier_results, ladder_line, score_faces
+from _shaped_noise import autocorrelation, kernel_of, shaped_prior_noise
+from posterior_spread import posterior_draws
 
 from animevae.config import DataConfig
 from animevae.evaluation.report import load_eval_data
@@ -45,15 +48,17 @@ from animevae.sampling.generate import decode_latents, load_model
 from animevae.sampling.samplers import GMMSampler
 
 NAME = "joint_gmm"
+SHAPED_FROM = 2000  # training faces whose posterior draws give --shaped-noise its correlations
 QUESTION = "Does a mixture fitted jointly over the top latent and the 12-px latent group close a hierarchical run's sampler gap?"
 
 
 @torch.no_grad()
-def joint_latents(model, faces: torch.Tensor, batch: int = 256) -> torch.Tensor:
-    """uint8 faces -> [top latent mean, detail latents (``VAE.encode_detail``: the 12-px groups' posterior means in their priors' whitened coordinates)]."""
+def joint_latents(model, faces: torch.Tensor, batch: int = 256, generator: torch.Generator | None = None) -> torch.Tensor:
+    """uint8 faces -> [top latent mean, detail latents (``VAE.encode_detail``: the 12-px groups' posterior means in their
+    priors' whitened coordinates; with ``generator``, posterior draws)]."""
     rows = []
     for s in range(0, len(faces), batch):
-        posterior, detail = model.encode_detail(faces[s : s + batch].float().div(255))
+        posterior, detail = model.encode_detail(faces[s : s + batch].float().div(255), generator)
         rows.append(torch.cat([posterior.mu.float(), detail.float()], 1))
     return torch.cat(rows)
 
@@ -76,6 +81,12 @@ def main() -> None:
         default=0.0,
         help="add this much N(0, I) to each drawn 12-px latent u, as a posterior draw adds to its mean (labels end in _n<S>)",
     )
+    p.add_argument("--fit-on-draws", action="store_true", help="fit on the 12-px groups' posterior draws, not their means (labels end in _draws)")
+    p.add_argument(
+        "--shaped-noise",
+        action="store_true",
+        help="draw the 24-px (and finer) groups with noise correlated between neighbours as their posterior draws are (labels end in _shaped)",
+    )
     p.add_argument("--eval-limit", type=int, default=1000, help="held-out faces (default: %(default)s)")
     p.add_argument("--n-samples", type=int, default=1000, help="samples scored (default: %(default)s)")
     p.add_argument("--c2st-seeds", type=int, default=3, help="classifier seeds per rung (default: %(default)s)")
@@ -94,14 +105,22 @@ def main() -> None:
         t0 = time.time()
         order = torch.randperm(len(train_pos), generator=torch.Generator().manual_seed(a.subsample_seed))
         faces = torch.from_numpy(images[train_pos[order.numpy() if a.flip else order[: a.fit_on].numpy()]])
-        x = joint_latents(model, faces)
+        drawing = torch.Generator().manual_seed(3) if a.fit_on_draws else None
+        x = joint_latents(model, faces, generator=drawing)
         if a.flip:
-            x = torch.cat([x, joint_latents(model, faces.flip(-1))])
+            x = torch.cat([x, joint_latents(model, faces.flip(-1), generator=drawing)])
         encoded = time.time() - t0
         row = rows.get(name, {})
         fine = "-".join(f"{t:g}" for t in a.fine_temperature)
         suffix = ("_flip" if a.flip else "") + (f"_s{a.subsample_seed}" if a.subsample_seed else "") + (f"_t{fine}" if a.fine_temperature != [1.0] else "")
-        suffix += f"_n{a.detail_noise:g}" if a.detail_noise else ""
+        suffix += ("_draws" if a.fit_on_draws else "") + (f"_n{a.detail_noise:g}" if a.detail_noise else "") + ("_shaped" if a.shaped_noise else "")
+        kernels = {}
+        if a.shaped_noise:  # each finer group below the first scale: its posterior draws' correlation between neighbours
+            later = [g for g, group in enumerate(model.decoder.groups) if group.scale > 0]
+            draws = [(i, u) for i, _, _, u in posterior_draws(model, faces[:SHAPED_FROM]) if i in later]
+            for g in later:
+                maps = [u for i, u in draws if i == g]
+                kernels[tuple(maps[0].shape[1:])] = kernel_of(autocorrelation(maps))
         for k, label in [(k, f"joint_gmm{k}{suffix}") for k in a.components] + [(k, f"top_gmm{k}{suffix}") for k in a.top_only]:
             t0 = time.time()
             joint = label.startswith("joint")
@@ -112,7 +131,8 @@ def main() -> None:
                 noise = torch.randn(drawn[:, model.config.latent_dim :].shape, generator=torch.Generator().manual_seed(2))
                 drawn[:, model.config.latent_dim :] += a.detail_noise * noise
             # a top-only draw takes every finer group from its prior; a joint one the 24-px (and finer) ones
-            faces = decode_latents(model, drawn, generator=torch.Generator().manual_seed(1), temperatures=(1.0, *a.fine_temperature))
+            with shaped_prior_noise(kernels):
+                faces = decode_latents(model, drawn, generator=torch.Generator().manual_seed(1), temperatures=(1.0, *a.fine_temperature))
             save_grid(faces[:64], out / f"{name}_{label}.png", nrow=8)
             row[label] = score_faces(faces, held, a.c2st_seeds, control=control) | {
                 "dims": drawn.shape[1],

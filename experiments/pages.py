@@ -220,8 +220,12 @@ def readme_headline() -> str:
     the sharp preset beside it, and what an hour buys."""
     row, sharp = hierarchical_row("preset_hier20"), hierarchical_row("sharp20")
     hot = (row.get("fine_temperatures") or [1.0])[-1]  # the hour's mixture measured with the 24-px group as hot as the preset's
-    long = result("joint_gmm")["results"]["runs"]["hier60"]["joint_gmm30" + (f"_t{hot:g}" if hot != 1 else "")]
+    hour = result("joint_gmm")["results"]["runs"]["hier60"]
+    key = "joint_gmm30" + (f"_t{hot:g}" if hot != 1 else "")
+    drawn = "preset_hier20" in result("redraw_detail")["results"]["runs"]  # the preset's mixture fitted on posterior draws
+    long = hour.get(key + "_draws") if drawn else hour[key]
     own, sharp_own = row["samplers"]["joint_gmm"], sharp["samplers"]["gmm"]
+    caught_up = (own["real_up_to"] or 0) >= (row["recons"]["real_up_to"] or 0)
     smallest = list(own["ladder"])[-1]
     recons = lambda r: f"up to {r['recons']['real_up_to']} px" if r["recons"]["real_up_to"] else "at none of them"  # noqa: E731
     at = lambda e, size: f"{e['ladder'][size]:.3f}"  # noqa: E731
@@ -233,9 +237,14 @@ def readme_headline() -> str:
         f"{at(own, '24px')} against {at(sharp_own, '24px')} at 24 px; at 16 px {at(own, smallest)} against {at(sharp_own, smallest)}), and its "
         f"reconstructions of faces it never saw pass {recons(row)} (the sharp preset's {recons(sharp)}; "
         f"PSNR {row['psnr']:.1f} dB against {sharp['psnr']:.1f}): "
-        "the rest of the gap is the sampler's ([its figures](docs/explanation/hierarchical.md), [what was tried](docs/explanation/sharper-faces.md)). "
-        f"An hour instead of 20 minutes moves it little: the same model resumed to an hour, with the same kind of mixture, is caught "
-        f"{long['ladder'][smallest]:.1%} of the time at {smallest.replace('px', ' px')}.\n"
+        + ("its samples pass as far as they do; above that, both are caught " if caught_up else "the rest of the gap is the sampler's ")
+        + "([its figures](docs/explanation/hierarchical.md), [what was tried](docs/explanation/sharper-faces.md)). "
+        + (
+            f"An hour instead of 20 minutes moves it little: the same model resumed to an hour, with the same kind of mixture, is caught "
+            f"{long['ladder'][smallest]:.1%} of the time at {smallest.replace('px', ' px')}.\n"
+            if long
+            else "\n"
+        )
     )
 
 
@@ -321,6 +330,7 @@ HIERARCHICAL_LABELS = {
     "stack20": "`--arch hierarchical-stacked` on the sharp preset",
     "preset_hier20": "`--preset hierarchical` (the same model, its own sampler `joint_gmm`)",
     "finest20": "`--preset hierarchical` with a third finer group, 2 × 48 × 48 (`hierarchical-48`)",
+    "preset_hier20_fb0": "`--preset hierarchical --free-bits 0` (no free bits)",
 }
 
 
@@ -408,20 +418,25 @@ def joint_fit_rows(name: str = "preset_hier20") -> str:
     if not rows or own is None:
         return "*Not measured yet.*\n"
     sizes = list(own["ladder"])
-    lines = [f"| mixture | fitted on | 24-px group | {' / '.join(s.replace('px', '') for s in sizes)} px | real up to |", "|---|---|---|---|---|"]
+    head = f"| mixture | fitted on | 12-px latents | 24-px group | {' / '.join(s.replace('px', '') for s in sizes)} px | real up to |"
+    lines = [head, "|---|---|---|---|---|---|"]
     hot = (hierarchical_row(name).get("fine_temperatures") or [1.0])[-1]  # what evaluate drew the 24-px group at
-    sets = [("30 components (`evaluate`'s, the preset's own)", "20,000 training faces", f"T = {hot:g}", own)]
+    redrawn = name in result("redraw_detail")["results"]["runs"]  # its latents pass redone with posterior draws
+    own_detail = "posterior draws" if redrawn else "posterior means"
+    sets = [("30 components (`evaluate`'s, the preset's own)", "20,000 training faces", own_detail, f"T = {hot:g}", own)]
     for key, e in rows.items():
-        m = re.fullmatch(r"joint_gmm(\d+)(_flip)?(?:_s(\d+))?(?:_t([\d.-]+))?", key)
+        m = re.fullmatch(r"joint_gmm(\d+)(_flip)?(?:_s(\d+))?(?:_t([\d.-]+))?(_draws)?(?:_n([\d.]+))?(_shaped)?", key)
         if not m:
             continue
-        k, flip, seed, t = m.groups()
+        k, flip, seed, t, draws, noise, shaped = m.groups()
         faces = f"{e.get('fitted_on', 20000):,} latents: every training face and its mirror image" if flip else f"{e.get('fitted_on', 20000):,} training faces"
-        refit = " (refitted here)" if not (flip or seed or t) else ""
-        sets.append((f"{k} components{refit}", faces + (f" (another draw, seed {seed})" if seed else ""), f"T = {t or 1}", e))
-    for what, faces, t, e in sets:
+        refit = " (refitted here)" if not (flip or seed or t or draws or noise or shaped) else ""
+        detail = "posterior draws" if draws else f"posterior means + {noise} × N(0, I)" if noise else "posterior means"
+        hotter = f"T = {t or 1}" + (", noise correlated as the posterior's" if shaped else "")
+        sets.append((f"{k} components{refit}", faces + (f" (another draw, seed {seed})" if seed else ""), detail, hotter, e))
+    for what, faces, detail, t, e in sets:
         cells = " / ".join(f"{e['ladder'][s]:.3f}" for s in sizes)
-        lines.append(f"| {what} | {faces} | {t} | {cells} | {up_to(e)} |")
+        lines.append(f"| {what} | {faces} | {detail} | {t} | {cells} | {up_to(e)} |")
     r = result("joint_gmm")
     return (
         "\n".join(lines)
@@ -1127,7 +1142,7 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "ssim-loss": ssim_loss,
     "decoder-noise": decoder_noise,
     "hierarchical-explore": lambda: hierarchical_rows(["sharp48", "hier48", "hier48_fb0", "hier48_nocell", "hier48_fineb1", "stack48", "stack48_2"]),
-    "hierarchical-20min": lambda: hierarchical_rows(["sharp20", "hier20", "stack20", "preset_hier20", "finest20"]),
+    "hierarchical-20min": lambda: hierarchical_rows(["sharp20", "hier20", "stack20", "preset_hier20", "finest20", "preset_hier20_fb0"]),
     "hierarchical-60min": lambda: hierarchical_rows(["sharp20", "sharp60", "hier20", "hier60"]),
     "hierarchical-gap": lambda: hierarchical_gap_rows(["hier20", "hier60", "stack20"]),
     "joint-gmm-fits": joint_fit_rows,

@@ -6,8 +6,11 @@ u = T eps from the prior at temperature T. The two agree in scale when T^2 = E[u
 over the training faces: the *matched temperature* of the group. Free bits hold every dimension's KL at 0.25 nats or
 more, which moves the posteriors off their priors: if the posterior's variance stays near the prior's, its means'
 spread adds to it and the aggregate is wider than the prior, so a draw at T = 1 is narrower than what the decoder was
-trained on. This measures, per group, the KL per dimension, the means' spread, the posterior / prior variance ratio
-and the matched temperature, on the training faces (one posterior pass, no augmentation), for runs in ``--out``:
+trained on. Over k x k blocks the same draws' mean has variance 1 / k^2 under the prior, which draws every position
+independently; where the posterior's neighbouring positions move together, more: ``block_temperature`` is the prior's
+temperature that would match it (the spread a shrunk face shows). This measures, per group, the KL per dimension,
+the means' spread, the posterior / prior variance ratio, the matched temperature and the block temperatures, on the
+training faces (one posterior pass, no augmentation), for runs in ``--out``:
 
     python experiments/posterior_spread.py --runs preset_hier20 hier60 --out experiments/out/hier
 """
@@ -28,16 +31,16 @@ from animevae.runs import load_run_config
 from animevae.sampling.generate import load_model
 
 NAME = "posterior_spread"
+BLOCKS = (2, 4)  # block sizes over which the draws' spread is also measured
 QUESTION = "How wide is each finer latent group's aggregate posterior against its learned prior (the temperature that matches them)?"
 
 
 @torch.no_grad()
-def group_spread(model, images: torch.Tensor, batch: int = 100, seed: int = 0) -> list[dict]:
-    """Per finer group, over ``images`` (uint8 N x C x H x W): sums of (d_mu / sigma_p)^2, e^d_logvar and KL per
-    dimension, from one posterior pass that draws each group as training does (the noise from a seeded generator)."""
+def posterior_draws(model, images: torch.Tensor, batch: int = 100, seed: int = 0):
+    """One posterior pass over ``images`` (uint8 N x C x H x W) that draws each group as training does (the noise from a
+    seeded generator): yields (group index, d_mu / sigma_p, d_logvar, u = (z - mu_p) / sigma_p) per batch and group."""
     gen = torch.Generator().manual_seed(seed)
     decoder = model.decoder
-    sums = [{"means": 0.0, "variance": 0.0, "kl": 0.0, "u2": 0.0, "count": 0} for _ in decoder.groups]
     for s in range(0, len(images), batch):
         x = images[s : s + batch].float().div(255)
         features = model.encoder(x)
@@ -51,15 +54,26 @@ def group_spread(model, images: torch.Tensor, batch: int = 100, seed: int = 0) -
                 p_mu, p_logvar = group.prior_of(h)
                 d_mu, d_logvar = group.shift_of(h, features[len(features) - 2 - group.scale])
                 eps = noise_like(p_mu, gen)  # the same draws as the model's own posterior pass with this generator
-                u = d_mu * torch.exp(-p_logvar / 2) + torch.exp(d_logvar / 2) * eps
-                kl = 0.5 * (d_mu.pow(2) * torch.exp(-p_logvar) + torch.exp(d_logvar) - 1 - d_logvar)
-                acc = sums[g]
-                acc["means"] += (d_mu.pow(2) * torch.exp(-p_logvar)).sum().item()
-                acc["variance"] += torch.exp(d_logvar).sum().item()
-                acc["kl"] += kl.sum().item()
-                acc["u2"] += u.pow(2).sum().item()
-                acc["count"] += u.numel()
+                m = d_mu * torch.exp(-p_logvar / 2)
+                u = m + torch.exp(d_logvar / 2) * eps
+                yield g, m, d_logvar, u
                 h = group.joined(h, p_mu + torch.exp(p_logvar / 2) * u)
+
+
+def group_spread(model, images: torch.Tensor, batch: int = 100, seed: int = 0) -> list[dict]:
+    """Per finer group, over ``images``: the KL per dimension, the means' spread E[(d_mu / sigma_p)^2], the variance
+    ratio E[e^d_logvar], the matched temperature and the block temperatures (``posterior_draws``'s draws)."""
+    decoder = model.decoder
+    sums = [{"means": 0.0, "variance": 0.0, "kl": 0.0, "u2": 0.0, "count": 0} for _ in decoder.groups]
+    for g, m, d_logvar, u in posterior_draws(model, images, batch, seed):
+        acc = sums[g]
+        acc["means"] += m.pow(2).sum().item()
+        acc["variance"] += torch.exp(d_logvar).sum().item()
+        acc["kl"] += (0.5 * (m.pow(2) + torch.exp(d_logvar) - 1 - d_logvar)).sum().item()
+        acc["u2"] += u.pow(2).sum().item()
+        for k in BLOCKS:  # the draws' spread over k x k blocks: k^2 E[pool(u)^2] is 1 for independent N(0, 1) positions
+            acc[f"block{k}"] = acc.get(f"block{k}", 0.0) + torch.nn.functional.avg_pool2d(u, k).pow(2).sum().item() * k**4
+        acc["count"] += u.numel()
     rows = []
     for g, acc in enumerate(sums):
         n = acc["count"]
@@ -74,6 +88,8 @@ def group_spread(model, images: torch.Tensor, batch: int = 100, seed: int = 0) -
                 "variance_ratio": round(acc["variance"] / n, 4),  # E[posterior variance / prior variance]
                 "matched_temperature": round(math.sqrt((acc["means"] + acc["variance"]) / n), 4),
                 "drawn_rms": round(math.sqrt(acc["u2"] / n), 4),  # the same, from the draws themselves (a check)
+                # the temperature at which independent prior draws spread as much as the posterior draws over k x k blocks
+                "block_temperature": {str(k): round(math.sqrt(acc[f"block{k}"] / n), 4) for k in BLOCKS},
             }
         )
     return rows
