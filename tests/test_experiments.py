@@ -262,6 +262,7 @@ def test_the_posterior_spread_is_the_prior_s_on_a_new_model_and_reads_the_model_
     faces = torch.randint(0, 256, (6, 3, 48, 48), dtype=torch.uint8)
     for r in group_spread(m, faces):  # a new model's finer posteriors are their priors (zero heads)
         assert r["kl_per_dim"] == 0 and r["means_spread"] == 0 and r["variance_ratio"] == 1 and r["matched_temperature"] == 1
+        assert all(abs(t - 1) < 0.15 for t in r["block_temperature"].values())  # independent positions: 1 over any block
     for group in m.decoder.groups:
         for head in (group.prior, group.posterior):
             torch.nn.init.normal_(head.weight, std=0.05)
@@ -273,3 +274,21 @@ def test_the_posterior_spread_is_the_prior_s_on_a_new_model_and_reads_the_model_
         assert r["kl_per_dim"] > 0.01 and r["kl_per_dim"] == pytest.approx(float(kl.mean()), abs=1e-4)  # figures kept to 4 places
         assert abs(r["matched_temperature"] - r["drawn_rms"]) < 0.05  # the expectation and the draws agree
         assert r["matched_temperature"] ** 2 == pytest.approx(r["means_spread"] + r["variance_ratio"], abs=1e-3)
+
+
+def test_shaped_noise_has_unit_variance_and_the_measured_correlation_between_neighbours():
+    from _shaped_noise import autocorrelation, kernel_of, shaped
+
+    gen = torch.Generator().manual_seed(0)
+    blur = torch.tensor([[1.0, 2.0, 1.0], [2.0, 4.0, 2.0], [1.0, 2.0, 1.0]]).expand(2, 1, 3, 3)
+    correlated = [torch.nn.functional.conv2d(torch.randn(64, 2, 26, 26, generator=gen), blur, groups=2) for _ in range(4)]
+    ac = autocorrelation(correlated, radius=3)
+    assert ac.shape == (2, 7, 7) and torch.allclose(ac[:, 3, 3], torch.ones(2))
+    assert 0.4 < float(ac[0, 3, 4]) < 0.8 and abs(float(ac[0, 3, 6])) < 0.05  # neighbours correlated, three apart not
+    white = autocorrelation([torch.randn(64, 2, 24, 24, generator=gen)], radius=3)
+    assert float(white[:, 3, 4].abs().max()) < 0.05
+    kernel = kernel_of(ac)
+    drawn = shaped((256, 2, 24, 24), kernel, gen)
+    assert abs(float(drawn.var()) - 1) < 0.05  # each position still has unit variance
+    assert torch.allclose(autocorrelation([drawn], radius=3), ac, atol=0.05)  # and the measured correlation
+    assert torch.allclose(kernel_of(white), torch.eye(7)[3].outer(torch.eye(7)[3]).expand(2, 7, 7), atol=0.1)  # white stays white
