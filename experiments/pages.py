@@ -240,8 +240,9 @@ def readme_headline() -> str:
         + ("its samples pass as far as they do; above that, both are caught " if caught_up else "the rest of the gap is the sampler's ")
         + "([its figures](docs/explanation/hierarchical.md), [what was tried](docs/explanation/sharper-faces.md)). "
         + (
-            f"An hour instead of 20 minutes moves it little: the same model resumed to an hour, with the same kind of mixture, is caught "
-            f"{long['ladder'][smallest]:.1%} of the time at {smallest.replace('px', ' px')}.\n"
+            f"An hour instead of 20 minutes: the same model resumed to an hour, with the same kind of mixture, is caught "
+            f"{at(long, '48px')} / {at(long, '32px')} / {at(long, '24px')} of the time at 48 / 32 / 24 px "
+            f"(at 20 minutes {at(own, '48px')} / {at(own, '32px')} / {at(own, '24px')}).\n"
             if long
             else "\n"
         )
