@@ -30,7 +30,7 @@ from animevae.sampling.generate import load_model
 from animevae.training.passes import PASS_BATCH, encode_rows
 
 NAME = "redraw_detail"
-QUESTION = "A finished hierarchical run's detail latents, drawn again from the posterior as the tool's last latents pass now draws them"
+QUESTION = "Which detail latents does a finished hierarchical run get when its last latents pass is redone with posterior draws, as the tool now does it?"
 
 
 def main() -> None:
