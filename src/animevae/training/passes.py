@@ -29,7 +29,7 @@ def encode_rows(model: VAE, data: DeviceImages, positions: np.ndarray, batch: in
     """Latent mean and log-variance of every image at ``positions`` (eval mode, no augmentation); with ``detail``,
     a hierarchical model's detail latents as a third tensor: one posterior draw each (``VAE.encode_detail`` with a
     generator seeded ``seed``), as training decodes them. A mixture fitted on the means alone leaves out the
-    posterior's own spread, about half of the prior's variance: its faces were caught more often from 48 px down
+    posterior's own spread, about half of the prior's variance: its faces were caught more often from 32 px down
     (experiments/joint_gmm.py --fit-on-draws)."""
     mus, logvars, details = [], [], []
     gen = torch.Generator(device=data.device).manual_seed(seed) if detail else None
