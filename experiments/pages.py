@@ -224,6 +224,7 @@ def readme_headline() -> str:
     key = "joint_gmm30" + (f"_t{hot:g}" if hot != 1 else "")
     drawn = "preset_hier20" in result("redraw_detail")["results"]["runs"]  # the preset's mixture fitted on posterior draws
     long = hour.get(key + "_draws") if drawn else hour[key]
+    two = result("hierarchical")["results"]["runs"].get("hier120", {}).get("samplers", {}).get("joint_gmm")  # the same model at two hours
     own, sharp_own = row["samplers"]["joint_gmm"], sharp["samplers"]["gmm"]
     caught_up = (own["real_up_to"] or 0) >= (row["recons"]["real_up_to"] or 0)
     smallest = list(own["ladder"])[-1]
@@ -242,7 +243,14 @@ def readme_headline() -> str:
         + (
             f"An hour instead of 20 minutes: the same model resumed to an hour, with the same kind of mixture, is caught "
             f"{at(long, '48px')} / {at(long, '32px')} / {at(long, '24px')} of the time at 48 / 32 / 24 px "
-            f"(at 20 minutes {at(own, '48px')} / {at(own, '32px')} / {at(own, '24px')}).\n"
+            f"(at 20 minutes {at(own, '48px')} / {at(own, '32px')} / {at(own, '24px')})"
+            + (
+                f"; resumed on to two hours, {at(two, '48px')} / {at(two, '32px')} / {at(two, '24px')}"
+                + (f", real up to {two['real_up_to']} px" if two["real_up_to"] else "")
+                if two
+                else ""
+            )
+            + ".\n"
             if long
             else "\n"
         )
@@ -326,6 +334,7 @@ HIERARCHICAL_LABELS = {
     "hier20": "`--arch hierarchical` on the sharp preset",
     "sharp60": "`sharp` preset, resumed to 60 minutes",
     "hier60": "`--arch hierarchical`, resumed to 60 minutes",
+    "hier120": "`--arch hierarchical`, resumed to 120 minutes",
     "stack48": "`--arch hierarchical-stacked` (three groups per finer scale)",
     "stack48_2": "the same, two groups per finer scale",
     "stack20": "`--arch hierarchical-stacked` on the sharp preset",
@@ -1144,7 +1153,7 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "decoder-noise": decoder_noise,
     "hierarchical-explore": lambda: hierarchical_rows(["sharp48", "hier48", "hier48_fb0", "hier48_nocell", "hier48_fineb1", "stack48", "stack48_2"]),
     "hierarchical-20min": lambda: hierarchical_rows(["sharp20", "hier20", "stack20", "preset_hier20", "finest20", "preset_hier20_fb0"]),
-    "hierarchical-60min": lambda: hierarchical_rows(["sharp20", "sharp60", "hier20", "hier60"]),
+    "hierarchical-60min": lambda: hierarchical_rows(["sharp20", "sharp60", "hier20", "hier60", "hier120"]),
     "hierarchical-gap": lambda: hierarchical_gap_rows(["hier20", "hier60", "stack20"]),
     "joint-gmm-fits": joint_fit_rows,
     "preset-runs": preset_runs,
