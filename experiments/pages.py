@@ -226,7 +226,9 @@ def readme_headline() -> str:
     long = hour.get(key + "_draws") if drawn else hour[key]
     two = result("hierarchical")["results"]["runs"].get("hier120", {}).get("samplers", {}).get("joint_gmm")  # the same model at two hours
     own, sharp_own = row["samplers"]["joint_gmm"], sharp["samplers"]["gmm"]
-    caught_up = (own["real_up_to"] or 0) >= (row["recons"]["real_up_to"] or 0)
+    drawn_recons = result("recon_draws")["results"]["runs"].get("preset_hier20", {}).get("all_draws")  # what `reconstruct` makes now
+    tool = row | {"recons": drawn_recons} if drawn_recons else row
+    caught_up = (own["real_up_to"] or 0) >= (tool["recons"]["real_up_to"] or 0)
     smallest = list(own["ladder"])[-1]
     recons = lambda r: f"up to {r['recons']['real_up_to']} px" if r["recons"]["real_up_to"] else "at none of them"  # noqa: E731
     at = lambda e, size: f"{e['ladder'][size]:.3f}"  # noqa: E731
@@ -236,7 +238,9 @@ def readme_headline() -> str:
         f"preset (`--preset hierarchical`, latents for the strokes, 20 minutes on 2 CPU cores, {row['images_seen']:,} images seen) {passes(own, smallest)}. "
         f"From 24 to 48 px they are caught clearly less often than the sharp preset's ({at(own, '48px')} against {at(sharp_own, '48px')} at 48 px, "
         f"{at(own, '24px')} against {at(sharp_own, '24px')} at 24 px; at 16 px {at(own, smallest)} against {at(sharp_own, smallest)}), and its "
-        f"reconstructions of faces it never saw pass {recons(row)} (the sharp preset's {recons(sharp)}; "
+        f"reconstructions of faces it never saw pass {recons(tool)}"
+        + (f" (a posterior draw of every latent, as `reconstruct` makes them; at the means {recons(row)}; " if drawn_recons else " (")
+        + f"the sharp preset's {recons(sharp)}; "
         f"PSNR {row['psnr']:.1f} dB against {sharp['psnr']:.1f}): "
         + ("its samples pass as far as they do; above that, both are caught " if caught_up else "the rest of the gap is the sampler's ")
         + "([its figures](docs/explanation/hierarchical.md), [what was tried](docs/explanation/sharper-faces.md)). "
@@ -416,6 +420,40 @@ def hierarchical_gap_rows(names: list[str]) -> str:
             f"{gap['settings']['eval_limit']:,} held-out faces, each decoded as the row says (finer priors at temperature 1), scored against the faces "
             f"they were made from, and as many samples; 3 classifier seeds, mean accuracy; {cpu(gap)}. `experiments/hierarchical_gap.py`, "
             "`experiments/joint_gmm.py`"
+        )
+    )
+
+
+RECON_ROWS = {  # recon_draws.json's rows: how each group is taken from the posterior
+    "means": "every group at its posterior mean (`--latents mean`)",
+    "fine_draws": "the top at its mean, the finer groups drawn",
+    "all_draws": "every group drawn, as in a training step (`reconstruct`'s default now)",
+}
+
+
+def recon_draw_rows(names=("preset_hier20", "hier120")) -> str:
+    """recon_draws.json beside hierarchical.json: each run's reconstructions of held-out faces with its latents at their
+    posterior means (evaluate's) or drawn from the posterior, on the ladder, with PSNR and the high-frequency ratio."""
+    r, runs = result("recon_draws"), result("hierarchical")["results"]["runs"]
+    names = [n for n in names if n in r["results"]["runs"]]
+    if not names:
+        return "*Not measured yet.*\n"
+    sizes = list(runs[names[0]]["recons"]["ladder"])
+    lines = [f"| run | reconstructions | {' / '.join(s.replace('px', '') for s in sizes)} px | real up to | PSNR | HF ratio |", "|---|---|---|---|---|---|"]
+    for name in names:
+        own = runs[name]["recons"] | {"psnr": runs[name]["psnr"], "hf_ratio": runs[name]["hf_ratio_recons"]}
+        sets = {"means": own} | r["results"]["runs"][name]
+        for i, (how, e) in enumerate(sets.items()):
+            cells = " / ".join(f"{e['ladder'][s]:.3f}" for s in sizes)
+            label = HIERARCHICAL_LABELS.get(name, name) if i == 0 else ""
+            lines.append(f"| {label} | {RECON_ROWS[how]} | {cells} | {up_to(e)} | {e['psnr']:.2f} dB | {e['hf_ratio']:.2f} |")
+    return (
+        "\n".join(lines)
+        + "\n"
+        + footnote(
+            f"{r['settings']['eval_limit']:,} held-out faces, each reconstruction scored against the face it was made from; 3 classifier seeds, "
+            "mean accuracy (the means rows: `evaluate`'s before reconstructions were drawn, `experiments/hierarchical.py`); "
+            f"draws seeded 0; {cpu(r)}. `experiments/recon_draws.py`"
         )
     )
 
@@ -1156,6 +1194,7 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "hierarchical-60min": lambda: hierarchical_rows(["sharp20", "sharp60", "hier20", "hier60", "hier120"]),
     "hierarchical-gap": lambda: hierarchical_gap_rows(["hier20", "hier60", "stack20"]),
     "joint-gmm-fits": joint_fit_rows,
+    "recon-draws": recon_draw_rows,
     "preset-runs": preset_runs,
     "which-preset": which_preset,
     "experiments-table": experiments_table,

@@ -103,7 +103,7 @@ def main() -> None:
         rows[Path(name).name] = {
             "sampler": sampler,
             "samples": periodicity(faces, real_power),
-            "recons": periodicity(reconstruct_images(model, others), real_power),
+            "recons": periodicity(reconstruct_images(model, others, latents="mean"), real_power),
         }
         print(Path(name).name, rows[Path(name).name], flush=True)
         patterned = ", ".join(f"+ {amp:g}-level pattern {controls[f'real_with_pattern_{amp:g}']['periodicity']}" for amp in a.control_amplitudes)

@@ -292,3 +292,22 @@ def test_shaped_noise_has_unit_variance_and_the_measured_correlation_between_nei
     assert abs(float(drawn.var()) - 1) < 0.05  # each position still has unit variance
     assert torch.allclose(autocorrelation([drawn], radius=3), ac, atol=0.05)  # and the measured correlation
     assert torch.allclose(kernel_of(white), torch.eye(7)[3].outer(torch.eye(7)[3]).expand(2, 7, 7), atol=0.1)  # white stays white
+
+
+def test_the_probe_s_reconstructions_are_the_tool_s_at_the_means_and_drawn():
+    from recon_draws import reconstruct
+
+    from animevae.config import ModelConfig
+    from animevae.models.vae import VAE
+    from animevae.sampling.generate import reconstruct_images
+
+    torch.manual_seed(0)
+    m = VAE(ModelConfig(arch="hierarchical", image_size=48, num_layers=4, base_channels=8, latent_dim=144)).eval()
+    faces = torch.randint(0, 256, (4, 3, 48, 48), dtype=torch.uint8)
+    assert torch.equal(reconstruct(m, faces, "means"), reconstruct_images(m, faces, latents="mean"))
+    assert torch.equal(reconstruct(m, faces, "all_draws"), reconstruct_images(m, faces))  # the tool's default: every latent drawn, seed 0
+    for how in ("fine_draws", "all_draws"):
+        drawn = reconstruct(m, faces, how)
+        assert torch.equal(drawn, reconstruct(m, faces, how)) and not torch.equal(drawn, reconstruct(m, faces, how, seed=1))
+        assert not torch.equal(drawn, reconstruct(m, faces, "means"))
+    assert not torch.equal(reconstruct(m, faces, "fine_draws"), reconstruct(m, faces, "all_draws"))  # the top drawn too

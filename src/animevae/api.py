@@ -21,7 +21,7 @@ import torch
 from PIL import Image
 
 from . import runs
-from .config import RESUME_MAY_CHANGE, DataConfig, inherited_settings, resolve_configs, resumed_configs
+from .config import RECONSTRUCTION_LATENTS, RESUME_MAY_CHANGE, DataConfig, inherited_settings, resolve_configs, resumed_configs
 from .errors import UserError
 from .evaluation.report import evaluate as evaluate_run
 from .hub import push as push_run
@@ -170,9 +170,13 @@ class Run:
         """Latent means (N x latent) of PIL images, image files or a uint8 tensor."""
         return encode_images(self.model, _as_batch(images, self.model.config.image_size))
 
-    def reconstruct(self, images) -> list[Image.Image]:
-        """Each image through the model: resized, encoded to its latent means, decoded."""
-        return _pil(reconstruct_images(self.model, _as_batch(images, self.model.config.image_size)))
+    def reconstruct(self, images, latents: str | None = None, seed: int = 0) -> list[Image.Image]:
+        """Each image through the model: resized, encoded, decoded. ``latents``: ``"draw"`` (a hierarchical model's
+        default: a posterior draw, seeded ``seed``, as training decodes) or ``"mean"`` (a one-latent model's default)."""
+        if latents is not None and latents not in RECONSTRUCTION_LATENTS:
+            raise UserError(f"latents must be one of {', '.join(RECONSTRUCTION_LATENTS)}, got {latents!r}")
+        gen = torch.Generator().manual_seed(seed)
+        return _pil(reconstruct_images(self.model, _as_batch(images, self.model.config.image_size), generator=gen, latents=latents))
 
     def interpolate(self, a, b, steps: int = 8, mode: str = "slerp") -> list[Image.Image]:
         """The faces on the path between two images (or two latent vectors), ends included."""

@@ -11,7 +11,7 @@ import typing
 from dataclasses import fields
 
 from . import __version__
-from .config import PRESETS, SAMPLER_NAMES, DataConfig, ModelConfig, TrainConfig
+from .config import PRESETS, RECONSTRUCTION_LATENTS, SAMPLER_NAMES, DataConfig, ModelConfig, TrainConfig
 from .errors import Interrupted, UserError
 from .sampling.samplers import DEFAULT_GMM_COMPONENTS, DEFAULT_JOINT_COMPONENTS, DEFAULT_MIX_K
 
@@ -131,7 +131,7 @@ def _data_config(a, limit=True):
 def cmd_reconstruct(a) -> None:
     from .sampling.explore import reconstruct
 
-    out = reconstruct(a.run, _data_config(a), n=a.n, out=a.out, device=a.device)
+    out = reconstruct(a.run, _data_config(a), n=a.n, out=a.out, device=a.device, latents=a.latents, seed=a.seed)
     print(f"inputs and reconstructions written to {out}")
 
 
@@ -270,12 +270,18 @@ def _sharing_commands(sub) -> None:
 
 def _exploring_commands(sub) -> None:
     """Reconstruct, interpolate, traverse, evaluate: looking into a trained run."""
-    r = sub.add_parser("reconstruct", help="inputs beside their reconstructions (decode of the encoder mean), as one grid")
+    r = sub.add_parser("reconstruct", help="inputs beside their reconstructions (a posterior draw or mean, decoded), as one grid")
     r.add_argument("--run", required=True, help="run folder or Hub repo id")
     r.add_argument("--data", dest="source", required=True, help="images to reconstruct: Hub dataset id, parquet file/glob/folder, image folder, or 'builtin'")
     add_config_flags(r, DataConfig, suppress=False, skip=("source",), group="data")
     r.add_argument("--n", type=int, default=16, help="how many images (default 16)")
     r.add_argument("--out", help="PNG to write (default: RUN/reconstructions.png); rows alternate input / reconstruction")
+    r.add_argument(
+        "--latents",
+        choices=RECONSTRUCTION_LATENTS,
+        help="decode a draw from the posterior, as training does (a hierarchical model's default), or its means (a one-latent model's default)",
+    )
+    r.add_argument("--seed", type=int, default=0, help="the posterior draw's seed (default 0)")
     r.add_argument("--device", default="cpu")
     r.set_defaults(func=cmd_reconstruct)
 

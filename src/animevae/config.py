@@ -131,6 +131,7 @@ AUG, BEYOND, ADV, CKPT, TUNE = (
     "fine-tuning",
 )
 SAMPLER_NAMES = ("mix", "prior", "gmm", "joint-gmm", "two-stage", "diffusion")
+RECONSTRUCTION_LATENTS = ("draw", "mean")  # a reconstruction's latents: drawn from the posterior (a hierarchical model's default), or its means
 ADV_FAKES = ("recon+mix", "recon")  # what the discriminator sees as fakes
 
 

@@ -101,6 +101,29 @@ def test_reconstruct_takes_the_posterior_and_keep_says_how_many_finer_groups():
     assert torch.equal(top_only, m.decode(z, gen()))  # groups=0: the top from the posterior, the rest as decode draws them
 
 
+def test_reconstruct_can_draw_every_latent_from_the_posterior_as_training_does():
+    """``latents="draw"``: the top and each finer group drawn from their posteriors (seeded); with the top's noise at
+    zero it is the draw of the 12-px groups that ``encode_detail`` makes with the same generator, decoded."""
+    m = model(seed=3)
+    x = torch.rand(3, 3, 48, 48)
+    gen = lambda s=0: torch.Generator().manual_seed(s)  # noqa: E731
+    with torch.no_grad():
+        drawn = m.reconstruct(x, latents="draw", generator=gen())
+        assert torch.equal(drawn, m.reconstruct(x, latents="draw", generator=gen()))
+        assert not torch.allclose(drawn, m.reconstruct(x, latents="draw", generator=gen(1)))
+        assert not torch.allclose(drawn, m.reconstruct(x), atol=1e-3)  # the means
+        m.fc_logvar.bias.data.fill_(-60.0)  # a top posterior of no width: its draw is its mean (its noise still drawn first)
+        m.fc_logvar.weight.data.zero_()
+        coarse = sum(g.scale == 0 for g in m.decoder.groups)
+        g = gen()
+        torch.randn((3, 144), generator=g)  # the top's noise, drawn before the finer groups'
+        posterior, detail = m.encode_detail(x, g)
+        wanted = m.reconstruct(x, groups=coarse, temperatures=0, latents="draw", generator=gen())
+        assert torch.allclose(m.decode(torch.cat([posterior.mu, detail], 1), temperatures=0), wanted, atol=1e-5)
+    with pytest.raises(ValueError, match="latents must be one of draw, mean"):
+        m.reconstruct(x, latents="median")
+
+
 @pytest.mark.parametrize("arch", ["hierarchical", "hierarchical-stacked"])
 def test_detail_latents_decode_as_the_first_finer_scales_posterior(arch):
     """[top mean, detail] decodes as the reconstruction that takes the 12-px groups from the posterior and the finer

@@ -111,6 +111,29 @@ def test_reconstruct_interpolate_and_traverse_work_unchanged(hier_run, cli, tmp_
     assert Image.open(tmp_path / "recon.png").size[0] > 0 and (tmp_path / "interp" / "interpolation.png").is_file() and (tmp_path / "trav.png").is_file()
 
 
+def test_reconstruct_draws_from_the_posterior_unless_told_the_means(hier_run, sharp_run, cli, tmp_path):
+    """A hierarchical run's reconstructions decode a seeded posterior draw (the same grid twice), ``--latents mean``
+    its means; the inputs are the same either way. A one-latent run decodes its means unless told to draw."""
+    grids = {}
+    for name, (run, flags) in {
+        "default": (hier_run, []),
+        "again": (hier_run, []),
+        "draw": (hier_run, ["--latents", "draw"]),
+        "mean": (hier_run, ["--latents", "mean"]),
+        "seed1": (hier_run, ["--seed", "1"]),
+        "flat": (sharp_run, []),
+        "flat_mean": (sharp_run, ["--latents", "mean"]),
+        "flat_draw": (sharp_run, ["--latents", "draw"]),
+    }.items():
+        cli("reconstruct", "--run", run, "--data", "builtin", "--n", "4", *flags, "--out", tmp_path / f"{name}.png")
+        grids[name] = np.asarray(Image.open(tmp_path / f"{name}.png"))
+    half = grids["mean"].shape[0] // 2  # one row of inputs above one of reconstructions
+    assert np.array_equal(grids["default"], grids["again"]) and np.array_equal(grids["default"], grids["draw"])
+    assert np.array_equal(grids["default"][:half], grids["mean"][:half]) and not np.array_equal(grids["default"], grids["mean"])
+    assert not np.array_equal(grids["default"], grids["seed1"])
+    assert np.array_equal(grids["flat"], grids["flat_mean"]) and not np.array_equal(grids["flat"], grids["flat_draw"])
+
+
 def test_evaluate_reports_the_kl_of_each_group(hier_run, cli, tmp_path):
     out = tmp_path / "evaluation.json"
     proc = cli(
@@ -124,6 +147,7 @@ def test_evaluate_reports_the_kl_of_each_group(hier_run, cli, tmp_path):
     assert abs(sum(groups.values()) - m["latents"]["kl_per_image"]) < 1e-3 * m["latents"]["kl_per_image"]
     assert m["likelihood"]["neg_iwae_per_image"] <= m["likelihood"]["neg_elbo_per_image"] + 1.0
     assert m["reconstructions"]["c2st"]["paired"] is True  # reconstructions of held-out faces, each beside its own face
+    assert "every latent drawn from the posterior" in m["reconstructions"]["c2st"]["note"]
     assert m["settings"]["fine_temperatures"] == [1.0, 1.2]  # what the samples' finer groups were drawn at
     assert "KL per group: top 4x6x6" in proc.stdout
 

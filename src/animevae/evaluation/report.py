@@ -255,7 +255,8 @@ def control_faces(train_images, train_pos, held: torch.Tensor, n: int) -> tuple[
 
 
 def reconstruction_c2st(model, held: torch.Tensor, n: int, seeds: int, max_rounds: int = MAX_ROUNDS, sizes=None) -> dict:
-    """The two-sample test of the model's reconstructions (every latent at its posterior mean) of ``n`` held-out
+    """The two-sample test of the model's reconstructions (``reconstruct_images``' default: a posterior draw for a
+    hierarchical model, the means for a one-latent one) of ``n`` held-out
     faces, faces it never trained on, against those faces: the same test as the samplers', on what the decoder
     draws when its latents are the best they can be. A sampler's accuracy near this one means the blur is the
     decoder's, not the sampler's. Paired: a face and its reconstruction fall in the same part of each split
@@ -263,7 +264,8 @@ def reconstruction_c2st(model, held: torch.Tensor, n: int, seeds: int, max_round
     faces = held[:n]
     recons = reconstruct_images(model, faces)
     result = classifier_two_sample_test(recons, faces, seeds=range(seeds), max_rounds=max_rounds, sizes=sizes, paired=True)
-    note = "reconstructions of held-out faces (every latent at its posterior mean) against those faces; 0.5 = indistinguishable"
+    how = "every latent drawn from the posterior, seed 0" if model.hierarchical else "the latent at its posterior mean"
+    note = f"reconstructions of held-out faces ({how}) against those faces; 0.5 = indistinguishable"
     return {"c2st": result | {"note": note}, "high_frequency_ratio": metric.high_frequency_ratio(recons, faces)}
 
 

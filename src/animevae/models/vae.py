@@ -25,7 +25,7 @@ from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from ..config import ModelConfig
+from ..config import RECONSTRUCTION_LATENTS, ModelConfig
 from ..errors import UserError
 from ..runs import load_tensors, resolve_file, save_tensors
 from .distributions import DiagonalGaussian, PixelLikelihood, likelihood_class, noise_like
@@ -324,17 +324,24 @@ class VAE(
         params, _, _ = self.decoder(self._top(top), generator=generator, temperatures=t, given=detail if detail.shape[1] else None)
         return params
 
-    def reconstruct(self, x: torch.Tensor, groups: int | None = None, generator: torch.Generator | None = None, temperatures=None) -> torch.Tensor:
-        """Images -> the likelihood's parameters of their reconstructions: every latent at its posterior mean.
+    def reconstruct(
+        self, x: torch.Tensor, groups: int | None = None, generator: torch.Generator | None = None, temperatures=None, latents: str = "mean"
+    ) -> torch.Tensor:
+        """Images -> the likelihood's parameters of their reconstructions: every latent at its posterior mean, or with
+        ``latents="draw"`` drawn from the posterior (noise from ``generator``), as training decodes them.
 
         A hierarchical model with ``groups=k``: the top and the first k finer groups from the posterior, the
         finer ones after them drawn from their priors (``decode``'s ``generator`` and ``temperatures``): what each group holds."""
-        if not self.hierarchical:
-            return self.decode(self.encode(x).mu)
+        if latents not in RECONSTRUCTION_LATENTS:
+            raise ValueError(f"latents must be one of {', '.join(RECONSTRUCTION_LATENTS)}, got {latents!r}")
         features = self.encoder(x)
+        q = self._heads(features)
+        top = q.mu if latents == "mean" else q.mu + torch.exp(q.logvar / 2) * noise_like(q.mu, generator)
+        if not self.hierarchical:
+            return self.decode(top)
         t = self.temperatures if temperatures is None else temperatures
         t = tuple(t) if isinstance(t, (tuple, list)) else (float(t),)
-        params, _, _ = self.decoder(self._top(self._heads(features).mu), features[:-1], mode=True, keep=groups, generator=generator, temperatures=t)
+        params, _, _ = self.decoder(self._top(top), features[:-1], mode=latents == "mean", keep=groups, generator=generator, temperatures=t)
         return params
 
     def likelihood(self, params: torch.Tensor) -> PixelLikelihood:

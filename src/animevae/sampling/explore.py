@@ -47,8 +47,11 @@ def read_image(path: str | Path, size: int) -> torch.Tensor:
     return torch.from_numpy(arr)
 
 
-def reconstruct(run: str, data_cfg, n: int = 16, out: str | Path | None = None, device: str = "cpu", cols: int = 8) -> Path:
-    """The first ``n`` images of ``data_cfg`` and their reconstructions as one grid: rows alternate input / reconstruction."""
+def reconstruct(
+    run: str, data_cfg, n: int = 16, out: str | Path | None = None, device: str = "cpu", cols: int = 8, latents: str | None = None, seed: int = 0
+) -> Path:
+    """The first ``n`` images of ``data_cfg`` and their reconstructions as one grid: rows alternate input / reconstruction.
+    ``latents``, ``seed``: the posterior's means or a seeded draw (``reconstruct_images``; default: the model's kind's)."""
     from ..data.cache import load_images
 
     if n < 1:
@@ -56,7 +59,7 @@ def reconstruct(run: str, data_cfg, n: int = 16, out: str | Path | None = None, 
     model = load_model(run, device)
     faces = load_images(data_cfg, model.config.image_size, progress=False)
     x = torch.from_numpy(np.array(faces.images[: min(n, len(faces))]))
-    recon = reconstruct_images(model, x)
+    recon = reconstruct_images(model, x, generator=torch.Generator().manual_seed(seed), latents=latents)
     cols = min(cols, len(x))
     tiles = []
     for s in range(0, len(x), cols):

@@ -273,13 +273,21 @@ def decode_latents(model: VAE, z: torch.Tensor, batch: int = 256, generator: tor
 
 
 @torch.no_grad()
-def reconstruct_images(model: VAE, images: torch.Tensor, batch: int = 128, groups: int | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
-    """uint8 N x 3 x H x W -> their reconstructions (every latent at its posterior mean), uint8 on the CPU; ``groups``,
-    ``generator``: a hierarchical model's first ``groups`` finer groups from the posterior, the rest drawn (``VAE.reconstruct``)."""
+def reconstruct_images(
+    model: VAE, images: torch.Tensor, batch: int = 128, groups: int | None = None, generator: torch.Generator | None = None, latents: str | None = None
+) -> torch.Tensor:
+    """uint8 N x 3 x H x W -> their reconstructions, uint8 on the CPU. ``latents``: ``"mean"`` decodes the posterior
+    means; ``"draw"`` one draw from the posterior, as training decodes (a generator seeded 0 unless given: the same faces,
+    the same reconstructions). Default: draws for a hierarchical model (its reconstructions of held-out faces read more
+    real from 48 px down, ``experiments/recon_draws.py``), the means for a one-latent model (the seed's). ``groups``: a
+    hierarchical model's first ``groups`` finer groups from the posterior, the rest from their priors (``VAE.reconstruct``)."""
+    latents = latents or ("draw" if model.hierarchical else "mean")
+    if latents == "draw" and generator is None:
+        generator = torch.Generator().manual_seed(0)
     device = next(model.parameters()).device
     return torch.cat(
         [
-            model.likelihood(model.reconstruct(images[s : s + batch].float().div(255).to(device), groups=groups, generator=generator)).to_uint8().cpu()
+            model.likelihood(model.reconstruct(images[s : s + batch].float().div(255).to(device), groups, generator, latents=latents)).to_uint8().cpu()
             for s in range(0, len(images), batch)
         ]
     )
