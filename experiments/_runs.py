@@ -259,6 +259,41 @@ def add_probe_args(p, eval_limit: int = 1000, n_samples: int = 1000, k: int = 2,
         p.add_argument("--only", nargs="+", choices=variants, default=default or variants, help="variants to run (default: %(default)s)")
 
 
+def held_out_probe(doc: str, name: str, runs: list[str]):
+    """The parser of a probe that scores faces made from trained runs in --out against their held-out faces."""
+    import _record
+
+    p = _record.parser(doc, name)
+    p.set_defaults(out=str(_record.HERE / "out" / "hier"))
+    p.add_argument("--runs", nargs="+", default=runs, help="runs in --out (default: %(default)s)")
+    p.add_argument("--eval-limit", type=int, default=1000, help="held-out faces (default: %(default)s)")
+    p.add_argument("--c2st-seeds", type=int, default=3, help="classifier seeds per rung (default: %(default)s)")
+    return p
+
+
+def held_out_records(a) -> tuple[dict, dict, list[str]]:
+    """A held-out probe's settings, the rows of runs measured by earlier invocations (kept), and its commands."""
+    import _record
+
+    settings = {"data": a.data, "eval_limit": a.eval_limit, "c2st_seeds": a.c2st_seeds}
+    results, commands = earlier_results(a.results, settings)
+    return settings, results.get("runs", {}), [*commands, _record.invocation()]
+
+
+def held_out_run(a, name: str):
+    """(run folder, its model, its first --eval-limit held-out faces, its evaluation's positive control)."""
+    from animevae.config import DataConfig
+    from animevae.evaluation.report import load_eval_data
+    from animevae.runs import load_run_config
+    from animevae.sampling.generate import load_model
+
+    run = Path(a.out) / name
+    control = json.loads((run / "evaluation.json").read_text())["c2st_control"]
+    model = load_model(str(run))
+    held, *_ = load_eval_data(load_run_config(str(run)), DataConfig(source=a.data), model.config.image_size, a.eval_limit)
+    return run, model, held, control
+
+
 def detail_figures(rows: dict) -> list[str]:
     """One key-figures line per run: images seen, PSNR, the two-sample test of reconstructions and each evaluated
     sampler's faces at full and half size, and their high-frequency power ratios."""

@@ -17,19 +17,15 @@ gap is the top sampler's; where it reads like the samples, the finer priors are 
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 import _record
 import torch
-from _runs import earlier_results, ladder_line, score_faces
+from _runs import held_out_probe, held_out_records, held_out_run, ladder_line, score_faces
 
-from animevae.config import DataConfig
-from animevae.evaluation.report import load_eval_data
 from animevae.images import save_grid
-from animevae.runs import load_run_config
-from animevae.sampling.generate import load_model, reconstruct_images
+from animevae.sampling.generate import reconstruct_images
 
 NAME = "hierarchical_gap"
 QUESTION = "Do a hierarchical run's samples lose to its reconstructions through the top latent's sampler or through the finer groups' priors?"
@@ -37,23 +33,11 @@ ROWS = {"top": 0, "top+12": 1}  # row: how many finer scales come from the poste
 
 
 def main() -> None:
-    p = _record.parser(__doc__, NAME)
-    p.set_defaults(out=str(_record.HERE / "out" / "hier"))
-    p.add_argument("--runs", nargs="+", default=["hier60"], help="hierarchical runs in --out (default: %(default)s)")
-    p.add_argument("--eval-limit", type=int, default=1000, help="held-out faces (default: %(default)s)")
-    p.add_argument("--c2st-seeds", type=int, default=3, help="classifier seeds per rung (default: %(default)s)")
-    a = p.parse_args()
-    settings = {"data": a.data, "eval_limit": a.eval_limit, "c2st_seeds": a.c2st_seeds}
-    results, commands = earlier_results(a.results, settings)  # the runs measured by earlier invocations are kept
-    rows = results.get("runs", {})
-    commands = [*commands, _record.invocation()]
+    a = held_out_probe(__doc__, NAME, ["hier60"]).parse_args()
+    settings, rows, commands = held_out_records(a)
     for name in a.runs:
-        run = Path(a.out) / name
-        evaluation = json.loads((run / "evaluation.json").read_text())
-        control = evaluation["c2st_control"]
-        model = load_model(str(run))
+        _, model, held, control = held_out_run(a, name)
         model.temperatures = (1.0,)  # every finer group drawn at 1, as recorded (the model's own default may differ)
-        held, *_ = load_eval_data(load_run_config(str(run)), DataConfig(source=a.data), model.config.image_size, a.eval_limit)
         row = {}
         for label, scales in ROWS.items():
             groups = sum(g.scale < scales for g in model.decoder.groups)

@@ -19,20 +19,15 @@ reconstructions), with its PSNR against them and its high-frequency ratio.
 
 from __future__ import annotations
 
-import json
 import time
-from pathlib import Path
 
 import _record
 import torch
-from _runs import earlier_results, ladder_line, score_faces
+from _runs import held_out_probe, held_out_records, held_out_run, ladder_line, score_faces
 
-from animevae.config import DataConfig
-from animevae.evaluation.report import load_eval_data
+from animevae.evaluation.metrics import psnr
 from animevae.images import save_grid
 from animevae.models.distributions import noise_like
-from animevae.runs import load_run_config
-from animevae.sampling.generate import load_model
 
 NAME = "recon_draws"
 QUESTION = (
@@ -56,34 +51,22 @@ def reconstruct(model, images: torch.Tensor, how: str, seed: int = 0, batch: int
     return torch.cat(out)
 
 
-def psnr(fake: torch.Tensor, real: torch.Tensor) -> float:
-    mse = (fake.float() - real.float()).pow(2).flatten(1).mean(1)
-    return round(float((10 * torch.log10(255.0**2 / mse.clamp_min(1e-8))).mean()), 2)
-
-
 def main() -> None:
-    p = _record.parser(__doc__, NAME)
-    p.set_defaults(out=str(_record.HERE / "out" / "hier"))
-    p.add_argument("--runs", nargs="+", default=["preset_hier20"], help="hierarchical runs in --out (default: %(default)s)")
-    p.add_argument("--eval-limit", type=int, default=1000, help="held-out faces (default: %(default)s)")
-    p.add_argument("--c2st-seeds", type=int, default=3, help="classifier seeds per rung (default: %(default)s)")
+    p = held_out_probe(__doc__, NAME, ["preset_hier20"])
     p.add_argument("--rows", nargs="+", default=list(ROWS), choices=ROWS, help="which reconstructions (default: all)")
     a = p.parse_args()
-    settings = {"data": a.data, "eval_limit": a.eval_limit, "c2st_seeds": a.c2st_seeds}
-    results, commands = earlier_results(a.results, settings)  # the runs measured by earlier invocations are kept
-    rows = results.get("runs", {})
-    commands = [*commands, _record.invocation()]
+    settings, rows, commands = held_out_records(a)
     for name in a.runs:
-        run = Path(a.out) / name
-        control = json.loads((run / "evaluation.json").read_text())["c2st_control"]
-        model = load_model(str(run))
-        held, *_ = load_eval_data(load_run_config(str(run)), DataConfig(source=a.data), model.config.image_size, a.eval_limit)
+        run, model, held, control = held_out_run(a, name)
         row = rows.get(name, {})
         for how in a.rows:
             t0 = time.time()
             faces = reconstruct(model, held, how)
-            save_grid(faces[:64], Path(a.out) / f"{name}_recons_{how}.png", nrow=8)
-            row[how] = score_faces(faces, held, a.c2st_seeds, control=control, paired=True) | {"psnr": psnr(faces, held), "seconds": round(time.time() - t0, 1)}
+            save_grid(faces[:64], run.parent / f"{name}_recons_{how}.png", nrow=8)
+            row[how] = score_faces(faces, held, a.c2st_seeds, control=control, paired=True) | {
+                "psnr": round(float(psnr(faces.float() / 255, held.float() / 255).mean()), 2),
+                "seconds": round(time.time() - t0, 1),
+            }
             print(name, how, ladder_line(row[how]), "PSNR", row[how]["psnr"], "HF", row[how]["hf_ratio"], flush=True)
             rows[name] = row
             figures = [f"{n} {h}: {ladder_line(r)}, PSNR {r['psnr']}, HF ratio {r['hf_ratio']}" for n, rr in rows.items() for h, r in rr.items()]
