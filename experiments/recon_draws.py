@@ -27,7 +27,7 @@ from _runs import held_out_probe, held_out_records, held_out_run, ladder_line, s
 
 from animevae.evaluation.metrics import psnr
 from animevae.images import save_grid
-from animevae.models.distributions import noise_like
+from animevae.sampling.generate import reconstruct_images
 
 NAME = "recon_draws"
 QUESTION = (
@@ -39,14 +39,15 @@ ROWS = ("means", "fine_draws", "all_draws")
 
 @torch.inference_mode()
 def reconstruct(model, images: torch.Tensor, how: str, seed: int = 0, batch: int = 128) -> torch.Tensor:
-    """uint8 N x 3 x H x W -> their reconstructions, each group at its posterior mean or drawn, as ``how`` says."""
-    gen, out = torch.Generator().manual_seed(seed), []
+    """uint8 N x 3 x H x W -> their reconstructions, each group at its posterior mean or drawn, as ``how`` says:
+    ``means`` and ``all_draws`` are the tool's own (``reconstruct_images``), ``fine_draws`` draws the finer groups only."""
+    gen = torch.Generator().manual_seed(seed)
+    if how != "fine_draws":
+        return reconstruct_images(model, images, batch, generator=gen, latents="mean" if how == "means" else "draw")
+    out = []
     for s in range(0, len(images), batch):
-        x = images[s : s + batch].float().div(255)
-        features = model.encoder(x)
-        top = model._heads(features)
-        z = top.mu if how != "all_draws" else top.mu + torch.exp(top.logvar / 2) * noise_like(top.mu, gen)
-        params, _, _ = model.decoder(model._top(z), features[:-1], mode=how == "means", generator=gen)
+        features = model.encoder(images[s : s + batch].float().div(255))
+        params, _, _ = model.decoder(model._top(model._heads(features).mu), features[:-1], generator=gen)  # the top at its mean
         out.append(model.likelihood(params).to_uint8())
     return torch.cat(out)
 
