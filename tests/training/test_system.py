@@ -1,4 +1,4 @@
-"""Which precision ``--precision auto`` picks on a CPU: bf16 only where its kernels run natively."""
+"""Which precision ``--precision auto`` picks on a CPU: bf16 only where its kernels run natively and measure faster."""
 
 import os
 import subprocess
@@ -12,8 +12,9 @@ from animevae.training import system
 
 @pytest.fixture
 def bf16_cpu(monkeypatch):
-    """A CPU with native bf16 and nothing capped, whatever this machine is."""
+    """A CPU with native bf16 that runs it twice as fast as fp32 and nothing capped, whatever this machine is."""
     monkeypatch.setattr(system, "cpu_flags", lambda: {"avx2", "avx512f", "avx512_bf16"})
+    monkeypatch.setattr(system, "bf16_matmul_speedup", lambda: 2.0)
     monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX512")
     monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
 
@@ -21,6 +22,20 @@ def bf16_cpu(monkeypatch):
 def test_auto_picks_bf16_where_the_cpu_has_it(bf16_cpu):
     assert system.cpu_has_bf16()
     assert system.pick_precision("auto", torch.device("cpu")) is torch.bfloat16
+
+
+@pytest.mark.parametrize("speedup", [0.55, 1.2])
+def test_auto_picks_fp32_where_bf16_measures_slower_or_barely_faster(bf16_cpu, monkeypatch, speedup):
+    """The instructions alone do not make bf16 pay: an Intel Xeon with AVX512-BF16 and no AMX ran bf16 matmuls at 0.55x."""
+    monkeypatch.setattr(system, "bf16_matmul_speedup", lambda: speedup)
+    assert system.cpu_has_bf16()
+    assert system.pick_precision("auto", torch.device("cpu")) is None
+    assert system.pick_precision("bf16", torch.device("cpu")) is torch.bfloat16  # asked for by name, it is used
+
+
+def test_the_speedup_is_measured_once_and_is_a_ratio_of_rates():
+    first = system.bf16_matmul_speedup()
+    assert first > 0 and system.bf16_matmul_speedup() == first  # cached: one measurement per process
 
 
 def test_auto_picks_fp32_without_the_instructions(bf16_cpu, monkeypatch):

@@ -7,9 +7,11 @@
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import signal
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,12 +77,44 @@ def cpu_has_bf16() -> bool:
     return isa in ("ALL", "DEFAULT", "") or any(part in isa for part in BF16_ONEDNN_ISAS)
 
 
+# bf16 autocast trains on a CPU only where a bf16 matmul runs at least this much faster than an fp32 one. The
+# instructions alone do not say: an AMD EPYC with AVX512-BF16 ran bf16 matmuls 2.2x as fast as fp32 and trained
+# the seed preset 1.56x as fast in bf16 (benchmarks/peak.py), while an Intel Xeon with AVX512-BF16 and no AMX ran
+# them at 0.55x and trained every preset slower in bf16 than in fp32 (benchmarks/precision.py)
+BF16_MIN_SPEEDUP = 1.5
+
+
+@functools.cache
+def bf16_matmul_speedup(n: int = 512, reps: int = 4, tries: int = 3) -> float:
+    """A bf16 n x n matmul's rate over an fp32 one's on this CPU, the best of a few timed loops each (about 0.05 s;
+    measured once per process)."""
+    best = {}
+    for dtype in (torch.bfloat16, torch.float32):
+        a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+        a @ b
+        times = []
+        for _ in range(tries):
+            start = time.perf_counter()
+            for _ in range(reps):
+                a @ b
+            times.append(time.perf_counter() - start)
+        best[dtype] = min(times)
+    return best[torch.float32] / best[torch.bfloat16]
+
+
+def cpu_bf16_pays() -> bool:
+    """Whether bf16 autocast trains faster than fp32 here: the CPU runs bf16 natively (``cpu_has_bf16``) and a
+    bf16 matmul measures at least ``BF16_MIN_SPEEDUP`` times as fast as an fp32 one."""
+    return cpu_has_bf16() and bf16_matmul_speedup() >= BF16_MIN_SPEEDUP
+
+
 def pick_precision(precision: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype (None = fp32). auto: bf16 where the hardware has it, fp16 on older GPUs."""
+    """The autocast dtype (None = fp32). auto: bf16 on a CPU where it measures faster (``cpu_bf16_pays``) and on
+    GPUs that have it, fp16 on older GPUs."""
     if precision == "auto":
         if device.type == "cuda":
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.bfloat16 if device.type == "cpu" and cpu_has_bf16() else None
+        return torch.bfloat16 if device.type == "cpu" and cpu_bf16_pays() else None
     return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
 
 
@@ -128,7 +162,12 @@ class System:
         if dev.type == "cpu":
             keep_freed_memory()
         fmt = torch.channels_last if channels_last else torch.contiguous_format
-        return cls(rank, world, dev, pick_precision(precision, dev), fmt)
+        amp = pick_precision(precision, dev)
+        if world > 1 and dev.type == "cpu" and precision == "auto":  # one precision for every rank: bf16 where it pays on all
+            pays = torch.tensor([float(amp is not None)])
+            dist.all_reduce(pays, op=dist.ReduceOp.MIN)
+            amp = torch.bfloat16 if pays.item() > 0 else None
+        return cls(rank, world, dev, amp, fmt)
 
     @property
     def is_writer(self) -> bool:
