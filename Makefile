@@ -40,6 +40,7 @@ test: install lint docs
 bench: install
 	$(BIN)/python benchmarks/train_speed.py
 	$(BIN)/python benchmarks/peak.py
+	$(BIN)/python benchmarks/precision.py
 
 clean:
 	rm -rf $(VENV) runs site

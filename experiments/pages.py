@@ -1139,6 +1139,25 @@ def train_speed() -> str:
     )
 
 
+def precision_speed() -> str:
+    """benchmarks/results/precision.json: per preset, the training step's images/s in bf16 and in fp32 on one CPU, the
+    bf16 / fp32 matmul rate ``--precision auto`` measures, and what it picks there."""
+    r = result("precision")
+    f = r["results"]
+    lines = ["| preset | bf16 step (images/s) | fp32 step (images/s) | bf16 / fp32 |", "|---|---|---|---|"]
+    for name, v in f["presets"].items():
+        lines.append(f"| `{name}` | {v['bf16_step_img_s']:,} | {v['fp32_step_img_s']:,} | {v['bf16_over_fp32']:.2f}× |")
+    return (
+        "\n".join(lines)
+        + "\n"
+        + footnote(
+            f"`{r['command']}`: batch 64, real faces through the real augmentation, the best of {r['settings']['rounds']} alternating rounds of "
+            f"{r['settings']['steps']} steps; a bf16 matmul ran at {f['bf16_matmul_speedup']:.2f}× fp32's, so `--precision auto` picked "
+            f"{f['auto_picks']}; {cpu(r)}. `benchmarks/precision.py`"
+        )
+    )
+
+
 BLOCKS: dict[str, Callable[[], str]] = {
     "blur-calibration": blur_calibration,
     "decoder-floor": decoder_floor,
@@ -1213,6 +1232,7 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "mix-k-diversity": mix_k_diversity,
     "gpu-speed": gpu_speed,
     "train-speed": train_speed,
+    "precision-speed": precision_speed,
 }
 
 

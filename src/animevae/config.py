@@ -147,7 +147,7 @@ class TrainConfig:
     seed: int = opt(0, "seed of the initialisation, the split, the order and the augmentation")
     val_fraction: float = opt(0.05, "held-out share, evaluated every epoch")
     objective: str = opt("elbo", "training objective, by registered name (training/objectives.py; elbo: the seed's)")
-    precision: str = opt("auto", "mixed precision (auto: bf16 where the hardware has it)", choices=("auto", "fp32", "bf16", "fp16"))
+    precision: str = opt("auto", "mixed precision (auto: bf16 on GPUs that have it, CPUs where it measures faster)", choices=("auto", "fp32", "bf16", "fp16"))
     channels_last: bool = opt(True, "keep activations channels-last (faster on CPUs and GPUs)", flag="--no-channels-last")
     compile: bool = opt(False, "torch.compile the model")
     device: str = opt("auto", "auto, cpu, cuda, cuda:N, mps")
