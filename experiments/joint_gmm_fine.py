@@ -1,0 +1,154 @@
+"""Does drawing the 24-px latent group with the top and 12-px latents, not from its prior, close more of the sampler's gap?
+
+The hierarchical preset's sampler (``joint-gmm``) draws the top and 12-px latents from one mixture and the 24-px group
+from its learned prior, which draws each of its 576 positions independently given the decoder's state (at T = 1.2).
+After an hour, held-out faces decoded with the top and 12-px groups from the posterior and the 24-px group from its
+prior read 0.695 at 32 px where their reconstructions read 0.581 (``experiments/hierarchical_gap.py``): the 24-px
+prior is what is left at 32 px and up. And neighbouring positions of its posterior draws move together
+(``experiments/posterior_spread.py``: block averages spread like T = 1.15), which a per-position prior cannot draw.
+
+This fits, after training, on 20,000 training faces: the top's posterior mean, a posterior draw of the 12-px group
+given it and a posterior draw of the 24-px group given both, each finer group in its prior's whitened coordinates,
+u = (z - mu_p) / sigma_p, as the tool's joint-gmm does for the 12-px group. The 24-px draws (2,304 dimensions) are
+reduced to their first K principal components, the directions along which whole faces' 24-px latents vary together;
+one mixture (30 components, full covariance) is fitted on [top, u_12, those K coefficients], and the rest of the
+24-px group is drawn as independent noise with the variance the K components leave in each dimension. A sample
+decodes all three groups as drawn (the priors' means and scales still follow the coarser draws).
+
+Rows, on the same held-out faces, one positive control:
+* ``joint_gmm``: the run's own sampler as the tool fits it (24-px group from its prior at T = 1.2);
+* ``fine_pca0``: the control: K = 0, the 24-px group independent of the rest, each dimension with the variance and
+  mean of its posterior draws (says whether a gain is the correlations' or only a matched spread's);
+* ``fine_pca<K>``: K components joined to the mixture (``--pca``, default 256).
+``--residual-scale S`` scales the independent rest (labels end in _r<S>), as a temperature would.
+
+    python experiments/joint_gmm_fine.py --runs preset_hier --out experiments/out/hier
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import _record
+import torch
+from _runs import earlier_results, ladder_line, score_faces
+from posterior_spread import posterior_draws
+
+from animevae.config import DataConfig
+from animevae.evaluation.report import control_faces, load_eval_data
+from animevae.evaluation.two_sample import positive_control
+from animevae.images import save_grid
+from animevae.runs import load_run_config
+from animevae.sampling.generate import load_model, sample_faces
+from animevae.sampling.samplers import GMMSampler
+
+NAME = "joint_gmm_fine"
+QUESTION = "Does drawing the 24-px latent group with the top and 12-px latents, not from its prior, close more of the sampler's gap?"
+
+
+@torch.no_grad()
+def all_latents(model, faces: torch.Tensor, batch: int = 200, seed: int = 3) -> torch.Tensor:
+    """uint8 faces -> N x [top posterior mean, every finer group's posterior draw in its prior's whitened coordinates],
+    each finer group drawn given the draws above it (``posterior_draws`` with the top at its mean)."""
+    tops = torch.cat([model.encode(faces[s : s + batch].float().div(255)).mu.float() for s in range(0, len(faces), batch)])
+    groups: dict[int, list[torch.Tensor]] = {}
+    for g, _, _, u in posterior_draws(model, faces, batch, seed, top="mean"):
+        groups.setdefault(g, []).append(u.float().flatten(1))
+    return torch.cat([tops, *(torch.cat(groups[g]) for g in sorted(groups))], 1)
+
+
+@torch.no_grad()
+def decode_all(model, drawn: torch.Tensor, batch: int = 250) -> torch.Tensor:
+    """N x [top, u for every finer group] -> uint8 faces: each group decoded as z = mu_p + sigma_p u given the state."""
+    decoder, d, out = model.decoder, model.config.latent_dim, []
+    for s in range(0, len(drawn), batch):
+        z = drawn[s : s + batch]
+        h, taken = model._top(z[:, :d]), d
+        for j, up in enumerate(decoder.ups):
+            h = up(h)
+            for group in decoder.groups:
+                if group.scale == j:
+                    n = group.z_channels * h.shape[2] * h.shape[3]
+                    u = z[:, taken : taken + n].reshape(len(h), group.z_channels, *h.shape[2:])
+                    p_mu, p_logvar = group.prior_of(h)
+                    h, taken = group.joined(h, p_mu + torch.exp(p_logvar / 2) * u), taken + n
+        out.append(model.likelihood(decoder.out(h)).to_uint8())
+    return torch.cat(out)
+
+
+class FinePCAMixture:
+    """A mixture over [top, u_12, the first K principal components of u_24], the rest of u_24 independent noise."""
+
+    def __init__(self, x: torch.Tensor, coarse: int, k: int, components: int, residual_scale: float = 1.0):
+        fine = x[:, coarse:]
+        self.mean = fine.mean(0)
+        centred = fine - self.mean
+        cov = centred.T @ centred / len(fine)
+        values, vectors = torch.linalg.eigh(cov.double())
+        self.basis = vectors[:, -k:].flip(1).float() if k else torch.zeros(fine.shape[1], 0)  # largest first
+        kept = (self.basis.pow(2) * values[-k:].flip(0).float()).sum(1) if k else 0.0
+        self.residual_sd = (cov.diagonal() - kept).clamp_min(0).sqrt() * residual_scale
+        self.explained = float(values[-k:].sum() / values.sum()) if k else 0.0
+        self.coarse = coarse
+        self.mixture = GMMSampler.fit(torch.cat([x[:, :coarse], centred @ self.basis], 1), components, "full", max_fit=len(x))
+
+    def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        drawn = self.mixture.sample(n, generator)
+        noise = torch.randn(n, len(self.mean), generator=generator) * self.residual_sd
+        return torch.cat([drawn[:, : self.coarse], self.mean + drawn[:, self.coarse :] @ self.basis.T + noise], 1)
+
+
+def main() -> None:
+    p = _record.parser(__doc__, NAME)
+    p.set_defaults(out=str(_record.HERE / "out" / "hier"))
+    p.add_argument("--runs", nargs="+", default=["preset_hier"], help="hierarchical runs in --out (default: %(default)s)")
+    p.add_argument("--pca", type=int, nargs="+", default=[0, 256], help="principal components of the 24-px group in the mixture (default: %(default)s)")
+    p.add_argument("--components", type=int, default=30, help="mixture components (default: %(default)s, joint-gmm's)")
+    p.add_argument("--residual-scale", type=float, default=1.0, help="scale of the 24-px group's independent rest (default: %(default)s)")
+    p.add_argument("--no-baseline", dest="baseline", action="store_false", help="skip the run's own joint-gmm row")
+    p.add_argument("--fit-on", type=int, default=20_000, help="training faces the mixture is fitted on (default: %(default)s)")
+    p.add_argument("--eval-limit", type=int, default=1000, help="held-out faces (default: %(default)s)")
+    p.add_argument("--n-samples", type=int, default=1000, help="samples scored (default: %(default)s)")
+    p.add_argument("--c2st-seeds", type=int, default=3, help="classifier seeds per rung (default: %(default)s)")
+    a = p.parse_args()
+    settings = {"data": a.data, "eval_limit": a.eval_limit, "n_samples": a.n_samples, "c2st_seeds": a.c2st_seeds}
+    settings |= {"fit_on": a.fit_on, "components": a.components}
+    results, commands = earlier_results(a.results, settings)
+    rows, commands = results.get("runs", {}), [*commands, _record.invocation()]
+    out = Path(a.out)
+    torch.set_grad_enabled(False)
+    for name in a.runs:
+        run = out / name
+        model = load_model(str(run))
+        held, images, train_pos, *_ = load_eval_data(load_run_config(str(run)), DataConfig(source=a.data), model.config.image_size, a.eval_limit)
+        row = rows.setdefault(name, {})
+        if "control" not in row:
+            faces, real = control_faces(images, train_pos, held, a.n_samples)
+            row["control"] = positive_control(faces, real)
+            print(name, "positive control", round(row["control"]["accuracy"], 3), "caught" if row["control"]["caught"] else "NOT CAUGHT", flush=True)
+        scored = []  # (label, faces, facts)
+        if a.baseline and "joint_gmm" not in row:
+            scored.append(("joint_gmm", sample_faces(model, str(run), "joint-gmm", a.n_samples, 0), {}))
+        t0 = time.time()
+        order = torch.randperm(len(train_pos), generator=torch.Generator().manual_seed(0))[: a.fit_on]
+        x = all_latents(model, torch.from_numpy(images[train_pos[order.numpy()]]))
+        encoded = time.time() - t0
+        coarse = model.config.latent_dim + model.detail_dim
+        for k in a.pca:
+            t0 = time.time()
+            sampler = FinePCAMixture(x, coarse, k, a.components, a.residual_scale)
+            facts = {"dims": coarse + k, "explained": round(sampler.explained, 3), "fit_seconds": round(time.time() - t0, 1)}
+            facts["encode_seconds"] = round(encoded, 1)
+            label = f"fine_pca{k}" + (f"_r{a.residual_scale:g}" if a.residual_scale != 1 else "")
+            scored.append((label, decode_all(model, sampler.sample(a.n_samples, torch.Generator().manual_seed(0))), facts))
+        for label, faces, facts in scored:
+            save_grid(faces[:64], out / f"{name}_{label}.png", nrow=8)
+            row[label] = score_faces(faces, held, a.c2st_seeds, control=row["control"]) | facts
+            print(name, label, ladder_line(row[label]), facts, flush=True)
+            figures = [f"{n} {lab}: {ladder_line(r)}" for n, rr in rows.items() for lab, r in rr.items() if lab != "control"]
+            _record.write(a.results, NAME, QUESTION, commands, settings, {"runs": rows}, figures)
+
+
+if __name__ == "__main__":
+    main()
