@@ -19,7 +19,8 @@ Rows, on the same held-out faces, one positive control:
 * ``joint_gmm``: the run's own sampler as the tool fits it (24-px group from its prior at T = 1.2);
 * ``fine_pca0``: the control: K = 0, the 24-px group independent of the rest, each dimension with the variance and
   mean of its posterior draws (says whether a gain is the correlations' or only a matched spread's);
-* ``fine_pca<K>``: K components joined to the mixture (``--pca``, default 256).
+* ``fine_pca<K>``: K components joined to the mixture (``--pca``, default 256);
+* ``recons`` (``--recons``): the run's reconstructions of the held-out faces, every group drawn: the ceiling.
 ``--residual-scale S`` scales the independent rest (labels end in _r<S>), as a temperature would.
 
     python experiments/joint_gmm_fine.py --runs preset_hier --out experiments/out/hier
@@ -40,7 +41,7 @@ from animevae.evaluation.report import control_faces, load_eval_data
 from animevae.evaluation.two_sample import positive_control
 from animevae.images import save_grid
 from animevae.runs import load_run_config
-from animevae.sampling.generate import load_model, sample_faces
+from animevae.sampling.generate import load_model, reconstruct_images, sample_faces
 from animevae.sampling.samplers import GMMSampler
 
 NAME = "joint_gmm_fine"
@@ -107,6 +108,7 @@ def main() -> None:
     p.add_argument("--components", type=int, default=30, help="mixture components (default: %(default)s, joint-gmm's)")
     p.add_argument("--residual-scale", type=float, default=1.0, help="scale of the 24-px group's independent rest (default: %(default)s)")
     p.add_argument("--no-baseline", dest="baseline", action="store_false", help="skip the run's own joint-gmm row")
+    p.add_argument("--recons", action="store_true", help="also the run's reconstructions of the held-out faces (every group drawn, seed 0): the ceiling")
     p.add_argument("--fit-on", type=int, default=20_000, help="training faces the mixture is fitted on (default: %(default)s)")
     p.add_argument("--eval-limit", type=int, default=1000, help="held-out faces (default: %(default)s)")
     p.add_argument("--n-samples", type=int, default=1000, help="samples scored (default: %(default)s)")
@@ -142,9 +144,11 @@ def main() -> None:
             facts["encode_seconds"] = round(encoded, 1)
             label = f"fine_pca{k}" + (f"_r{a.residual_scale:g}" if a.residual_scale != 1 else "")
             scored.append((label, decode_all(model, sampler.sample(a.n_samples, torch.Generator().manual_seed(0))), facts))
+        if a.recons and "recons" not in row:
+            scored.append(("recons", reconstruct_images(model, held), {}))
         for label, faces, facts in scored:
             save_grid(faces[:64], out / f"{name}_{label}.png", nrow=8)
-            row[label] = score_faces(faces, held, a.c2st_seeds, control=row["control"]) | facts
+            row[label] = score_faces(faces, held, a.c2st_seeds, control=row["control"], paired=label == "recons") | facts
             print(name, label, ladder_line(row[label]), facts, flush=True)
             figures = [f"{n} {lab}: {ladder_line(r)}" for n, rr in rows.items() for lab, r in rr.items() if lab != "control"]
             _record.write(a.results, NAME, QUESTION, commands, settings, {"runs": rows}, figures)
