@@ -151,20 +151,28 @@ def evaluate_flags(limit: int, n_samples: int, k: int, samplers: str, c2st: str 
     return [str(f) for f in [*flags, *(["--c2st-samplers", c2st] if c2st else [])]]
 
 
-def summarize(run: str | os.PathLike) -> dict:
-    """A trained and evaluated run folder as one row of figures (see the module docstring)."""
+def training_facts(run: str | os.PathLike) -> dict:
+    """How much a run folder trained: epochs, steps, images seen, images/s by epoch, minutes (its metrics.jsonl)."""
     run = Path(run)
     lines = [json.loads(s) for s in (run / "metrics.jsonl").read_text().splitlines() if s.strip()]
-    config = json.loads((run / "config.json").read_text())
-    m = json.loads((run / "evaluation.json").read_text())
-    batch = config.get("train", {}).get("batch_size", 64)
-    lk, rc, lt = m["likelihood"], m["reconstruction"], m["latents"]
-    row = {
+    batch = json.loads((run / "config.json").read_text()).get("train", {}).get("batch_size", 64)
+    return {
         "epochs": len(lines),
         "steps": lines[-1]["step"] if lines else 0,
         "images_seen": (lines[-1]["step"] if lines else 0) * batch,
         "images_per_s_by_epoch": [round(x["images_per_s"]) for x in lines],
         "train_minutes": _r(sum(x["seconds"] + x.get("eval_seconds", 0) for x in lines) / 60, 2),
+    }
+
+
+def summarize(run: str | os.PathLike) -> dict:
+    """A trained and evaluated run folder as one row of figures (see the module docstring)."""
+    run = Path(run)
+    lines = [json.loads(s) for s in (run / "metrics.jsonl").read_text().splitlines() if s.strip()]
+    m = json.loads((run / "evaluation.json").read_text())
+    lk, rc, lt = m["likelihood"], m["reconstruction"], m["latents"]
+    row = {
+        **training_facts(run),
         "heldout_loss_by_epoch": [_r(x.get("heldout_loss"), 1) for x in lines],
         "neg_elbo": _r(lk["neg_elbo_per_image"], 1),
         "neg_iwae": _r(lk["neg_iwae_per_image"], 1),

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import _record
 import torch
-from _runs import earlier_results, ladder_line, score_faces
+from _runs import earlier_results, ladder_line, score_faces, training_facts
 from posterior_spread import posterior_draws
 
 from animevae.config import DataConfig
@@ -119,12 +119,18 @@ def main() -> None:
     results, commands = earlier_results(a.results, settings)
     rows, commands = results.get("runs", {}), [*commands, _record.invocation()]
     out = Path(a.out)
+
+    def save(rows: dict) -> None:
+        figures = [f"{n} {lab}: {ladder_line(r)}" for n, rr in rows.items() for lab, r in rr.items() if lab not in ("control", "training")]
+        _record.write(a.results, NAME, QUESTION, commands, settings, {"runs": rows}, figures)
+
     torch.set_grad_enabled(False)
     for name in a.runs:
         run = out / name
         model = load_model(str(run))
         held, images, train_pos, *_ = load_eval_data(load_run_config(str(run)), DataConfig(source=a.data), model.config.image_size, a.eval_limit)
         row = rows.setdefault(name, {})
+        row["training"] = training_facts(run)
         if "control" not in row:
             faces, real = control_faces(images, train_pos, held, a.n_samples)
             row["control"] = positive_control(faces, real)
@@ -132,17 +138,18 @@ def main() -> None:
         scored = []  # (label, faces, facts)
         if a.baseline and "joint_gmm" not in row:
             scored.append(("joint_gmm", sample_faces(model, str(run), "joint-gmm", a.n_samples, 0), {}))
+        labels = {k: f"fine_pca{k}" + (f"_r{a.residual_scale:g}" if a.residual_scale != 1 else "") for k in a.pca}
+        labels = {k: label for k, label in labels.items() if label not in row}
         t0 = time.time()
         order = torch.randperm(len(train_pos), generator=torch.Generator().manual_seed(0))[: a.fit_on]
-        x = all_latents(model, torch.from_numpy(images[train_pos[order.numpy()]]))
+        x = all_latents(model, torch.from_numpy(images[train_pos[order.numpy()]])) if labels else None
         encoded = time.time() - t0
         coarse = model.config.latent_dim + model.detail_dim
-        for k in a.pca:
+        for k, label in labels.items():
             t0 = time.time()
             sampler = FinePCAMixture(x, coarse, k, a.components, a.residual_scale)
             facts = {"dims": coarse + k, "explained": round(sampler.explained, 3), "fit_seconds": round(time.time() - t0, 1)}
             facts["encode_seconds"] = round(encoded, 1)
-            label = f"fine_pca{k}" + (f"_r{a.residual_scale:g}" if a.residual_scale != 1 else "")
             scored.append((label, decode_all(model, sampler.sample(a.n_samples, torch.Generator().manual_seed(0))), facts))
         if a.recons and "recons" not in row:
             scored.append(("recons", reconstruct_images(model, held), {}))
@@ -150,8 +157,8 @@ def main() -> None:
             save_grid(faces[:64], out / f"{name}_{label}.png", nrow=8)
             row[label] = score_faces(faces, held, a.c2st_seeds, control=row["control"], paired=label == "recons") | facts
             print(name, label, ladder_line(row[label]), facts, flush=True)
-            figures = [f"{n} {lab}: {ladder_line(r)}" for n, rr in rows.items() for lab, r in rr.items() if lab != "control"]
-            _record.write(a.results, NAME, QUESTION, commands, settings, {"runs": rows}, figures)
+            save(rows)
+        save(rows)  # the run's training facts, also when every row was scored before
 
 
 if __name__ == "__main__":

@@ -1158,6 +1158,46 @@ def precision_speed() -> str:
     )
 
 
+FINE_ROWS = {  # joint_gmm_fine.json's rows, in the table's order
+    "joint_gmm": "the run's own `joint-gmm`: top and 12-px latents from one mixture, the 24-px group from its prior (T = 1.2)",
+    "fine_pca0": "the control: the 24-px group independent of the rest, each dimension with its posterior draws' mean and spread",
+    "fine_pca": "the 24-px group's first {k} principal components in the mixture, the rest independent",
+    "recons": "reconstructions of the held-out faces (every group drawn from the posterior): the ceiling",
+}
+
+
+def fine_mixture_rows(name: str = "preset_hier") -> str:
+    """joint_gmm_fine.json: one run's joint-gmm against a mixture that also draws the 24-px group's principal components,
+    the K = 0 control and the reconstructions, on the same held-out faces and positive control."""
+    r = result("joint_gmm_fine")
+    rows = r["results"]["runs"].get(name)
+    if not rows:
+        return "*Not measured yet.*\n"
+    scored = {k: v for k, v in rows.items() if k not in ("control", "training")}
+    sizes = list(next(iter(scored.values()))["ladder"])
+    lines = [f"| faces | {' / '.join(s.replace('px', '') for s in sizes)} px | real up to | HF ratio |", "|---|---|---|---|"]
+    kind = lambda label: label if label in FINE_ROWS else "fine_pca"  # noqa: E731
+    for label in sorted(scored, key=lambda k: list(FINE_ROWS).index(kind(k))):
+        e = scored[label]
+        what = FINE_ROWS[kind(label)].format(k=label.removeprefix("fine_pca").split("_")[0])
+        if e.get("explained"):
+            what += f" ({e['explained']:.0%} of its variance)"
+        if "_r" in label:
+            what += f", the rest at {label.split('_r')[-1]} × its spread"
+        lines.append(f"| {what} | {ladder_cells(e['ladder'], sizes).replace(' | ', ' / ')} | {up_to(e)} | {e['hf_ratio']:.2f} |")
+    control, settings, trained = rows["control"], r["settings"], rows["training"]
+    return (
+        "\n".join(lines)
+        + "\n"
+        + footnote(
+            f"`--preset hierarchical` trained {trained['train_minutes']:.0f} minutes on this machine ({trained['images_seen']:,} images); "
+            f"{settings['eval_limit']:,} held-out faces and {settings['n_samples']:,} samples, {settings['c2st_seeds']} classifier seeds, mean accuracy; "
+            f"mixtures of {settings['components']} components fitted on {settings['fit_on']:,} training faces; positive control caught at "
+            f"{control['accuracy']:.3f}; {cpu(r)}. `experiments/joint_gmm_fine.py`"
+        )
+    )
+
+
 BLOCKS: dict[str, Callable[[], str]] = {
     "blur-calibration": blur_calibration,
     "decoder-floor": decoder_floor,
@@ -1233,6 +1273,7 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "gpu-speed": gpu_speed,
     "train-speed": train_speed,
     "precision-speed": precision_speed,
+    "fine-mixture": fine_mixture_rows,
 }
 
 
