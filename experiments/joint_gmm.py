@@ -53,12 +53,12 @@ QUESTION = "Does a mixture fitted jointly over the top latent and the 12-px late
 
 
 @torch.no_grad()
-def joint_latents(model, faces: torch.Tensor, batch: int = 256, generator: torch.Generator | None = None) -> torch.Tensor:
-    """uint8 faces -> [top latent mean, detail latents (``VAE.encode_detail``: the 12-px groups' posterior means in their
-    priors' whitened coordinates; with ``generator``, posterior draws)]."""
+def joint_latents(model, faces: torch.Tensor, batch: int = 256, generator: torch.Generator | None = None, scales: int = 1) -> torch.Tensor:
+    """uint8 faces -> [top latent mean, detail latents (``VAE.encode_detail``: the first ``scales`` finer scales' posterior
+    means in their priors' whitened coordinates, the 12-px groups' unless told; with ``generator``, posterior draws)]."""
     rows = []
     for s in range(0, len(faces), batch):
-        posterior, detail = model.encode_detail(faces[s : s + batch].float().div(255), generator)
+        posterior, detail = model.encode_detail(faces[s : s + batch].float().div(255), generator, scales)
         rows.append(torch.cat([posterior.mu.float(), detail.float()], 1))
     return torch.cat(rows)
 

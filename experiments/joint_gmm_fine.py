@@ -21,7 +21,8 @@ Rows, on the same held-out faces, one positive control:
   mean of its posterior draws (says whether a gain is the correlations' or only a matched spread's);
 * ``fine_pca<K>``: K components joined to the mixture (``--pca``, default 256);
 * ``recons`` (``--recons``): the run's reconstructions of the held-out faces, every group drawn: the ceiling.
-``--residual-scale S`` scales the independent rest (labels end in _r<S>), as a temperature would.
+The sampler is the tool's ``JointGMMSampler`` (``joint-gmm`` draws so since this was measured); the recorded rows were
+measured with this script's own copy of the same steps, before it moved into the tool.
 
     python experiments/joint_gmm_fine.py --runs preset_hier --out experiments/out/hier
 """
@@ -34,79 +35,32 @@ from pathlib import Path
 import _record
 import torch
 from _runs import earlier_results, ladder_line, score_faces, training_facts
-from posterior_spread import posterior_draws
+from joint_gmm import joint_latents
 
 from animevae.config import DataConfig
 from animevae.evaluation.report import control_faces, load_eval_data
 from animevae.evaluation.two_sample import positive_control
 from animevae.images import save_grid
 from animevae.runs import load_run_config
-from animevae.sampling.generate import load_model, reconstruct_images, sample_faces
-from animevae.sampling.samplers import GMMSampler
+from animevae.sampling.generate import decode_latents, load_model, reconstruct_images, sample_faces
+from animevae.sampling.samplers import JointGMMSampler
 
 NAME = "joint_gmm_fine"
 QUESTION = "Does drawing the 24-px latent group with the top and 12-px latents, not from its prior, close more of the sampler's gap?"
 
 
-@torch.no_grad()
-def all_latents(model, faces: torch.Tensor, batch: int = 200, seed: int = 3) -> torch.Tensor:
-    """uint8 faces -> N x [top posterior mean, every finer group's posterior draw in its prior's whitened coordinates],
-    each finer group drawn given the draws above it (``posterior_draws`` with the top at its mean)."""
-    tops = torch.cat([model.encode(faces[s : s + batch].float().div(255)).mu.float() for s in range(0, len(faces), batch)])
-    groups: dict[int, list[torch.Tensor]] = {}
-    for g, _, _, u in posterior_draws(model, faces, batch, seed, top="mean"):
-        groups.setdefault(g, []).append(u.float().flatten(1))
-    return torch.cat([tops, *(torch.cat(groups[g]) for g in sorted(groups))], 1)
-
-
-@torch.no_grad()
-def decode_all(model, drawn: torch.Tensor, batch: int = 250) -> torch.Tensor:
-    """N x [top, u for every finer group] -> uint8 faces: each group decoded as z = mu_p + sigma_p u given the state."""
-    decoder, d, out = model.decoder, model.config.latent_dim, []
-    for s in range(0, len(drawn), batch):
-        z = drawn[s : s + batch]
-        h, taken = model._top(z[:, :d]), d
-        for j, up in enumerate(decoder.ups):
-            h = up(h)
-            for group in decoder.groups:
-                if group.scale == j:
-                    n = group.z_channels * h.shape[2] * h.shape[3]
-                    u = z[:, taken : taken + n].reshape(len(h), group.z_channels, *h.shape[2:])
-                    p_mu, p_logvar = group.prior_of(h)
-                    h, taken = group.joined(h, p_mu + torch.exp(p_logvar / 2) * u), taken + n
-        out.append(model.likelihood(decoder.out(h)).to_uint8())
-    return torch.cat(out)
-
-
-class FinePCAMixture:
-    """A mixture over [top, u_12, the first K principal components of u_24], the rest of u_24 independent noise."""
-
-    def __init__(self, x: torch.Tensor, coarse: int, k: int, components: int, residual_scale: float = 1.0):
-        fine = x[:, coarse:]
-        self.mean = fine.mean(0)
-        centred = fine - self.mean
-        cov = centred.T @ centred / len(fine)
-        values, vectors = torch.linalg.eigh(cov.double())
-        self.basis = vectors[:, -k:].flip(1).float() if k else torch.zeros(fine.shape[1], 0)  # largest first
-        kept = (self.basis.pow(2) * values[-k:].flip(0).float()).sum(1) if k else 0.0
-        self.residual_sd = (cov.diagonal() - kept).clamp_min(0).sqrt() * residual_scale
-        self.explained = float(values[-k:].sum() / values.sum()) if k else 0.0
-        self.coarse = coarse
-        self.mixture = GMMSampler.fit(torch.cat([x[:, :coarse], centred @ self.basis], 1), components, "full", max_fit=len(x))
-
-    def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
-        drawn = self.mixture.sample(n, generator)
-        noise = torch.randn(n, len(self.mean), generator=generator) * self.residual_sd
-        return torch.cat([drawn[:, : self.coarse], self.mean + drawn[:, self.coarse :] @ self.basis.T + noise], 1)
+def all_latents(model, faces: torch.Tensor, seed: int = 3) -> torch.Tensor:
+    """uint8 faces -> N x [top posterior mean, every finer scale's posterior draw in its prior's whitened coordinates],
+    each drawn given the ones above it (``VAE.encode_detail`` of every scale, as the tool's last latents pass)."""
+    return joint_latents(model, faces, 200, torch.Generator().manual_seed(seed), scales=len(model.detail_dims))
 
 
 def main() -> None:
     p = _record.parser(__doc__, NAME)
     p.set_defaults(out=str(_record.HERE / "out" / "hier"))
     p.add_argument("--runs", nargs="+", default=["preset_hier"], help="hierarchical runs in --out (default: %(default)s)")
-    p.add_argument("--pca", type=int, nargs="+", default=[0, 256], help="principal components of the 24-px group in the mixture (default: %(default)s)")
+    p.add_argument("--pca", type=int, nargs="*", default=[0, 256], help="principal components of the 24-px group in the mixture (default: %(default)s)")
     p.add_argument("--components", type=int, default=30, help="mixture components (default: %(default)s, joint-gmm's)")
-    p.add_argument("--residual-scale", type=float, default=1.0, help="scale of the 24-px group's independent rest (default: %(default)s)")
     p.add_argument("--no-baseline", dest="baseline", action="store_false", help="skip the run's own joint-gmm row")
     p.add_argument("--recons", action="store_true", help="also the run's reconstructions of the held-out faces (every group drawn, seed 0): the ceiling")
     p.add_argument("--fit-on", type=int, default=20_000, help="training faces the mixture is fitted on (default: %(default)s)")
@@ -138,8 +92,7 @@ def main() -> None:
         scored = []  # (label, faces, facts)
         if a.baseline and "joint_gmm" not in row:
             scored.append(("joint_gmm", sample_faces(model, str(run), "joint-gmm", a.n_samples, 0), {}))
-        labels = {k: f"fine_pca{k}" + (f"_r{a.residual_scale:g}" if a.residual_scale != 1 else "") for k in a.pca}
-        labels = {k: label for k, label in labels.items() if label not in row}
+        labels = {k: f"fine_pca{k}" for k in a.pca if f"fine_pca{k}" not in row}
         t0 = time.time()
         order = torch.randperm(len(train_pos), generator=torch.Generator().manual_seed(0))[: a.fit_on]
         x = all_latents(model, torch.from_numpy(images[train_pos[order.numpy()]])) if labels else None
@@ -147,10 +100,11 @@ def main() -> None:
         coarse = model.config.latent_dim + model.detail_dim
         for k, label in labels.items():
             t0 = time.time()
-            sampler = FinePCAMixture(x, coarse, k, a.components, a.residual_scale)
-            facts = {"dims": coarse + k, "explained": round(sampler.explained, 3), "fit_seconds": round(time.time() - t0, 1)}
+            sampler = JointGMMSampler.fit(x, coarse, a.components, "full", components=k)
+            explained = 1 - float(sampler.residual.double().pow(2).sum() / x[:, coarse:].double().var(0, unbiased=False).sum())
+            facts = {"dims": coarse + k, "explained": round(explained, 3), "fit_seconds": round(time.time() - t0, 1)}
             facts["encode_seconds"] = round(encoded, 1)
-            scored.append((label, decode_all(model, sampler.sample(a.n_samples, torch.Generator().manual_seed(0))), facts))
+            scored.append((label, decode_latents(model, sampler.sample(a.n_samples, torch.Generator().manual_seed(0))), facts))
         if a.recons and "recons" not in row:
             scored.append(("recons", reconstruct_images(model, held), {}))
         for label, faces, facts in scored:

@@ -36,17 +36,16 @@ QUESTION = "How wide is each finer latent group's aggregate posterior against it
 
 
 @torch.no_grad()
-def posterior_draws(model, images: torch.Tensor, batch: int = 100, seed: int = 0, top: str = "draw"):
+def posterior_draws(model, images: torch.Tensor, batch: int = 100, seed: int = 0):
     """One posterior pass over ``images`` (uint8 N x C x H x W) that draws each group as training does (the noise from a
-    seeded generator): yields (group index, d_mu / sigma_p, d_logvar, u = (z - mu_p) / sigma_p) per batch and group.
-    ``top="mean"`` takes the top latent at its posterior mean, as the joint-gmm sampler is fitted."""
+    seeded generator): yields (group index, d_mu / sigma_p, d_logvar, u = (z - mu_p) / sigma_p) per batch and group."""
     gen = torch.Generator().manual_seed(seed)
     decoder = model.decoder
     for s in range(0, len(images), batch):
         x = images[s : s + batch].float().div(255)
         features = model.encoder(x)
-        posterior = model._heads(features)
-        h = model._top(posterior.mu if top == "mean" else posterior.mu + torch.exp(posterior.logvar / 2) * noise_like(posterior.mu, gen))
+        top = model._heads(features)
+        h = model._top(top.mu + torch.exp(top.logvar / 2) * noise_like(top.mu, gen))  # the top drawn as in training
         for j, up in enumerate(decoder.ups):
             h = up(h)
             for g, group in enumerate(decoder.groups):

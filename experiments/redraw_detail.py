@@ -1,5 +1,6 @@
 """Redo a finished hierarchical run's last latents pass as the tool now does it: each face's 12-px detail latents a
-posterior draw (``training.passes.encode_rows``, seeded as training seeds it), not the posterior mean.
+posterior draw (``training.passes.encode_rows``, seeded as training seeds it), not the posterior mean, and its 24-px
+fine latents beside them (the joint-gmm sampler draws their principal components).
 
 Training itself is unchanged by that step, so a run trained before it needs no retraining to measure its joint-gmm
 sampler as a new run would fit it: this rewrites RUN/latents.safetensors (the top latents are kept; the detail
@@ -54,9 +55,9 @@ def main() -> None:
             raise SystemExit(f"{run}: its latents name rows that {a.data} does not hold")
         data = DeviceImages(faces.images, torch.device("cpu"))
         seed = config["train"].get("seed", 0) * 1000  # rank 0's seed in the last latents pass
-        _, _, detail = encode_rows(model.folded(), data, positions, PASS_BATCH, None, detail=True, seed=seed)
+        _, _, detail, fine = encode_rows(model.folded(), data, positions, PASS_BATCH, None, detail=True, seed=seed)
         was = latents.detail
-        runs.Latents(latents.mu, latents.logvar, latents.row_id, detail).save(run / runs.LATENTS)
+        runs.Latents(latents.mu, latents.logvar, latents.row_id, detail, fine if fine.shape[1] else None).save(run / runs.LATENTS)
         for stale in [*run.glob("joint_gmm_*_*.safetensors"), run / "evaluation.json"]:
             stale.unlink(missing_ok=True)
         rows[name] = {

@@ -238,7 +238,7 @@ class TrainConfig:
 # "quality" combines the options that measurably helped the likelihood at the same training budget;
 # "sharp" adds to those a spatial latent (a 16 x 6 x 6 map), a weaker KL term and bicubic rotation (it keeps
 # the training faces' fine detail), for faces that look real; "hierarchical" is the sharp preset with latent
-# groups at 12 and 24 px (models/hierarchical.py) and a mixture over its top and 12-px latents as its sampler: the
+# groups at 12 and 24 px (models/hierarchical.py) and a mixture over its top, 12-px and 24-px latents as its sampler: the
 # recommended one for real faces (its samples are caught least often from 24 to 96 px)
 # docs/explanation/experiments.md has the figures, and each records the sampler that measured best for it.
 QUALITY = {"kl_warmup_epochs": 2.0, "free_bits": 0.25, "ema": 0.998, "rotation_fill": "reflection", "interpolation": "bilinear"}

@@ -193,7 +193,7 @@ def build_app(run, device: str = "cpu"):
                         value=demo_model.default_sampler,
                         label="sampler",
                         info="mix: weighted averages of K learned latents (the seed's); prior: z ~ N(0, T^2 I); gmm: a Gaussian mixture "
-                        "fitted to the latents (joint-gmm: over the top and 12-px latents of a hierarchical run); two-stage: a second VAE "
+                        "fitted to the latents (joint-gmm: over the top, 12-px and 24-px latents of a hierarchical run); two-stage: a second VAE "
                         "fitted to them; diffusion: a small diffusion model fitted to them. Default: this run's best",
                     )
                     count = gr.Slider(1, 64, value=16, step=1, label="faces")

@@ -3,7 +3,7 @@
     runs/NAME/
       config.json           model fields at top level (a from_pretrained target) + train, data, data_stats
       model.safetensors     the latest weights
-      latents.safetensors   mu, logvar (N x latent) and row_id (N) of every training image (hierarchical, last epoch: detail too)
+      latents.safetensors   mu, logvar (N x latent) and row_id (N) of every training image (hierarchical, last epoch: detail, fine too)
       metrics.jsonl         one line per epoch
       samples/epoch_001.png a sample grid per epoch
       epochs/epoch_001/     per-epoch copies of weights + latents (the last --keep-last)
@@ -198,15 +198,17 @@ class Latents:
     logvar: torch.Tensor
     row_id: torch.Tensor
     detail: torch.Tensor | None = None  # a hierarchical model's detail latents (VAE.encode_detail, a posterior draw each), from a clean pass; else None
+    fine: torch.Tensor | None = None  # the same of its finer scales below the first (the 24-px group at 96 px), where it has them
 
     def head(self, n: int) -> Latents:
         """The first ``n`` rows (a sampler's width can be read off one row without building every row)."""
-        return Latents(self.mu[:n], self.logvar[:n], self.row_id[:n], None if self.detail is None else self.detail[:n])
+        return Latents(self.mu[:n], self.logvar[:n], self.row_id[:n], *(None if t is None else t[:n] for t in (self.detail, self.fine)))
 
     def save(self, path, metadata: dict[str, str] | None = None) -> None:
         tensors = {"mu": self.mu, "logvar": self.logvar, "row_id": self.row_id}
-        if self.detail is not None:
-            tensors["detail"] = self.detail.half()  # whitened values of a few units: fp16 halves the file's largest tensor
+        for name in ("detail", "fine"):
+            if getattr(self, name) is not None:
+                tensors[name] = getattr(self, name).half()  # whitened values of a few units: fp16 halves the file's largest tensors
         save_tensors(tensors, path, metadata)
 
     @classmethod
@@ -216,15 +218,19 @@ class Latents:
             raise UserError(f"{path}: expected tensors mu, logvar, row_id; found {', '.join(sorted(t))}")
         if not (t["mu"].ndim == 2 and t["mu"].shape == t["logvar"].shape and t["row_id"].shape == t["mu"].shape[:1]):
             raise UserError(f"{path}: mu, logvar and row_id do not line up")
-        detail = t.get("detail")
-        if detail is not None and (detail.ndim != 2 or len(detail) != len(t["mu"])):
-            raise UserError(f"{path}: detail and mu do not line up")
+        extra = {name: t[name] for name in ("detail", "fine") if name in t}
+        if "fine" in extra and "detail" not in extra:
+            raise UserError(f"{path}: fine latents without detail latents")
+        for name, v in extra.items():
+            if v.ndim != 2 or len(v) != len(t["mu"]):
+                raise UserError(f"{path}: {name} and mu do not line up")
         bad = ~torch.isfinite(t["mu"]).all(1) | ~torch.isfinite(t["logvar"]).all(1)
-        if detail is not None:
-            bad |= ~torch.isfinite(detail).all(1)
+        for v in extra.values():
+            bad |= ~torch.isfinite(v).all(1)
         if bad.any():
             raise UserError(f"{path}: {int(bad.sum())} of {len(t['mu'])} rows hold NaN or inf; the faces from them would be garbage: resume or retrain the run")
-        return cls(t["mu"].float(), t["logvar"].float(), t["row_id"], None if detail is None else detail.float())
+        detail, fine = (extra[name].float() if name in extra else None for name in ("detail", "fine"))
+        return cls(t["mu"].float(), t["logvar"].float(), t["row_id"], detail, fine)
 
     def check(self, config: dict, where) -> Latents:
         """Refuse latents that do not belong to the run's model (width) or its training split (rows)."""

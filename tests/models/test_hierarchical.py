@@ -145,6 +145,25 @@ def test_detail_latents_decode_as_the_first_finer_scales_posterior(arch):
         VAE(ModelConfig(image_size=48, num_layers=4, base_channels=8, latent_dim=16)).encode_detail(x)
 
 
+@pytest.mark.parametrize("arch", ["hierarchical", "hierarchical-stacked"])
+def test_every_finer_scale_s_latents_decode_as_the_reconstruction_at_the_means(arch):
+    """[top mean, every scale's detail] decodes as ``reconstruct`` at the posterior means; each scale's width is
+    ``detail_dims``, the first is ``encode_detail``'s default, and a width between scales is refused."""
+    m = model(seed=3, arch=arch)
+    x = torch.rand(3, 3, 48, 48)
+    with torch.no_grad():
+        posterior, every = m.encode_detail(x, scales=2)
+        _, first = m.encode_detail(x)
+        per_scale = {"hierarchical": (8, 4), "hierarchical-stacked": (3 * 3, 3 * 2)}[arch]
+        assert m.detail_dims == (per_scale[0] * 12 * 12, per_scale[1] * 24 * 24) and every.shape == (3, sum(m.detail_dims))
+        assert torch.allclose(every[:, : m.detail_dim], first, atol=1e-6)
+        got = m.decode(torch.cat([posterior.mu, every], 1))
+        assert torch.allclose(got, m.reconstruct(x, latents="mean"), atol=1e-5)  # no noise drawn: every group given
+        assert not torch.allclose(m.decode(torch.cat([posterior.mu, first], 1), temperatures=0), got, atol=1e-3)
+    with pytest.raises(ValueError, match="wide"):
+        m.decode(torch.zeros(1, 144 + m.detail_dim + 7))
+
+
 def test_detail_latents_drawn_from_the_posterior_spread_around_its_means_by_its_own_scale():
     """With a generator, ``encode_detail`` draws each face's 12-px latents from the posterior (what training decodes)
     instead of taking the means: reproducible for a seed, centred on the means, spread by the posterior's own sigma

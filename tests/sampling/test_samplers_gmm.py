@@ -270,3 +270,51 @@ def test_gmm_temperature_scales_the_spread_around_each_component_and_nothing_els
     at_means = draws[0.0]
     assert all(any(torch.allclose(z, m.float().double(), atol=1e-5) for m in means) for z in at_means[:20])  # T = 0: the means
     assert torch.allclose(draws[0.5] - at_means, 0.5 * (draws[1.0] - at_means), atol=1e-5)  # same components, half the offset
+
+
+def _coarse_and_fine(n: int = 3000) -> torch.Tensor:
+    """4 coarse dimensions in two clusters, 40 fine ones: three shared directions that follow the cluster, plus noise."""
+    g = _gen(3)
+    ids = torch.randint(0, 2, (n,), generator=g)
+    coarse = torch.stack([ids * 8.0 - 4, torch.zeros(n), torch.zeros(n), torch.zeros(n)], 1) + torch.randn(n, 4, generator=g)
+    mixing = torch.randn(3, 40, generator=g)
+    shared = torch.randn(n, 3, generator=g) + ids[:, None] * 2.0
+    return torch.cat([coarse, shared @ mixing + 0.1 * torch.randn(n, 40, generator=g)], 1)
+
+
+def test_the_joint_mixture_draws_the_fine_part_by_its_principal_components_with_the_coarse_one():
+    from animevae.sampling.samplers import JointGMMSampler
+
+    x = _coarse_and_fine()
+    sampler = JointGMMSampler.fit(x, coarse=4, n_components=2, components=3)
+    assert sampler.mixture.means.shape == (2, 4 + 3) and sampler.basis.shape == (40, 3)
+    z = sampler.sample(4000, _gen(1))
+    assert z.shape == (4000, 44) and torch.equal(z, sampler.sample(4000, _gen(1)))
+    data_cov, drawn_cov = torch.cov(x.T), torch.cov(z.T)
+    assert torch.allclose(drawn_cov, data_cov, atol=0.12 * float(data_cov.abs().max()))  # fine part, and how it goes with the coarse
+    assert float(drawn_cov[0, 4:].abs().max()) > 0.3 * float(data_cov[0, 4:].abs().max())  # the fine part follows the cluster
+    independent = JointGMMSampler.fit(x, coarse=4, n_components=2, components=0)  # no shared directions: only each dimension's spread
+    cov0 = torch.cov(independent.sample(4000, _gen(1)).T)
+    assert torch.allclose(cov0.diagonal(), data_cov.diagonal(), rtol=0.15)
+    assert float(cov0[4:, 4:].fill_diagonal_(0).abs().max()) < 0.2 * float(data_cov[4:, 4:].fill_diagonal_(0).abs().max())
+    again = JointGMMSampler.from_tensors(sampler.tensors(), "full", 44)  # what the run folder keeps
+    assert torch.equal(again.sample(50, _gen(2)), sampler.sample(50, _gen(2)))
+    sampler.temperature = 0.0  # the components' means alone: no spread in the mixture, none in the independent rest
+    assert len(torch.unique(sampler.sample(500, _gen(4)), dim=0)) == sampler.mixture.n_components
+
+
+def test_a_joint_mixture_without_fine_latents_is_the_mixture_alone_and_bad_files_are_refused():
+    from animevae.sampling.samplers import JointGMMSampler
+
+    x = _coarse_and_fine()[:, :4]
+    sampler = JointGMMSampler.fit(x, coarse=4, n_components=2)
+    plain = GMMSampler.fit(x, 2)
+    assert torch.equal(sampler.sample(100, _gen(0)), plain.sample(100, _gen(0)))  # an older run's latents: as before
+    old = JointGMMSampler.from_tensors(plain.tensors(), "full", 4)  # an older run's file: no fine part
+    assert torch.equal(old.sample(10, _gen(0)), plain.sample(10, _gen(0)))
+    t = JointGMMSampler.fit(_coarse_and_fine(), coarse=4, n_components=2, components=3).tensors()
+    for bad in ({"fine_basis": torch.zeros(40, 5)}, {"fine_residual": -torch.ones(40)}, {"fine_mean": torch.full((40,), float("nan"))}):
+        with pytest.raises(ValueError):
+            JointGMMSampler.from_tensors(t | bad, "full", 44)
+    with pytest.raises(ValueError):
+        JointGMMSampler.from_tensors(t, "full", 50)  # latents of another width

@@ -38,11 +38,14 @@ def test_training_logs_each_groups_kl_and_every_group_is_used(hier_run):
 
 
 def test_the_last_clean_pass_keeps_detail_latents_that_a_joint_mixture_draws_from(hier_run, cli, tmp_path):
-    """The latents file of a hierarchical run holds each face's 12-px detail latents; ``--sampler joint-gmm`` fits a
-    mixture over [top, detail] once (kept in the run), and a seed fixes its faces."""
+    """The latents file of a hierarchical run holds each face's 12-px detail latents and 24-px fine latents;
+    ``--sampler joint-gmm`` fits a mixture over [top, detail, the fine ones' principal components] once (kept in the
+    run), and a seed fixes its faces."""
     latents = load_tensors(hier_run / "latents.safetensors")
     assert latents["detail"].shape == (len(latents["mu"]), 8 * 12 * 12) and latents["detail"].dtype == torch.float16
-    assert 0.01 < float(latents["detail"].float().std()) < 20  # whitened values, not zeros
+    assert latents["fine"].shape == (len(latents["mu"]), 4 * 24 * 24) and latents["fine"].dtype == torch.float16
+    for name in ("detail", "fine"):
+        assert 0.01 < float(latents[name].float().std()) < 20  # whitened values, not zeros
     faces = {}
     for name in ("first", "again"):
         proc = cli("generate", "--run", hier_run, "--sampler", "joint-gmm", "--gmm-components", "3", "--n", "8", "--out", tmp_path / name)
@@ -50,7 +53,8 @@ def test_the_last_clean_pass_keeps_detail_latents_that_a_joint_mixture_draws_fro
         assert ("fitting 3 full-covariance components" in proc.stderr) == (name == "first")
     assert np.array_equal(faces["first"], faces["again"])
     mixture = load_tensors(hier_run / "joint_gmm_3_full.safetensors")
-    assert mixture["means"].shape == (3, 144 + 8 * 12 * 12)
+    k = min(256, len(latents["mu"]) - 1)  # the fine latents' principal components it draws
+    assert mixture["means"].shape == (3, 144 + 8 * 12 * 12 + k) and mixture["fine_basis"].shape == (4 * 24 * 24, k)
 
 
 def test_the_hierarchical_preset_fits_its_joint_mixture_when_training_ends(cli, tmp_path):

@@ -229,7 +229,7 @@ def test_epoch_latents_fills_rows_the_training_pass_missed():
 
 def test_the_clean_pass_keeps_a_posterior_draw_of_each_faces_detail_latents_fixed_by_the_seed():
     """A hierarchical model's detail latents in the latents file are posterior draws (what training decodes), the
-    same for the same seed, not the posterior means."""
+    same for the same seed, not the posterior means; the finer scale's beside them, drawn given the detail ones."""
     from animevae.data.device import DeviceImages
     from animevae.training.passes import encode_rows
 
@@ -238,11 +238,14 @@ def test_the_clean_pass_keeps_a_posterior_draw_of_each_faces_detail_latents_fixe
     images = np.random.default_rng(0).integers(0, 256, (6, 3, 48, 48), dtype=np.uint8)
     data = DeviceImages(images, torch.device("cpu"))
     rows = np.arange(6)
-    mu, _, detail = encode_rows(model, data, rows, 4, None, detail=True, seed=5)
+    mu, _, detail, fine = encode_rows(model, data, rows, 4, None, detail=True, seed=5)
     _, means = model.encode_detail(data.pixels(rows, torch.float32))
-    assert torch.equal(detail, encode_rows(model, data, rows, 4, None, detail=True, seed=5)[2])
+    assert detail.shape == (6, model.detail_dim) and fine.shape == (6, model.detail_dims[1]) == (6, 4 * 24 * 24)
+    again = encode_rows(model, data, rows, 4, None, detail=True, seed=5)
+    assert torch.equal(detail, again[2]) and torch.equal(fine, again[3])
     assert not torch.allclose(detail, encode_rows(model, data, rows, 4, None, detail=True, seed=6)[2])
     assert abs(float((detail - means).std()) - 1) < 0.05  # a new model's posterior is its prior: unit spread around the means
+    assert abs(float(fine.std()) - 1) < 0.05 and abs(float(fine.mean())) < 0.05  # and the finer scale's: unit draws around 0
 
 
 # -- fine-tuning -----------------------------------------------------------------------------------

@@ -187,7 +187,7 @@ def evaluate(
             "c2st_seeds": c2st_seeds,
             "c2st_max_rounds": c2st_max_rounds,
             "c2st_sizes": ladder,
-            **({"fine_temperatures": list(model.temperatures)} if model.hierarchical else {}),  # what its samples' finer groups were drawn at
+            **({"fine_temperatures": list(model.temperatures)} if model.hierarchical else {}),  # finer groups drawn from priors (joint-gmm: its own)
         },
         **likelihood_metrics(model, held, k, seed, batch, device),
     }

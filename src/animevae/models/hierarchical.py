@@ -18,9 +18,10 @@ join lets the state use them. Log-variances go through a soft clamp (NVAE's), wh
 The top group is the model's latent everywhere else (the latents file, every sampler, interpolation);
 ``decode(z_top)`` draws the finer groups from their learned priors at per-group temperatures, and
 ``reconstruct(x)`` takes them from the posterior. The 12-px group's prior draws each position independently
-given the top, so the two halves of an eye need not agree: ``encode_detail`` gives each face's 12-px posterior
-in that prior's whitened coordinates (the latents file keeps one posterior draw per face), a sampler fitted over both
-(joint-gmm) draws them together, and ``decode([z_top, u])`` decodes such a draw. Registered as ``arch="hierarchical"``.
+given the top, so the two halves of an eye need not agree: ``encode_detail`` gives each face's finer posteriors in
+their priors' whitened coordinates (the latents file keeps one posterior draw per face of the 12-px group, ``detail``,
+and of the 24-px one, ``fine``), a sampler fitted over them (joint-gmm) draws them with the top, and
+``decode([z_top, u_12, u_24])`` decodes such a draw. Registered as ``arch="hierarchical"``.
 """
 
 from __future__ import annotations
@@ -88,7 +89,8 @@ class TopDown(nn.Module):
     reconstruction: ``mode`` takes each group's posterior mean); ``forward(h)`` the prior pass (generation,
     at ``temperatures``, one per finer scale); ``forward(h, features, keep=k)`` takes the first k finer groups from the
     posterior and draws the rest from their priors (what each group holds); ``forward(h, given=u)`` takes the first finer
-    scale's groups as ``prior mean + prior sigma * u`` (``whitened``'s coordinates: what the joint-gmm sampler draws).
+    groups, in order, as ``prior mean + prior sigma * u`` for as many groups as ``u`` is wide (``whitened``'s coordinates:
+    what the joint-gmm sampler draws), the rest from their priors.
     Returns (likelihood params, per-group KL maps flattened or [], log p - log q of the drawn finer latents per image or None)."""
 
     def __init__(self, widths: list[int], group_channels: tuple[int, ...], slope: float, out_channels: int, cells: bool = True, per_scale: int = 1):
@@ -112,7 +114,7 @@ class TopDown(nn.Module):
                 if group.scale != j:
                     continue
                 u = None
-                if given is not None and j == 0:  # this group's slice of the draw, in its prior's whitened coordinates
+                if given is not None and taken < given.shape[1]:  # this group's slice of the draw, in its prior's whitened coordinates
                     n = group.z_channels * h.shape[2] * h.shape[3]
                     u, taken = given[:, taken : taken + n].reshape(len(h), group.z_channels, *h.shape[2:]), taken + n
                 h, z_kl, ratio = self._group(g, group, h, features, mode, generator, temperatures, keep, u)
@@ -121,21 +123,24 @@ class TopDown(nn.Module):
                     log_ratio = ratio if log_ratio is None else log_ratio + ratio
         return self.out(h), kls, log_ratio
 
-    def whitened(self, h: torch.Tensor, features: list[torch.Tensor], generator: torch.Generator | None = None) -> torch.Tensor:
-        """The first finer scale's posterior means (every group of it, given the top state ``h``) in their priors'
-        whitened coordinates, u = (mu_q - mu_p) / sigma_p, flattened to N x D; with ``generator``, posterior draws
-        (the mean plus the posterior's own spread, as training decodes them). A sampler fitted over [top, u]
-        (joint-gmm) can hold which strokes go together, which a prior that draws each position independently cannot."""
-        h, us = self.ups[0](h), []
-        for group in self.groups:
-            if group.scale == 0:
-                p_mu, p_logvar = group.prior_of(h)
-                d_mu, d_logvar = group.shift_of(h, features[len(features) - 1])
-                u = d_mu * torch.exp(-p_logvar / 2)
-                if generator is not None:
-                    u = u + torch.exp(d_logvar / 2) * noise_like(u, generator)
-                us.append(u.flatten(1))
-                h = group.joined(h, p_mu + torch.exp(p_logvar / 2) * u)
+    def whitened(self, h: torch.Tensor, features: list[torch.Tensor], generator: torch.Generator | None = None, scales: int = 1) -> torch.Tensor:
+        """The first ``scales`` finer scales' posterior means (every group of them in order, each given the top state ``h``
+        and the groups before it) in their priors' whitened coordinates, u = (mu_q - mu_p) / sigma_p, flattened and
+        joined to N x D; with ``generator``, posterior draws (the mean plus the posterior's own spread, as training
+        decodes them). A sampler fitted over [top, u] (joint-gmm) can hold which strokes go together, which a prior
+        that draws each position independently cannot."""
+        us = []
+        for j, up in enumerate(self.ups[:scales]):
+            h = up(h)
+            for group in self.groups:
+                if group.scale == j:
+                    p_mu, p_logvar = group.prior_of(h)
+                    d_mu, d_logvar = group.shift_of(h, features[len(features) - 1 - j])
+                    u = d_mu * torch.exp(-p_logvar / 2)
+                    if generator is not None:
+                        u = u + torch.exp(d_logvar / 2) * noise_like(u, generator)
+                    us.append(u.flatten(1))
+                    h = group.joined(h, p_mu + torch.exp(p_logvar / 2) * u)
         return torch.cat(us, 1)
 
     @staticmethod

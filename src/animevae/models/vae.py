@@ -276,24 +276,30 @@ class VAE(
     def encode(self, x: torch.Tensor) -> DiagonalGaussian:
         return self._heads(self.encoder(x))
 
-    def encode_detail(self, x: torch.Tensor, generator: torch.Generator | None = None) -> tuple[DiagonalGaussian, torch.Tensor]:
-        """Images -> (the top latent's posterior, N x ``detail_dim`` detail latents): a hierarchical model's first finer
-        scale, its posterior mean given the top's mean (with ``generator``: a posterior draw), in its prior's whitened
-        coordinates (``TopDown.whitened``). ``decode(torch.cat([mu, detail], 1))`` draws that scale as the face's own
-        and the finer ones from their priors."""
+    def encode_detail(self, x: torch.Tensor, generator: torch.Generator | None = None, scales: int = 1) -> tuple[DiagonalGaussian, torch.Tensor]:
+        """Images -> (the top latent's posterior, N x ``sum(detail_dims[:scales])`` detail latents): a hierarchical model's
+        first ``scales`` finer scales, their posterior means given the top's mean and the coarser ones (with ``generator``:
+        posterior draws), in their priors' whitened coordinates (``TopDown.whitened``). ``decode(torch.cat([mu, detail], 1))``
+        draws those scales as the face's own and any finer one from its prior."""
         if not self.hierarchical:
             raise ValueError(f"arch {self.config.arch!r} has no finer latent groups: only a hierarchical model has detail latents")
         features = self.encoder(x)
         posterior = self._heads(features)
-        return posterior, self.decoder.whitened(self._top(posterior.mu), features[:-1], generator)
+        return posterior, self.decoder.whitened(self._top(posterior.mu), features[:-1], generator, scales)
+
+    @property
+    def detail_dims(self) -> tuple[int, ...]:
+        """Width of each finer scale's latents (every group of it), coarse to fine: () unless the model is hierarchical."""
+        if not self.hierarchical:
+            return ()
+        _, h, w = self.latent_shape
+        scales = sorted({g.scale for g in self.decoder.groups})
+        return tuple(sum(g.z_channels for g in self.decoder.groups if g.scale == j) * 4 ** (j + 1) * h * w for j in scales)
 
     @property
     def detail_dim(self) -> int:
-        """Width of ``encode_detail``'s detail latents: 0 unless the model is hierarchical."""
-        if not self.hierarchical:
-            return 0
-        _, h, w = self.latent_shape
-        return sum(g.z_channels for g in self.decoder.groups if g.scale == 0) * 4 * h * w  # one octave below the top map
+        """Width of ``encode_detail``'s detail latents of the first finer scale: 0 unless the model is hierarchical."""
+        return self.detail_dims[0] if self.detail_dims else 0
 
     def _heads(self, h) -> DiagonalGaussian:
         if self.hierarchical:
@@ -313,12 +319,14 @@ class VAE(
 
         A hierarchical model draws its finer groups from their priors, with noise from ``generator`` at
         ``temperatures`` (a number or one per finer scale; default ``self.temperatures``; 0: the priors' means);
-        ``z`` ``detail_dim`` wider than the latent holds the first finer scale too (``encode_detail``'s coordinates)."""
+        ``z`` wider than the latent holds the first finer scales too (``encode_detail``'s coordinates): as many as its
+        width covers, the rest drawn from their priors."""
         if not self.hierarchical:
             return self.decoder(self._top(z))
         top, detail = z[:, : self.config.latent_dim], z[:, self.config.latent_dim :]
-        if detail.shape[1] not in (0, self.detail_dim):
-            raise ValueError(f"latents are {z.shape[1]} wide: expected {self.config.latent_dim}, or {self.config.latent_dim + self.detail_dim} with detail")
+        widths = [self.config.latent_dim + sum(self.detail_dims[:s]) for s in range(len(self.detail_dims) + 1)]
+        if z.shape[1] not in widths:
+            raise ValueError(f"latents are {z.shape[1]} wide: expected one of {', '.join(map(str, widths))} (the top, then with each finer scale)")
         t = self.temperatures if temperatures is None else temperatures
         t = tuple(t) if isinstance(t, (tuple, list)) else (float(t),)
         params, _, _ = self.decoder(self._top(top), generator=generator, temperatures=t, given=detail if detail.shape[1] else None)

@@ -17,6 +17,7 @@ from .samplers import (
     DEFAULT_MIX_K,
     DiffusionSampler,
     GMMSampler,
+    JointGMMSampler,
     MixSampler,
     PriorSampler,
     Sampler,
@@ -42,13 +43,13 @@ def gmm_file(run, n_components: int, covariance_type: str, joint: bool = False) 
 
 
 def joint_rows(latents: runs.Latents) -> torch.Tensor:
-    """[top latent, detail latents] of every training image: what the joint-gmm sampler is fitted on."""
+    """[top latent, detail latents, fine latents (where kept)] of every training image: what the joint-gmm sampler is fitted on."""
     if latents.detail is None:
         raise UserError(
             "--sampler joint-gmm: this run's latents hold no detail latents (a hierarchical run's clean pass after its last epoch writes them); "
             "use --sampler gmm, or train with --arch hierarchical"
         )
-    return torch.cat([latents.mu, latents.detail], 1)
+    return torch.cat([latents.mu, latents.detail, *([] if latents.fine is None else [latents.fine])], 1)
 
 
 def load_or_fit_gmm(
@@ -59,24 +60,28 @@ def load_or_fit_gmm(
     progress: bool = True,
     device: str | torch.device = "cpu",
     joint: bool = False,
-) -> GMMSampler:
+) -> GMMSampler | JointGMMSampler:
     """The run's fitted mixture: read from RUN/gmm_<k>_<cov>.safetensors, or fitted now (and saved there). ``joint``: over
-    [top, detail] latents (RUN/joint_gmm_<k>_<cov>.safetensors; a hierarchical run's), its draws decoded as ``VAE.decode`` says."""
+    [top, detail, fine] latents (RUN/joint_gmm_<k>_<cov>.safetensors; a hierarchical run's, ``JointGMMSampler``), its draws
+    decoded as ``VAE.decode`` says."""
     if covariance_type not in GMMSampler.COVARIANCE_TYPES:
         raise UserError(f"--gmm-covariance {covariance_type}: unknown; choose full or diag")
     if n_components is None:
         n_components = DEFAULT_JOINT_COMPONENTS if joint else DEFAULT_GMM_COMPONENTS
-    return load_or_fit(
-        run,
-        gmm_file(run, n_components, covariance_type, joint).name,
-        lambda x: GMMSampler.fit(x, n_components, covariance_type, device=device),
-        lambda t, dim: GMMSampler.from_tensors(t, covariance_type, dim),
-        f"{'joint-' if joint else ''}gmm: fitting {n_components} {covariance_type}-covariance components to {{n}} latents",
-        revision,
-        progress,
-        limit=GMMSampler.MAX_FIT,
-        rows=joint_rows if joint else None,
-    )
+    name = gmm_file(run, n_components, covariance_type, joint).name
+    says = f"{'joint-' if joint else ''}gmm: fitting {n_components} {covariance_type}-covariance components to {{n}} latents"
+    if not joint:
+        fit = lambda x: GMMSampler.fit(x, n_components, covariance_type, device=device)  # noqa: E731
+        return load_or_fit(run, name, fit, lambda t, dim: GMMSampler.from_tensors(t, covariance_type, dim), says, revision, progress, limit=GMMSampler.MAX_FIT)
+    coarse = {}  # [top, detail]'s width, read off the latents the joint mixture is fitted on: the fine ones go in by their principal components
+
+    def rows(latents: runs.Latents) -> torch.Tensor:
+        coarse["width"] = latents.mu.shape[1] + latents.detail.shape[1] if latents.detail is not None else 0
+        return joint_rows(latents)
+
+    fit = lambda x: JointGMMSampler.fit(x, coarse["width"], n_components, covariance_type, device=device)  # noqa: E731
+    load = lambda t, dim: JointGMMSampler.from_tensors(t, covariance_type, dim)  # noqa: E731
+    return load_or_fit(run, name, fit, load, says, revision, progress, limit=JointGMMSampler.MAX_FIT, rows=rows)
 
 
 FITTED_FILES = ("gmm_*_*.safetensors", "joint_gmm_*_*.safetensors", "two_stage.safetensors", "diffusion.safetensors")  # what fitted samplers write

@@ -294,7 +294,7 @@ def train_mode(model: VAE, frozen: str | None) -> None:
 def check_disk_space(out: Path, model: VAE, n_train: int, cfg: TrainConfig) -> None:
     """Fail before training, not after hours, when the run folder's disk cannot hold what the run writes."""
     weights = sum(t.numel() * t.element_size() for t in model.state_dict().values())
-    latents = n_train * model.config.latent_dim * 2 * 4
+    latents = n_train * (model.config.latent_dim * 2 * 4 + sum(model.detail_dims) * 2)  # mu, logvar in fp32; a hierarchical run's finer ones in fp16
     need = weights * (1 + cfg.keep_last + 3 * checkpoint.KEEP + (checkpoint.KEEP if cfg.ema else 0)) + latents * (1 + cfg.keep_last) + (20 << 20)
     free = shutil.disk_usage(out).free
     if free < need:

@@ -26,18 +26,18 @@ PASS_BATCH = 512
 
 @torch.no_grad()
 def encode_rows(model: VAE, data: DeviceImages, positions: np.ndarray, batch: int, amp, detail: bool = False, seed: int = 0) -> tuple[torch.Tensor, ...]:
-    """Latent mean and log-variance of every image at ``positions`` (eval mode, no augmentation); with ``detail``,
-    a hierarchical model's detail latents as a third tensor: one posterior draw each (``VAE.encode_detail`` with a
-    generator seeded ``seed``), as training decodes them. A mixture fitted on the means alone leaves out the
-    posterior's own spread, about half of the prior's variance: its faces were caught more often from 32 px down
-    (experiments/joint_gmm.py --fit-on-draws)."""
+    """Latent mean and log-variance of every image at ``positions`` (eval mode, no augmentation); with ``detail``, a
+    hierarchical model's finer latents as two more tensors, the first finer scale's and the finer scales' below it: one
+    posterior draw each (``VAE.encode_detail`` of every scale, with a generator seeded ``seed``), as training decodes
+    them. A mixture fitted on the means alone leaves out the posterior's own spread, about half of the prior's variance:
+    its faces were caught more often from 32 px down (experiments/joint_gmm.py --fit-on-draws)."""
     mus, logvars, details = [], [], []
     gen = torch.Generator(device=data.device).manual_seed(seed) if detail else None
     with torch.autocast(data.device.type, dtype=amp or torch.float32, enabled=amp is not None):  # one context: weights cast once
         for s in range(0, len(positions), batch):
             x = data.pixels(positions[s : s + batch], amp or torch.float32)
             if detail:
-                posterior, u = model.encode_detail(x, gen)
+                posterior, u = model.encode_detail(x, gen, scales=len(model.detail_dims))
                 details.append(u.float().cpu())
             else:
                 posterior = model.encode(x)
@@ -45,7 +45,10 @@ def encode_rows(model: VAE, data: DeviceImages, positions: np.ndarray, batch: in
             logvars.append(posterior.logvar.float().cpu())
     d = model.config.latent_dim
     out = (torch.cat(mus) if mus else torch.zeros(0, d)), (torch.cat(logvars) if logvars else torch.zeros(0, d))
-    return (*out, torch.cat(details) if details else torch.zeros(0, model.detail_dim)) if detail else out
+    if not detail:
+        return out
+    u = torch.cat(details) if details else torch.zeros(0, sum(model.detail_dims))
+    return (*out, u[:, : model.detail_dim], u[:, model.detail_dim :])
 
 
 @torch.no_grad()
@@ -94,15 +97,15 @@ class PassLatents:
 
 def epoch_latents(
     model: VAE, data: DeviceImages, train_pos: np.ndarray, my_train: np.ndarray, recorded: PassLatents | None, amp, world: int, rank: int, seed: int = 0
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """(positions, mu, logvar, detail or None) for every training image, gathered from all ranks: a clean pass of
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[torch.Tensor] | None]:
+    """(positions, mu, logvar, [detail, fine] or None) for every training image, gathered from all ranks: a clean pass of
     ``model`` (eval mode, no augmentation) over them all when ``recorded`` is None (with a hierarchical model's
-    detail latents, for the joint-gmm sampler), else the training pass's latents plus a clean pass over the rows
+    finer latents, for the joint-gmm sampler), else the training pass's latents plus a clean pass over the rows
     it missed (rank 0, which writes the file)."""
     if recorded is None:
         rows = encode_rows(model, data, my_train, PASS_BATCH, amp, detail=model.hierarchical, seed=seed * 1000 + rank)
         pos, mu, logvar, *detail = gather_rows([torch.from_numpy(my_train), *rows], world)
-        return pos, mu, logvar, (detail[0] if detail else None)
+        return pos, mu, logvar, (detail or None)
     pos, mu, logvar = gather_rows(list(recorded.taken()), world)
     missing = np.setdiff1d(train_pos, pos.numpy()) if rank == 0 else np.zeros(0, dtype=np.int64)
     if len(missing):
@@ -150,7 +153,8 @@ def run_epoch_passes(
         grid_mu, _ = encode_rows(infer, data, grid_pos, PASS_BATCH, system.amp)  # clean latents, whatever the file holds
         z = MixSampler(grid_mu, k=DEFAULT_MIX_K).sample(sample_count, torch.Generator().manual_seed(0))
         grid = infer.generate(z.to(system.device), torch.Generator(system.device).manual_seed(0)).cpu()
-    latents = runs.Latents(mu[order], logvar[order], rows[order], None if detail is None else detail[order])
+    detail, fine = (None, None) if detail is None else (detail[0][order], detail[1][order] if detail[1].shape[1] else None)
+    latents = runs.Latents(mu[order], logvar[order], rows[order], detail, fine)
     return EpochPasses(val, latents, clean, grid, seconds)
 
 
