@@ -318,3 +318,13 @@ def test_a_joint_mixture_without_fine_latents_is_the_mixture_alone_and_bad_files
             JointGMMSampler.from_tensors(t | bad, "full", 44)
     with pytest.raises(ValueError):
         JointGMMSampler.from_tensors(t, "full", 50)  # latents of another width
+
+
+def test_the_mixture_is_kept_in_float32_and_a_reloaded_one_draws_as_the_fitted_one(clustered):
+    """A full-covariance mixture over a hierarchical run's joint latents is 30 x D^2 numbers: stored in float32 (half of
+    float64's file), and held at that precision after fitting too, so the run's first draw equals every later one."""
+    sampler = GMMSampler.fit(clustered, 3)
+    t = sampler.tensors()
+    assert all(v.dtype == torch.float32 for v in t.values())
+    again = GMMSampler.from_tensors(t, "full", 4)
+    assert torch.equal(again.sample(200, _gen(5)), sampler.sample(200, _gen(5)))

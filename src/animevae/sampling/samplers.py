@@ -86,7 +86,9 @@ class GMMSampler(Sampler):
         want = (k, d, d) if covariance_type == "full" else (k, d)
         if weights.shape != (k,) or tuple(scale.shape) != want:
             raise ValueError(f"gmm tensors do not line up: weights {tuple(weights.shape)}, means {tuple(means.shape)}, scale {tuple(scale.shape)}")
-        self.weights, self.means, self.scale = weights.double(), means.double(), scale.double()
+        # kept at float32 precision, as the run folder stores them (a full-covariance mixture over a hierarchical run's
+        # 1,984 joint dimensions is 30 x 1,984^2 numbers: 0.47 GB in float32), so a fitted and a reloaded one draw alike
+        self.weights, self.means, self.scale = (t.float().double() for t in (weights, means, scale))
         self.covariance_type = covariance_type
         self.temperature = 1.0  # each component's spread is scaled by this when sampling (fitted parameters unchanged)
 
@@ -155,7 +157,7 @@ class GMMSampler(Sampler):
         return z.float()
 
     def tensors(self) -> dict[str, torch.Tensor]:
-        return {"weights": self.weights, "means": self.means, "scale": self.scale}
+        return {"weights": self.weights.float(), "means": self.means.float(), "scale": self.scale.float()}
 
     @classmethod
     def from_tensors(cls, t: dict[str, torch.Tensor], covariance_type: str, latent_dim: int) -> GMMSampler:
@@ -167,7 +169,7 @@ class GMMSampler(Sampler):
         scale_shape = (k, latent_dim, latent_dim) if covariance_type == "full" else (k, latent_dim)
         if w.ndim != 1 or tuple(m.shape) != (k, latent_dim) or tuple(s.shape) != scale_shape:
             raise ValueError(f"shapes {tuple(w.shape)}, {tuple(m.shape)}, {tuple(s.shape)} do not fit {latent_dim}-wide latents")
-        if not all(torch.isfinite(x).all() for x in (w, m, s)) or (w < 0).any() or abs(float(w.sum()) - 1) > 1e-6:
+        if not all(torch.isfinite(x).all() for x in (w, m, s)) or (w < 0).any() or abs(float(w.double().sum()) - 1) > 1e-5:
             raise ValueError("non-finite parameters or weights that are not a distribution")
         return cls(w, m, s, covariance_type)
 
