@@ -35,7 +35,7 @@ from animevae.training.loop import train
 
 SHARED_FACES = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "anime-faces-96"  # for __main__; tests take the fixture
 
-RECORDED_ON = {"torch": "2.13.0+cpu", "cpu_capability": "AVX512", "threads": 2}
+RECORDED_ON = {"torch": "2.13.0+cpu", "cpu_capability": "AVX512", "threads": 2, "vendor": "AuthenticAMD"}  # an AMD EPYC
 STEP_LOSSES = [  # every training step's loss (float.hex: exact), recorded on the commit before the redesign
     "0x1.4792980000000p+14",
     "0x1.43627e0000000p+14",
@@ -161,14 +161,26 @@ def platform_differs() -> str | None:
         # an AMX CPU reports AVX512 to ATen, but oneDNN picks its AMX kernel family there (the recorded CPU had none);
         # the run differs from step 2 on, the same before and after any change to the package
         return "this CPU has AMX: oneDNN's kernels are another family than the recorded run's"
+    if cpu_vendor() not in (None, RECORDED_ON["vendor"]):
+        # an Intel CPU with AVX-512 and no AMX also differs from step 2 on, before and after any change to the package:
+        # oneDNN and MKL choose their fp32 kernels by vendor and model, not only by the instruction set
+        return f"this is a {cpu_vendor()} CPU: oneDNN's fp32 kernels are another family than the recorded {RECORDED_ON['vendor']} run's"
     return None
 
 
-def cpu_has_amx() -> bool:
+def cpu_info_lines() -> list[str]:
     try:
-        return any(line.startswith("flags") and " amx_tile" in line for line in Path("/proc/cpuinfo").read_text().splitlines())
+        return Path("/proc/cpuinfo").read_text().splitlines()
     except OSError:
-        return False
+        return []
+
+
+def cpu_has_amx() -> bool:
+    return any(line.startswith("flags") and " amx_tile" in line for line in cpu_info_lines())
+
+
+def cpu_vendor() -> str | None:
+    return next((line.partition(":")[2].strip() for line in cpu_info_lines() if line.startswith("vendor_id")), None)
 
 
 @pytest.fixture(scope="module")
