@@ -330,6 +330,8 @@ def test_the_fine_mixture_s_latents_are_posterior_draws_that_decode_as_the_model
     faces = torch.randint(0, 256, (4, 3, 48, 48), dtype=torch.uint8)
     x = all_latents(m, faces, seed=5)
     assert x.shape == (4, 144 + 8 * 12 * 12 + 4 * 24 * 24) and torch.equal(x[:, :144], m.encode(faces.float().div(255)).mu)
-    # the top at its mean and every finer group drawn from the posterior: the probe's "fine_draws" reconstructions
-    assert torch.equal(decode_latents(m, x), reconstruct(m, faces, "fine_draws", seed=5))
-    assert not torch.equal(decode_latents(m, all_latents(m, faces, seed=6)), decode_latents(m, x))
+    # the top at its mean and every finer group drawn from the posterior: the probe's "fine_draws" reconstructions, up to
+    # the rounding of z = mu_p + sigma_p u against mu_p + d_mu + sigma_q eps (one grey level, on a pixel or two)
+    drawn, own = decode_latents(m, x).int(), reconstruct(m, faces, "fine_draws", seed=5).int()
+    assert (drawn - own).abs().max() <= 1 and (drawn - own).abs().float().mean() < 1e-3
+    assert (decode_latents(m, all_latents(m, faces, seed=6)).int() - drawn).abs().float().mean() > 5  # other draws, other faces
